@@ -1,0 +1,490 @@
+// sandlet's one native piece: what Node cannot do for SBus.
+// AF_UNIX SOCK_DGRAM bind/receive (driven by a libuv poll handle, never blocking the loop),
+// sendmsg with SCM_RIGHTS to a path, pipe2(O_CLOEXEC) and close. N-API only, so one build
+// loads in every Node >= 18.
+#define _GNU_SOURCE
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+// The kernel never passes more than SCM_MAX_FD (253) descriptors in one message.
+#define MAX_FDS 253
+
+#define CHECK(call)                                   \
+  do {                                                \
+    if ((call) != napi_ok) {                          \
+      napi_throw_error(env, NULL, "N-API call failed: " #call); \
+      return NULL;                                    \
+    }                                                 \
+  } while (0)
+
+static const char *errno_name(int err) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *name = strerrorname_np(err);
+  if (name != NULL) return name;
+#endif
+  switch (err) {
+    case EAGAIN: return "EAGAIN";
+    case ENOENT: return "ENOENT";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EACCES: return "EACCES";
+    case EMSGSIZE: return "EMSGSIZE";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case EBADF: return "EBADF";
+    case EMFILE: return "EMFILE";
+    default: return "EUNKNOWN";
+  }
+}
+
+// Throws an Error with .code (errno name), .errno and .path, message "<op> <path>: <CODE> (<text>)".
+static void throw_errno(napi_env env, int err, const char *op, const char *path) {
+  char msg[512];
+  const char *code = errno_name(err);
+  if (path != NULL) {
+    snprintf(msg, sizeof msg, "%s %s: %s (%s)", op, path, code, strerror(err));
+  } else {
+    snprintf(msg, sizeof msg, "%s: %s (%s)", op, code, strerror(err));
+  }
+  napi_value js_code, js_msg, error, js_errno;
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &js_code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &js_msg);
+  napi_create_error(env, js_code, js_msg, &error);
+  napi_create_int32(env, err, &js_errno);
+  napi_set_named_property(env, error, "errno", js_errno);
+  if (path != NULL) {
+    napi_value js_path;
+    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &js_path);
+    napi_set_named_property(env, error, "path", js_path);
+  }
+  napi_throw(env, error);
+}
+
+// Reads a string argument into buf; returns 0 and throws when it does not fit.
+static int get_path_arg(napi_env env, napi_value value, char *buf, size_t size) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, value, buf, size, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "path must be a string");
+    return 0;
+  }
+  if (len == 0) {
+    napi_throw_type_error(env, NULL, "path must not be empty");
+    return 0;
+  }
+  if (len >= size - 1) {
+    throw_errno(env, ENAMETOOLONG, "socket path too long (max 107 bytes)", buf);
+    return 0;
+  }
+  return 1;
+}
+
+static int fill_addr(struct sockaddr_un *addr, const char *path) {
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  size_t len = strlen(path);
+  if (len >= sizeof addr->sun_path) return 0;
+  memcpy(addr->sun_path, path, len);
+  return 1;
+}
+
+// A socket file that nobody is bound to any more refuses connections: such a file is stale.
+static int socket_file_is_stale(const struct sockaddr_un *addr) {
+  struct stat st;
+  if (stat(addr->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
+  int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return 0;
+  int rc = connect(probe, (const struct sockaddr *)addr, sizeof *addr);
+  int err = errno;
+  close(probe);
+  return rc != 0 && err == ECONNREFUSED;
+}
+
+// bind(path) -> fd. Non-blocking, close-on-exec. A stale socket file is replaced; a live one is
+// EADDRINUSE.
+static napi_value Bind(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  if (argc < 1 || !get_path_arg(env, argv[0], path, sizeof path)) return NULL;
+  struct sockaddr_un addr;
+  if (!fill_addr(&addr, path)) {
+    throw_errno(env, ENAMETOOLONG, "bind", path);
+    return NULL;
+  }
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, errno, "socket", path);
+    return NULL;
+  }
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    int err = errno;
+    if (err == EADDRINUSE && socket_file_is_stale(&addr)) {
+      unlink(path);
+      err = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : errno;
+    }
+    if (err != 0) {
+      close(fd);
+      throw_errno(env, err, "bind", path);
+      return NULL;
+    }
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, fd, &result));
+  return result;
+}
+
+// One sending socket per process, shared by all threads: sendmsg is thread-safe and an unbound
+// datagram socket carries no per-peer state.
+static int sender_fd = -1;
+static uv_mutex_t sender_lock;
+static uv_once_t sender_once = UV_ONCE_INIT;
+static void init_sender_lock(void) { uv_mutex_init(&sender_lock); }
+
+static int get_sender(void) {
+  uv_once(&sender_once, init_sender_lock);
+  uv_mutex_lock(&sender_lock);
+  if (sender_fd < 0) sender_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = sender_fd;
+  uv_mutex_unlock(&sender_lock);
+  return fd;
+}
+
+// send(path, body: Buffer, fds: number[]) -> undefined. Throws with .code EAGAIN when the
+// receiver's queue is full, so the caller can back off and retry.
+static napi_value Send(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    napi_throw_type_error(env, NULL, "send(path, body, fds) needs three arguments");
+    return NULL;
+  }
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  if (!get_path_arg(env, argv[0], path, sizeof path)) return NULL;
+  void *data = NULL;
+  size_t length = 0;
+  bool is_buffer = false;
+  CHECK(napi_is_buffer(env, argv[1], &is_buffer));
+  if (!is_buffer) {
+    napi_throw_type_error(env, NULL, "body must be a Buffer");
+    return NULL;
+  }
+  CHECK(napi_get_buffer_info(env, argv[1], &data, &length));
+  bool is_array = false;
+  CHECK(napi_is_array(env, argv[2], &is_array));
+  if (!is_array) {
+    napi_throw_type_error(env, NULL, "fds must be an array of integers");
+    return NULL;
+  }
+  uint32_t nfds = 0;
+  CHECK(napi_get_array_length(env, argv[2], &nfds));
+  if (nfds > MAX_FDS) {
+    napi_throw_range_error(env, NULL, "too many fds in one datagram (max 253)");
+    return NULL;
+  }
+  int fds[MAX_FDS];
+  for (uint32_t i = 0; i < nfds; i++) {
+    napi_value item;
+    CHECK(napi_get_element(env, argv[2], i, &item));
+    if (napi_get_value_int32(env, item, &fds[i]) != napi_ok || fds[i] < 0) {
+      napi_throw_type_error(env, NULL, "fds must be non-negative integers");
+      return NULL;
+    }
+  }
+
+  struct sockaddr_un addr;
+  if (!fill_addr(&addr, path)) {
+    throw_errno(env, ENAMETOOLONG, "sendmsg", path);
+    return NULL;
+  }
+  struct iovec iov = {.iov_base = data, .iov_len = length};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_name = &addr;
+  msg.msg_namelen = sizeof addr;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (nfds > 0) {
+    memset(control.buf, 0, CMSG_SPACE(sizeof(int) * nfds));
+    msg.msg_control = control.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+  }
+  int sock = get_sender();
+  if (sock < 0) {
+    throw_errno(env, errno, "socket", path);
+    return NULL;
+  }
+  ssize_t sent;
+  do {
+    sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    throw_errno(env, errno, "sendmsg", path);
+    return NULL;
+  }
+  return NULL;
+}
+
+// A receiving socket under a libuv poll handle. Each readable event drains the queue and calls
+// back once per datagram: callback(body: Buffer, fds: number[], truncated: boolean).
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async;
+  int fd;
+  size_t capacity;
+  char *buffer;
+  int closing;
+} listener_t;
+
+static void on_listener_closed(uv_handle_t *handle) {
+  listener_t *l = (listener_t *)handle->data;
+  free(l->buffer);
+  free(l);
+}
+
+static void deliver(listener_t *l, size_t len, const int *fds, int nfds, int truncated) {
+  napi_env env = l->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value argv[3], cb, recv, result, item;
+  void *unused;
+  napi_create_buffer_copy(env, len, l->buffer, &unused, &argv[0]);
+  napi_create_array_with_length(env, (size_t)nfds, &argv[1]);
+  for (int i = 0; i < nfds; i++) {
+    napi_create_int32(env, fds[i], &item);
+    napi_set_element(env, argv[1], (uint32_t)i, item);
+  }
+  napi_get_boolean(env, truncated != 0, &argv[2]);
+  napi_get_reference_value(env, l->callback, &cb);
+  napi_get_global(env, &recv);  // make_callback wants an object receiver
+  // make_callback drains microtasks and nextTicks afterwards, as a real Node callback does.
+  if (napi_make_callback(env, l->async, recv, cb, 3, argv, &result) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  listener_t *l = (listener_t *)handle->data;
+  (void)events;
+  if (status < 0) return;
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+    struct cmsghdr align;
+  } control;
+  // Bounded drain, so one flooding peer cannot starve the rest of the loop.
+  for (int round = 0; round < 64 && !l->closing; round++) {
+    struct iovec iov = {.iov_base = l->buffer, .iov_len = l->capacity};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t n = recvmsg(l->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // EAGAIN: drained. Other errors: nothing to deliver.
+    }
+    int fds[MAX_FDS];
+    int nfds = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      for (int i = 0; i < count && nfds < MAX_FDS; i++) {
+        memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      }
+    }
+    int truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+    deliver(l, (size_t)n, fds, nfds, truncated);
+  }
+}
+
+static napi_value ListenerClose(napi_env env, napi_callback_info info) {
+  napi_value self;
+  CHECK(napi_get_cb_info(env, info, NULL, NULL, &self, NULL));
+  listener_t *l = NULL;
+  if (napi_remove_wrap(env, self, (void **)&l) != napi_ok || l == NULL) return NULL;  // closed
+  l->closing = 1;
+  uv_poll_stop(&l->poll);
+  napi_delete_reference(env, l->callback);
+  napi_async_destroy(env, l->async);
+  uv_close((uv_handle_t *)&l->poll, on_listener_closed);
+  return NULL;
+}
+
+// listen(fd, maxDatagramBytes, callback) -> { close() }. The fd stays the caller's to close.
+static napi_value Listen(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  uint32_t max_bytes = 0;
+  napi_valuetype cb_type = napi_undefined;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_uint32(env, argv[1], &max_bytes) != napi_ok || max_bytes == 0 ||
+      napi_typeof(env, argv[2], &cb_type) != napi_ok || cb_type != napi_function) {
+    napi_throw_type_error(env, NULL, "listen(fd, maxDatagramBytes, callback): bad arguments");
+    return NULL;
+  }
+  uv_loop_t *loop = NULL;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  listener_t *l = calloc(1, sizeof *l);
+  if (l == NULL) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  // One byte more than allowed, so an oversized datagram shows as MSG_TRUNC even when the
+  // kernel would have fitted it exactly.
+  l->capacity = (size_t)max_bytes + 1;
+  l->buffer = malloc(l->capacity);
+  l->fd = fd;
+  l->env = env;
+  if (l->buffer == NULL) {
+    free(l);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  int rc = uv_poll_init(loop, &l->poll, fd);
+  if (rc != 0) {
+    free(l->buffer);
+    free(l);
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return NULL;
+  }
+  l->poll.data = l;
+  napi_value name, self, close_fn;
+  CHECK(napi_create_reference(env, argv[2], 1, &l->callback));
+  CHECK(napi_create_string_utf8(env, "sandlet.sbus.listener", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &l->async));
+  CHECK(napi_create_object(env, &self));
+  CHECK(napi_wrap(env, self, l, NULL, NULL, NULL));
+  CHECK(napi_create_function(env, "close", NAPI_AUTO_LENGTH, ListenerClose, NULL, &close_fn));
+  CHECK(napi_set_named_property(env, self, "close", close_fn));
+  rc = uv_poll_start(&l->poll, UV_READABLE, on_readable);
+  if (rc != 0) {
+    napi_value tmp;
+    napi_call_function(env, self, close_fn, 0, NULL, &tmp);
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return NULL;
+  }
+  return self;
+}
+
+// pipe() -> [readFd, writeFd], both close-on-exec. Optional size asks the kernel for a larger
+// pipe buffer (F_SETPIPE_SZ), which cuts syscalls per byte on bulk streams; failure is ignored.
+static napi_value Pipe(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t size = 0;
+  if (argc >= 1) napi_get_value_int32(env, argv[0], &size);
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    throw_errno(env, errno, "pipe2", NULL);
+    return NULL;
+  }
+#ifdef F_SETPIPE_SZ
+  if (size > 0) fcntl(fds[1], F_SETPIPE_SZ, size);
+#endif
+  napi_value result, r, w;
+  CHECK(napi_create_array_with_length(env, 2, &result));
+  CHECK(napi_create_int32(env, fds[0], &r));
+  CHECK(napi_create_int32(env, fds[1], &w));
+  CHECK(napi_set_element(env, result, 0, r));
+  CHECK(napi_set_element(env, result, 1, w));
+  return result;
+}
+
+// close(fd). EBADF is an error: it means some code closed an fd it did not own.
+static napi_value Close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "close(fd): fd must be a non-negative integer");
+    return NULL;
+  }
+  // On Linux the fd is released even when close() reports EINTR: never retry.
+  if (close(fd) != 0 && errno != EINTR) {
+    throw_errno(env, errno, "close", NULL);
+    return NULL;
+  }
+  return NULL;
+}
+
+// tryWrite(fd, body) -> bytes written. Puts the fd in non-blocking mode first: replies go to
+// pipes a peer handed us, and a peer that hands over a full pipe must not stall the server.
+// Throws with .code EAGAIN when the pipe has no room.
+static napi_value TryWrite(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  void *data = NULL;
+  size_t length = 0;
+  bool is_buffer = false;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer) {
+    napi_throw_type_error(env, NULL, "tryWrite(fd, body): bad arguments");
+    return NULL;
+  }
+  CHECK(napi_get_buffer_info(env, argv[1], &data, &length));
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)) {
+    throw_errno(env, errno, "fcntl", NULL);
+    return NULL;
+  }
+  ssize_t n;
+  do {
+    n = write(fd, data, length);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    throw_errno(env, errno, "write", NULL);
+    return NULL;
+  }
+  napi_value result;
+  CHECK(napi_create_int64(env, (int64_t)n, &result));
+  return result;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"bind", NULL, Bind, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"send", NULL, Send, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listen", NULL, Listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pipe", NULL, Pipe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tryWrite", NULL, TryWrite, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,264 @@
+// A storlet daemon: serves one storlet on its own SBus pipe and runs up to pool_size tasks at a
+// time, each in a task worker thread, so that CANCEL can stop any one of them.
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import { closeQuietly } from '../sbus/native.js';
+import { isPollable } from '../sbus/fd-io.js';
+import { Command, FdType, type Reply } from '../sbus/protocol.js';
+import { SBusServer, type ReceivedFd, type SBusRequest } from '../sbus/server.js';
+import { AGENT_VERSION, PROTOCOL_VERSION } from '../version.js';
+import type { FromWorker, TaskFd, TaskInput, TaskMessage } from './task-protocol.js';
+
+const WORKER_SCRIPT = fileURLToPath(new URL('./task-worker.js', import.meta.url));
+/** After CANCEL a storlet gets this long to notice its signal before its thread is terminated. */
+const CANCEL_GRACE_MS = 200;
+
+export interface DaemonOptions {
+  pipe: string;
+  modulePath: string;
+  exportName: string | undefined;
+  poolSize: number;
+  logger: Logger;
+  maxDatagramBytes?: number;
+}
+
+class TaskWorker {
+  readonly worker: Worker;
+  readonly ready: Promise<void>;
+  private listeners = new Set<(msg: FromWorker) => void>();
+  exited = false;
+  readonly exit: Promise<void>;
+
+  constructor(init: { modulePath: string; exportName: string | undefined }) {
+    this.worker = new Worker(WORKER_SCRIPT, { workerData: init, stdout: false, stderr: false });
+    this.worker.on('message', (msg: FromWorker) => {
+      for (const l of this.listeners) l(msg);
+    });
+    this.worker.on('error', () => {}); // surfaces through 'exit'
+    this.exit = new Promise((resolve) =>
+      this.worker.once('exit', () => {
+        this.exited = true;
+        resolve();
+      }),
+    );
+    this.ready = new Promise((resolve, reject) => {
+      const off = this.subscribe((msg) => {
+        if (msg.type === 'ready') resolve();
+        else if (msg.type === 'load-error') reject(new Error(msg.message));
+        else return;
+        off();
+      });
+      void this.exit.then(() => reject(new Error('storlet worker exited while loading the module')));
+    });
+    this.ready.catch(() => void this.worker.terminate());
+  }
+
+  subscribe(fn: (msg: FromWorker) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+}
+
+interface Task {
+  id: string;
+  message: TaskMessage;
+  /** File fds, which the daemon keeps and closes when the task is over. */
+  kept: number[];
+  /** Pipe fds, which the worker owns once it said "opened". */
+  handed: number[];
+  cancelled: boolean;
+  worker?: TaskWorker;
+  opened: boolean;
+  cancel?: () => void;
+}
+
+export class StorletDaemon {
+  private readonly opts: DaemonOptions;
+  private readonly server: SBusServer;
+  private readonly queue: PQueue;
+  private readonly idle: TaskWorker[] = [];
+  private readonly tasks = new Map<string, Task>();
+  private readonly log: Logger;
+  private halted = false;
+  onHalt: () => void = () => process.exit(0);
+
+  constructor(opts: DaemonOptions) {
+    this.opts = opts;
+    this.log = opts.logger;
+    this.queue = new PQueue({ concurrency: Math.max(1, opts.poolSize) });
+    this.server = new SBusServer(opts.pipe, { logger: opts.logger, maxDatagramBytes: opts.maxDatagramBytes });
+    this.server
+      .on(Command.PING, () => ({ status: true, message: 'daemon is running', version: { agent: AGENT_VERSION, protocol: PROTOCOL_VERSION } }))
+      .on(Command.EXECUTE, (req) => this.execute(req))
+      .on(Command.CANCEL, (req) => this.cancel(req.taskId))
+      .on(Command.HALT, () => {
+        setImmediate(() => void this.halt());
+        return { status: true, message: 'daemon is stopping' };
+      });
+  }
+
+  /** Loads the module in a first worker (so load errors surface now), then listens. */
+  async start(): Promise<void> {
+    const first = this.spawnWorker();
+    await first.ready;
+    this.idle.push(first);
+    this.server.listen();
+    this.log.info({ pipe: this.opts.pipe, module: this.opts.modulePath, poolSize: this.opts.poolSize }, 'storlet daemon listening');
+  }
+
+  async halt(): Promise<void> {
+    if (this.halted) return;
+    this.halted = true;
+    this.server.close();
+    for (const task of this.tasks.values()) task.cancel?.();
+    await Promise.all([...this.idle].map((w) => w.worker.terminate()));
+    this.onHalt();
+  }
+
+  private spawnWorker(): TaskWorker {
+    return new TaskWorker({ modulePath: this.opts.modulePath, exportName: this.opts.exportName });
+  }
+
+  private execute(req: SBusRequest): Reply {
+    const fds = req.claimFds();
+    let task: Task;
+    try {
+      task = this.buildTask(fds, req.params);
+    } catch (err) {
+      closeQuietly(fds.map((f) => f.fd));
+      return { status: false, message: (err as Error).message };
+    }
+    this.tasks.set(task.id, task);
+    void this.queue.add(() => this.run(task));
+    return { status: true, message: 'task started', task_id: task.id };
+  }
+
+  private buildTask(fds: ReceivedFd[], params: Record<string, unknown>): Task {
+    const byType = (type: string) => fds.filter((f) => f.type === type);
+    const one = (type: string, required: boolean): ReceivedFd | undefined => {
+      const found = byType(type);
+      if (found.length > 1) throw new Error(`EXECUTE carries ${found.length} ${type} fds; expected one`);
+      if (required && found.length === 0) throw new Error(`EXECUTE carries no ${type} fd`);
+      return found[0];
+    };
+    const inputs = byType(FdType.INPUT_OBJECT);
+    if (inputs.length === 0) throw new Error(`EXECUTE carries no ${FdType.INPUT_OBJECT} fd`);
+    const output = one(FdType.OUTPUT_OBJECT, true)!;
+    const metadata = one(FdType.OUTPUT_OBJECT_METADATA, true)!;
+    const logger = one(FdType.LOGGER, false);
+    const status = one(FdType.TASK_STATUS, false);
+    const kept: number[] = [];
+    const handed: number[] = [];
+    const classify = (f: ReceivedFd): TaskFd => {
+      const pollable = isPollable(f.fd);
+      (pollable ? handed : kept).push(f.fd);
+      return { fd: f.fd, pollable };
+    };
+    const strParams: Record<string, string> = {};
+    for (const [k, v] of Object.entries(params)) strParams[k] = typeof v === 'string' ? v : String(v);
+    const id = randomBytes(8).toString('hex');
+    const message: TaskMessage = {
+      type: 'task',
+      taskId: id,
+      inputs: inputs.map((f): TaskInput => {
+        const base = classify(f);
+        const range = parseRange(f.metadata.storlets);
+        return { ...base, metadata: stringRecord(f.metadata.storage), ...(range ? { range } : {}) };
+      }),
+      output: classify(output),
+      metadata: classify(metadata),
+      logger: logger ? { ...classify(logger), maxBytes: Number(logger.metadata.storlets.max_bytes) || 1024 * 1024 } : undefined,
+      status: status ? classify(status) : undefined,
+      params: strParams,
+    };
+    // Any fd of a type this daemon does not use is closed now.
+    const used = new Set([...kept, ...handed]);
+    closeQuietly(fds.filter((f) => !used.has(f.fd)).map((f) => f.fd));
+    return { id, message, kept, handed, cancelled: false, opened: false };
+  }
+
+  private async run(task: Task): Promise<void> {
+    try {
+      if (task.cancelled) {
+        closeQuietly([...task.kept, ...task.handed]);
+        return;
+      }
+      const worker = this.idle.pop() ?? this.spawnWorker();
+      await worker.ready.catch((err) => {
+        throw err;
+      });
+      task.worker = worker;
+      const healthy = await this.runOn(worker, task);
+      if (healthy && !this.halted) this.idle.push(worker);
+      else void worker.worker.terminate();
+    } catch (err) {
+      this.log.error({ task: task.id, err: (err as Error).message }, 'task could not run');
+      if (!task.opened) closeQuietly(task.handed);
+    } finally {
+      closeQuietly(task.kept);
+      this.tasks.delete(task.id);
+    }
+  }
+
+  /** Resolves true when the worker can take another task. */
+  private runOn(worker: TaskWorker, task: Task): Promise<boolean> {
+    return new Promise((resolve) => {
+      let terminating = false;
+      const off = worker.subscribe((msg) => {
+        if (msg.type === 'opened' && msg.taskId === task.id) {
+          task.opened = true;
+          if (task.cancelled) task.cancel?.();
+        } else if (msg.type === 'done' && msg.taskId === task.id) {
+          off();
+          this.log.debug({ task: task.id, ok: msg.ok, message: msg.message }, 'task finished');
+          resolve(!terminating);
+        }
+      });
+      void worker.exit.then(() => {
+        off();
+        // A thread that died before opening its pipes left them to us.
+        if (!task.opened) closeQuietly(task.handed);
+        resolve(false);
+      });
+      task.cancel = () => {
+        task.cancelled = true;
+        // Until the worker has opened the pipes it holds none of them; it opens them at once
+        // because it only ever gets a task when idle.
+        if (!task.opened || terminating) return;
+        worker.worker.postMessage({ type: 'cancel', taskId: task.id });
+        terminating = true;
+        setTimeout(() => {
+          if (!worker.exited) void worker.worker.terminate();
+        }, CANCEL_GRACE_MS).unref();
+      };
+      worker.worker.postMessage(task.message);
+    });
+  }
+
+  private cancel(taskId: string | undefined): Reply {
+    const task = taskId ? this.tasks.get(taskId) : undefined;
+    if (!task) return { status: false, message: `no running task ${JSON.stringify(taskId ?? '')}` };
+    task.cancelled = true;
+    task.cancel?.();
+    return { status: true, message: 'task cancelled' };
+  }
+}
+
+function stringRecord(value: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  return out;
+}
+
+function parseRange(storlets: Record<string, unknown>): { start: number; end: number } | undefined {
+  if (storlets.start === undefined && storlets.end === undefined) return undefined;
+  const start = Number(storlets.start ?? 0);
+  const end = Number(storlets.end);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new Error(`bad range start=${String(storlets.start)} end=${String(storlets.end)}`);
+  }
+  return { start, end };
+}

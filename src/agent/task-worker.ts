@@ -1,0 +1,190 @@
+// A task worker: one thread of a storlet daemon's pool. Loads the storlet module once, then runs
+// one task at a time on the fds the daemon hands it. Terminating the thread stops even a
+// busy-looping storlet, and libuv closes every pipe the thread had opened.
+import fs from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { parentPort, workerData } from 'node:worker_threads';
+import { Writable, type Readable } from 'node:stream';
+import { readableFromFd, writableFromFd } from '../sbus/fd-io.js';
+import type { InvokeFn, StorletContext, StorletLogger } from './storlet-api.js';
+import type { FromWorker, TaskMessage, ToWorker } from './task-protocol.js';
+
+interface WorkerInit {
+  modulePath: string;
+  exportName: string | undefined;
+}
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+const post = (msg: FromWorker): void => port.postMessage(msg);
+let current: { taskId: string; abort: AbortController } | undefined;
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}
+
+/** Finds the invoke function: `export default class|object { invoke }` or `export function invoke`. */
+function resolveInvoke(mod: Record<string, unknown>, exportName: string | undefined): () => InvokeFn {
+  const where = exportName ? `export ${JSON.stringify(exportName)}` : 'default export';
+  const target = exportName ? mod[exportName] : (mod.default ?? mod);
+  if (exportName && target === undefined) throw new Error(`storlet module has no ${where}`);
+  if (typeof target === 'function' && typeof (target as { prototype?: { invoke?: unknown } }).prototype?.invoke === 'function') {
+    const Cls = target as new () => { invoke: InvokeFn };
+    return () => {
+      const instance = new Cls();
+      return (ctx) => instance.invoke(ctx);
+    };
+  }
+  if (target && typeof (target as { invoke?: unknown }).invoke === 'function') {
+    const obj = target as { invoke: InvokeFn };
+    return () => (ctx) => obj.invoke(ctx);
+  }
+  if (!exportName && typeof mod.invoke === 'function') {
+    const fn = mod.invoke as InvokeFn;
+    return () => fn;
+  }
+  if (typeof target === 'function' && exportName) {
+    const fn = target as InvokeFn;
+    return () => fn;
+  }
+  throw new Error(`storlet module has no invoke: export a class or object with invoke(ctx), or a function invoke(ctx)`);
+}
+
+function makeLogger(fd: number | undefined, maxBytes: number): StorletLogger {
+  let written = 0;
+  let truncated = false;
+  const write = (level: string, message: string): void => {
+    if (fd === undefined || truncated) return;
+    let line = `${new Date().toISOString()} ${level} ${String(message).replace(/\n/g, '\\n')}\n`;
+    if (written + Buffer.byteLength(line) > maxBytes) {
+      truncated = true;
+      line = `${new Date().toISOString()} WARN log of this invocation truncated at ${maxBytes} bytes\n`;
+    }
+    written += Buffer.byteLength(line);
+    try {
+      fs.writeSync(fd, line);
+    } catch {
+      truncated = true; // the log file went away: logging must never fail the storlet
+    }
+  };
+  return {
+    debug: (m) => write('DEBUG', m),
+    info: (m) => write('INFO', m),
+    warn: (m) => write('WARN', m),
+    error: (m) => write('ERROR', m),
+  };
+}
+
+function toRecord(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (typeof value !== 'object' || value === null) throw new Error('output metadata must be an object');
+  for (const [k, v] of Object.entries(value)) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  return out;
+}
+
+function ended(stream: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (stream.writableFinished) return resolve();
+    stream.once('finish', resolve);
+    stream.once('error', reject);
+    stream.once('close', () => (stream.writableFinished ? resolve() : reject(new Error('output closed before it was finished'))));
+  });
+}
+
+async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<void> {
+  // Open every pipe first and in one go, then tell the daemon they are ours to close.
+  const inputs = task.inputs.map((i) => readableFromFd(i.fd, i.pollable));
+  const out = writableFromFd(task.output.fd, task.output.pollable);
+  const meta = writableFromFd(task.metadata.fd, task.metadata.pollable);
+  const status = task.status ? writableFromFd(task.status.fd, task.status.pollable) : undefined;
+  post({ type: 'opened', taskId: task.taskId });
+  const abort = new AbortController();
+  current = { taskId: task.taskId, abort };
+  // The storlet may never read an input: an EPIPE there is the peer's business, not a crash.
+  for (const s of [...inputs, out, meta]) s.on('error', () => {});
+  status?.on('error', () => {});
+
+  let metadataSent = false;
+  const sendMetadata = (record: Record<string, string>): void => {
+    if (metadataSent) throw new Error('output metadata was already set');
+    metadataSent = true;
+    meta.end(JSON.stringify(record));
+  };
+  const output = new Writable({
+    highWaterMark: 256 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      if (!metadataSent) sendMetadata({});
+      if (out.write(chunk)) cb();
+      else out.once('drain', () => cb());
+    },
+    writev(chunks, cb) {
+      if (!metadataSent) sendMetadata({});
+      let ok = true;
+      for (const c of chunks) ok = out.write(c.chunk);
+      if (ok) cb();
+      else out.once('drain', () => cb());
+    },
+    final(cb) {
+      if (!metadataSent) sendMetadata({});
+      out.end();
+      ended(out).then(() => cb(), cb);
+    },
+  });
+  output.on('error', () => {});
+  const ctx: StorletContext = {
+    inputs: task.inputs.map((i, n) => ({
+      metadata: i.metadata,
+      ...(i.range ? { range: i.range } : {}),
+      stream: inputs[n] as Readable,
+    })),
+    output: { setMetadata: (record) => sendMetadata(toRecord(record)), stream: output },
+    params: task.params,
+    logger: makeLogger(task.logger?.fd, task.logger?.maxBytes ?? 1024 * 1024),
+    signal: abort.signal,
+  };
+
+  let ok = true;
+  let message = 'done';
+  try {
+    await makeInvoke()(ctx);
+    if (abort.signal.aborted) throw new Error('cancelled');
+    if (!output.writableEnded) output.end();
+    await ended(output);
+  } catch (err) {
+    ok = false;
+    message = abort.signal.aborted ? 'storlet task was cancelled' : describe(err);
+  }
+  if (!ok) {
+    ctx.logger.error(`storlet failed: ${message}`);
+    out.destroy();
+    if (!metadataSent) meta.end();
+  }
+  if (status) {
+    status.end(JSON.stringify(ok ? { status: true, message } : { status: false, message }));
+    await new Promise<void>((resolve) => status.once('close', () => resolve()));
+  }
+  for (const s of inputs) s.destroy();
+  meta.destroy();
+  if (ok) out.destroy();
+  current = undefined;
+  post({ type: 'done', taskId: task.taskId, ok, message });
+}
+
+async function main(): Promise<void> {
+  let makeInvoke: () => InvokeFn;
+  try {
+    const mod = (await import(pathToFileURL(init.modulePath).href)) as Record<string, unknown>;
+    makeInvoke = resolveInvoke(mod, init.exportName);
+  } catch (err) {
+    post({ type: 'load-error', message: `cannot load storlet ${init.modulePath}: ${describe(err)}` });
+    return;
+  }
+  port.on('message', (msg: ToWorker) => {
+    if (msg.type === 'task') void runTask(makeInvoke, msg);
+    else if (msg.type === 'cancel' && current?.taskId === msg.taskId) current.abort.abort();
+  });
+  post({ type: 'ready' });
+}
+
+void main();

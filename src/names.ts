@@ -1,0 +1,44 @@
+import { SandletError } from './errors.js';
+
+// Scope and storlet names become path components and container names, so they are checked
+// before any path is built: letters, digits, `_ . -`, bounded, never `.` or `..`.
+const NAME_RE = /^[A-Za-z0-9_.-]+$/;
+export const MAX_SCOPE_LENGTH = 63;
+export const MAX_STORLET_LENGTH = 64;
+
+function check(kind: string, value: unknown, max: number): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new SandletError('EBADNAME', `${kind} name must be a non-empty string`);
+  }
+  const shown = JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  if (value.length > max) {
+    throw new SandletError('EBADNAME', `${kind} name ${shown} is longer than ${max} characters`);
+  }
+  if (value === '.' || value === '..') {
+    throw new SandletError('EBADNAME', `${kind} name ${shown} is not allowed`);
+  }
+  if (!NAME_RE.test(value)) {
+    throw new SandletError(
+      'EBADNAME',
+      `${kind} name ${shown} may only hold letters, digits, '_', '.' and '-'`,
+    );
+  }
+  return value;
+}
+
+export function validateScopeName(value: unknown): string {
+  const name = check('scope', value, MAX_SCOPE_LENGTH);
+  // Docker names must start with a letter or digit.
+  if (!/^[A-Za-z0-9]/.test(name)) {
+    throw new SandletError('EBADNAME', `scope name ${JSON.stringify(name)} must start with a letter or digit`);
+  }
+  return name;
+}
+
+export function validateStorletName(value: unknown): string {
+  return check('storlet', value, MAX_STORLET_LENGTH);
+}
+
+export function validateDependencyName(value: unknown): string {
+  return check('dependency', value, MAX_STORLET_LENGTH);
+}

@@ -1,0 +1,78 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { SandletError } from '../errors.js';
+
+// Opening streams on raw fds. Pipes and sockets go through libuv (net.Socket), never through the
+// 4-thread fs pool; regular files, which libuv cannot poll, use fs streams.
+
+export function isPollable(fd: number): boolean {
+  const st = fs.fstatSync(fd);
+  return st.isFIFO() || st.isSocket();
+}
+
+/** A Readable over fd. The stream owns a pollable fd (closes it when destroyed); a file fd stays the caller's. */
+export function readableFromFd(fd: number, pollable = isPollable(fd)): Readable {
+  if (pollable) return new net.Socket({ fd, readable: true, writable: false, allowHalfOpen: true });
+  return fs.createReadStream('', { fd, autoClose: false, highWaterMark: 256 * 1024 });
+}
+
+/** A Writable over fd, with the same ownership rule as readableFromFd. */
+export function writableFromFd(fd: number, pollable = isPollable(fd)): Writable {
+  if (pollable) return new net.Socket({ fd, readable: false, writable: true, allowHalfOpen: true });
+  return fs.createWriteStream('', { fd, autoClose: false });
+}
+
+export interface ReadAllOptions {
+  maxBytes: number;
+  timeoutMs: number;
+  /** Names the stream in errors, e.g. "output metadata". */
+  what: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Reads a pipe to EOF, bounded in size and time. Takes ownership of fd: it is closed on every path.
+ */
+export function readPipeToEnd(fd: number, opts: ReadAllOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const sock = new net.Socket({ fd, readable: true, writable: false, allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (err: Error | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onAbort = (): void => finish(new SandletError('ECANCELLED', `reading ${opts.what} was cancelled`));
+    const timer = setTimeout(() => {
+      finish(new SandletError('ETIMEDOUT', `no ${opts.what} within ${formatMs(opts.timeoutMs)}`));
+    }, opts.timeoutMs);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    sock.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > opts.maxBytes) {
+        finish(new SandletError('ETOOLARGE', `${opts.what} exceeds the ${formatBytes(opts.maxBytes)} bound`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    sock.on('end', () => finish(null));
+    sock.on('error', (err) => finish(err));
+  });
+}
+
+export function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms} ms`;
+}
+
+export function formatBytes(n: number): string {
+  if (n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  if (n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
+}

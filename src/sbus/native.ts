@@ -1,0 +1,58 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** The C addon (native/sbus.c). Everything SBus needs that Node has no API for. */
+export interface NativeSbus {
+  /** Binds a non-blocking AF_UNIX SOCK_DGRAM socket at path; replaces a stale socket file. */
+  bind(path: string): number;
+  /** sendmsg of body to path, with fds as SCM_RIGHTS. Throws with .code EAGAIN on a full queue. */
+  send(path: string, body: Buffer, fds: number[]): void;
+  /** Drives fd with a libuv poll handle; calls back once per datagram. */
+  listen(
+    fd: number,
+    maxDatagramBytes: number,
+    onDatagram: (body: Buffer, fds: number[], truncated: boolean) => void,
+  ): { close(): void };
+  /** pipe2(O_CLOEXEC) → [read, write]; size asks for a larger pipe buffer. */
+  pipe(size?: number): [number, number];
+  /** One non-blocking write; throws with .code EAGAIN when the pipe is full. */
+  tryWrite(fd: number, body: Buffer): number;
+  close(fd: number): void;
+}
+
+export interface ErrnoError extends Error {
+  code: string;
+  errno?: number;
+  path?: string;
+}
+
+// dist/sbus/native.js (and src/sbus/native.ts under vitest) → <package>/build/Release/.
+const here = path.dirname(fileURLToPath(import.meta.url));
+const addonPath =
+  process.env.SANDLET_NATIVE_ADDON ?? path.resolve(here, '..', '..', 'build', 'Release', 'sandlet_sbus.node');
+
+function load(): NativeSbus {
+  try {
+    return createRequire(import.meta.url)(addonPath) as NativeSbus;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new Error(
+      `cannot load sandlet's native addon at ${addonPath} (${reason}); run \`npm install\` or \`npm run build\``,
+    );
+  }
+}
+
+export const native: NativeSbus = load();
+
+/** Closes fds that this code owns, never throwing: used on cleanup paths. */
+export function closeQuietly(fds: Iterable<number | undefined>): void {
+  for (const fd of fds) {
+    if (fd === undefined || fd < 0) continue;
+    try {
+      native.close(fd);
+    } catch {
+      // already closed: nothing more to release
+    }
+  }
+}

@@ -1,0 +1,174 @@
+import fs from 'node:fs';
+import type { Logger } from 'pino';
+import { oneLine } from '../errors.js';
+import { decodeDatagram, encodeValue, detectCodec, HEADER_BYTES, type DecodedDatagram } from './codec.js';
+import { closeQuietly, native } from './native.js';
+import { formatBytes } from './fd-io.js';
+import { DEFAULT_MAX_DATAGRAM_BYTES, FdType, MAX_REPLY_BYTES, type Codec, type FdMetadata, type Reply } from './protocol.js';
+
+/** One fd received with a command, with the metadata the peer sent for it. */
+export interface ReceivedFd {
+  fd: number;
+  type: string;
+  metadata: FdMetadata;
+}
+
+export interface SBusRequest extends Omit<DecodedDatagram, 'fdMetadata'> {
+  /** The fds after SBUS_FD_SERVICE_OUT. The server closes them after the handler settles unless claimed. */
+  readonly fds: readonly ReceivedFd[];
+  /** Takes ownership of the fds: the handler now closes them on every path. */
+  claimFds(): ReceivedFd[];
+}
+
+export type Handler = (req: SBusRequest) => Promise<Reply> | Reply;
+
+export interface ServerOptions {
+  maxDatagramBytes?: number;
+  logger: Logger;
+}
+
+/**
+ * An SBus server on one socket path: decodes each datagram, dispatches by command, writes the
+ * reply to SBUS_FD_SERVICE_OUT in the request's codec, and closes every fd it received unless a
+ * handler claimed it. No datagram a peer can send makes it throw.
+ */
+export class SBusServer {
+  readonly path: string;
+  private readonly handlers = new Map<string, Handler>();
+  private readonly maxDatagramBytes: number;
+  private readonly log: Logger;
+  private fd = -1;
+  private listener: { close(): void } | undefined;
+
+  constructor(path: string, opts: ServerOptions) {
+    this.path = path;
+    this.maxDatagramBytes = opts.maxDatagramBytes ?? DEFAULT_MAX_DATAGRAM_BYTES;
+    this.log = opts.logger;
+  }
+
+  on(command: string, handler: Handler): this {
+    this.handlers.set(command, handler);
+    return this;
+  }
+
+  listen(): void {
+    this.fd = native.bind(this.path);
+    this.listener = native.listen(this.fd, HEADER_BYTES + this.maxDatagramBytes, (body, fds, truncated) =>
+      this.onDatagram(body, fds, truncated),
+    );
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    this.listener?.close();
+    closeQuietly([this.fd]);
+    this.fd = -1;
+    try {
+      fs.unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
+  }
+
+  private onDatagram(body: Buffer, fds: number[], truncated: boolean): void {
+    if (truncated) {
+      const codec = guessCodec(body);
+      this.log.warn({ bytes: body.length, fds: fds.length }, 'refused an oversized SBus datagram');
+      this.replyAndClose(fds[0], codec, {
+        status: false,
+        message: `datagram refused: larger than the ${formatBytes(this.maxDatagramBytes)} bound of metadata and params`,
+      });
+      closeQuietly(fds.slice(1));
+      return;
+    }
+    let decoded: DecodedDatagram;
+    try {
+      decoded = decodeDatagram(body, fds.length);
+    } catch (err) {
+      this.log.warn({ err: oneLine(err), fds: fds.length }, 'dropped a malformed SBus datagram');
+      // Only answer on fds[0] if the peer said what it is; never write into an fd of unknown role.
+      this.replyOrCloseUnknown(fds, guessCodec(body), oneLine(err));
+      return;
+    }
+    if (decoded.fdMetadata[0]?.storlets.type !== FdType.SERVICE_OUT) {
+      this.log.warn({ command: decoded.command }, 'dropped an SBus datagram whose first fd is not SBUS_FD_SERVICE_OUT');
+      closeQuietly(fds);
+      return;
+    }
+    void this.dispatch(decoded, fds);
+  }
+
+  private async dispatch(decoded: DecodedDatagram, fds: number[]): Promise<void> {
+    const serviceOut = fds[0]!;
+    let claimed = false;
+    const rest: ReceivedFd[] = fds.slice(1).map((fd, i) => ({
+      fd,
+      type: decoded.fdMetadata[i + 1]!.storlets.type,
+      metadata: decoded.fdMetadata[i + 1]!,
+    }));
+    const req: SBusRequest = {
+      codec: decoded.codec,
+      command: decoded.command,
+      params: decoded.params,
+      taskId: decoded.taskId,
+      fds: rest,
+      claimFds: () => {
+        claimed = true;
+        return rest;
+      },
+    };
+    let reply: Reply;
+    const handler = this.handlers.get(decoded.command);
+    if (!handler) {
+      reply = { status: false, message: `unknown command ${JSON.stringify(decoded.command)}` };
+    } else {
+      try {
+        reply = await handler(req);
+      } catch (err) {
+        this.log.error({ err: oneLine(err), command: decoded.command }, 'SBus handler failed');
+        reply = { status: false, message: oneLine(err) };
+      }
+    }
+    if (!claimed) closeQuietly(rest.map((r) => r.fd));
+    this.replyAndClose(serviceOut, decoded.codec, reply);
+  }
+
+  private replyOrCloseUnknown(fds: number[], codec: Codec, message: string): void {
+    closeQuietly(fds.slice(1));
+    if (fds.length === 0) return;
+    const first = fds[0]!;
+    let isPipe = false;
+    try {
+      isPipe = fs.fstatSync(first).isFIFO();
+    } catch {
+      isPipe = false;
+    }
+    if (isPipe) this.replyAndClose(first, codec, { status: false, message });
+    else closeQuietly([first]);
+  }
+
+  /** One atomic non-blocking write, then close: a peer can never make the server wait. */
+  private replyAndClose(fd: number | undefined, codec: Codec, reply: Reply): void {
+    if (fd === undefined) return;
+    try {
+      let bytes = encodeValue(reply, codec);
+      if (bytes.length > MAX_REPLY_BYTES) {
+        bytes = encodeValue({ ...reply, message: `${reply.message.slice(0, MAX_REPLY_BYTES / 2)}…` }, codec);
+      }
+      native.tryWrite(fd, bytes);
+    } catch (err) {
+      this.log.debug({ err: oneLine(err) }, 'could not write an SBus reply');
+    } finally {
+      closeQuietly([fd]);
+    }
+  }
+}
+
+function guessCodec(body: Buffer): Codec {
+  if (body.length >= HEADER_BYTES) {
+    const metaLen = body.readInt32LE(4);
+    const at = HEADER_BYTES + Math.max(0, metaLen);
+    if (at < body.length) return detectCodec(body[at]) ?? 'json';
+  }
+  return 'json';
+}
