@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Writable, type Readable } from 'node:stream';
-import { readableFromFd, writableFromFd } from '../sbus/fd-io.js';
+import { FileFdReadable, readableFromFd, writableFromFd } from '../sbus/fd-io.js';
 import type { InvokeFn, StorletContext, StorletLogger } from './storlet-api.js';
 import type { FromWorker, TaskMessage, ToWorker } from './task-protocol.js';
 
@@ -165,6 +165,8 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
     await new Promise<void>((resolve) => status.once('close', () => resolve()));
   }
   for (const s of inputs) s.destroy();
+  // The daemon closes file fds once we say done: no read may still be on its way to them.
+  await Promise.all(inputs.map((s) => (s instanceof FileFdReadable ? s.settled() : undefined)));
   meta.destroy();
   if (ok) out.destroy();
   current = undefined;

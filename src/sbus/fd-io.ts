@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
-import type { Readable, Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { SandletError } from '../errors.js';
 
 // Opening streams on raw fds. Pipes and sockets go through libuv (net.Socket), never through the
@@ -14,17 +14,63 @@ export function isPollable(fd: number): boolean {
 /** A Readable over fd. The stream owns a pollable fd (closes it when destroyed); a file fd stays the caller's. */
 export function readableFromFd(fd: number, pollable = isPollable(fd)): Readable {
   if (pollable) return new net.Socket({ fd, readable: true, writable: false, allowHalfOpen: true });
-  return fs.createReadStream('', { fd, autoClose: false, highWaterMark: 256 * 1024 });
+  return new FileFdReadable(fd);
 }
 
 /** A Writable over fd, with the same ownership rule as readableFromFd. */
 export function writableFromFd(fd: number, pollable = isPollable(fd)): Writable {
   if (pollable) return new net.Socket({ fd, readable: false, writable: true, allowHalfOpen: true });
-  return fs.createWriteStream('', { fd, autoClose: false });
+  return new FileFdWritable(fd);
+}
+
+// fs.ReadStream/WriteStream close their fd on destroy() whatever autoClose says; a file fd that
+// someone else owns needs streams that never close it.
+export class FileFdReadable extends Readable {
+  private inFlight: Promise<void> = Promise.resolve();
+
+  constructor(private readonly fd: number) {
+    super({ highWaterMark: 256 * 1024 });
+  }
+
+  override _read(size: number): void {
+    const buf = Buffer.allocUnsafe(Math.max(size, 64 * 1024));
+    // position null: read from the file's current offset, as a pipe would be read.
+    this.inFlight = new Promise((resolve) => {
+      fs.read(this.fd, buf, 0, buf.length, null, (err, n) => {
+        resolve();
+        if (this.destroyed) return;
+        if (err) this.destroy(err);
+        else this.push(n > 0 ? buf.subarray(0, n) : null);
+      });
+    });
+  }
+
+  /** Resolves when no read is pending on the fd, so its owner may close it. */
+  settled(): Promise<void> {
+    return this.inFlight;
+  }
+}
+
+class FileFdWritable extends Writable {
+  constructor(private readonly fd: number) {
+    super({ highWaterMark: 256 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const writeAll = (off: number): void => {
+      fs.write(this.fd, chunk, off, chunk.length - off, null, (err, n) => {
+        if (err) cb(err);
+        else if (off + n < chunk.length) writeAll(off + n);
+        else cb();
+      });
+    };
+    writeAll(0);
+  }
 }
 
 export interface ReadAllOptions {
   maxBytes: number;
+  /** 0 waits for as long as it takes (bounded by `signal`). */
   timeoutMs: number;
   /** Names the stream in errors, e.g. "output metadata". */
   what: string;
@@ -50,9 +96,10 @@ export function readPipeToEnd(fd: number, opts: ReadAllOptions): Promise<Buffer>
       else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     };
     const onAbort = (): void => finish(new SandletError('ECANCELLED', `reading ${opts.what} was cancelled`));
-    const timer = setTimeout(() => {
-      finish(new SandletError('ETIMEDOUT', `no ${opts.what} within ${formatMs(opts.timeoutMs)}`));
-    }, opts.timeoutMs);
+    const timer =
+      opts.timeoutMs > 0
+        ? setTimeout(() => finish(new SandletError('ETIMEDOUT', `no ${opts.what} within ${formatMs(opts.timeoutMs)}`)), opts.timeoutMs)
+        : undefined;
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     sock.on('data', (chunk: Buffer) => {
       size += chunk.length;

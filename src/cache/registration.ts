@@ -1,0 +1,104 @@
+import { SandletError } from '../errors.js';
+import { validateDependencyName, validateStorletName } from '../names.js';
+
+// Registration as Storlets checks it: mandatory language, interface version, object-metadata
+// flag and main; a dependency never shares the storlet's name; no dependency listed twice.
+
+export const SUPPORTED_LANGUAGES = ['js'] as const;
+export const INTERFACE_VERSIONS = ['1.0'] as const;
+
+export interface StorletRegistrationInput {
+  name: string;
+  language?: string;
+  languageVersion?: string;
+  interfaceVersion?: string;
+  main?: string;
+  dependencies?: string[] | string;
+  objectMetadata?: boolean | string;
+}
+
+export interface StorletRegistration {
+  kind: 'storlet';
+  name: string;
+  language: string;
+  languageVersion?: string;
+  interfaceVersion: string;
+  main: string;
+  dependencies: string[];
+  objectMetadata: boolean;
+  sha256: string;
+  size: number;
+  deployedAt: string;
+}
+
+export interface DependencyRegistration {
+  kind: 'dependency';
+  name: string;
+  sha256: string;
+  size: number;
+  deployedAt: string;
+}
+
+function fail(field: string, rule: string): never {
+  throw new SandletError('EBADREGISTRATION', `registration: ${field}: ${rule}`);
+}
+
+function named(validate: (n: unknown) => string, field: string, value: unknown): string {
+  try {
+    return validate(value);
+  } catch (err) {
+    return fail(field, (err as Error).message);
+  }
+}
+
+/** Checks a storlet registration; returns it normalised (without content fields). */
+export function validateStorletRegistration(
+  input: StorletRegistrationInput,
+): Omit<StorletRegistration, 'sha256' | 'size' | 'deployedAt'> {
+  const name = named(validateStorletName, 'name', input.name);
+  if (!input.language) fail('language', 'is mandatory');
+  const language = input.language.toLowerCase();
+  if (!(SUPPORTED_LANGUAGES as readonly string[]).includes(language)) {
+    fail('language', `${JSON.stringify(input.language)} is not supported (supported: ${SUPPORTED_LANGUAGES.join(', ')})`);
+  }
+  if (!/\.(mjs|js|cjs)$/.test(name)) fail('name', `a js storlet is a module file: ${JSON.stringify(name)} must end in .mjs, .js or .cjs`);
+  const interfaceVersion = input.interfaceVersion ?? '';
+  if (!interfaceVersion) fail('interface version', 'is mandatory');
+  if (!(INTERFACE_VERSIONS as readonly string[]).includes(interfaceVersion)) {
+    fail('interface version', `${JSON.stringify(interfaceVersion)} is not supported (supported: ${INTERFACE_VERSIONS.join(', ')})`);
+  }
+  if (input.objectMetadata === undefined || input.objectMetadata === '') fail('object metadata', 'is mandatory (yes or no)');
+  let objectMetadata: boolean;
+  if (typeof input.objectMetadata === 'boolean') objectMetadata = input.objectMetadata;
+  else if (/^(yes|true)$/i.test(input.objectMetadata)) objectMetadata = true;
+  else if (/^(no|false)$/i.test(input.objectMetadata)) objectMetadata = false;
+  else fail('object metadata', `must be yes or no, not ${JSON.stringify(input.objectMetadata)}`);
+  const main = input.main ?? '';
+  if (!main) fail('main', 'is mandatory');
+  const [file, exportName, ...more] = main.split(':');
+  if (more.length > 0 || file !== name) {
+    fail('main', `must be the storlet's own module file, optionally with an export: ${name} or ${name}:ExportName (got ${JSON.stringify(main)})`);
+  }
+  if (exportName !== undefined && !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(exportName)) {
+    fail('main', `${JSON.stringify(exportName)} is not a valid export name`);
+  }
+  const raw = input.dependencies ?? [];
+  const list = (typeof raw === 'string' ? raw.split(',') : raw).map((d) => d.trim()).filter((d) => d !== '');
+  const dependencies: string[] = [];
+  for (const dep of list) {
+    named(validateDependencyName, 'dependency', dep);
+    if (dep === name) fail('dependency', `${JSON.stringify(dep)} has the storlet's own name`);
+    if (dependencies.includes(dep)) fail('dependency', `${JSON.stringify(dep)} is listed twice`);
+    dependencies.push(dep);
+  }
+  return {
+    kind: 'storlet',
+    name,
+    language,
+    ...(input.languageVersion ? { languageVersion: input.languageVersion } : {}),
+    interfaceVersion,
+    main,
+    dependencies,
+    objectMetadata,
+  };
+}

@@ -1,0 +1,90 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { SandletError } from './errors.js';
+
+// Option names follow Storlets' gateway settings where one exists, so operators recognise them.
+export const configSchema = z
+  .object({
+    backend: z.enum(['process']).default('process'),
+    host_root: z.string().min(1).default('/var/lib/sandlet'),
+    pipes_dir: z.string().min(1).optional(),
+    storlets_dir: z.string().min(1).optional(),
+    log_dir: z.string().min(1).optional(),
+    store_dir: z.string().min(1).optional(),
+    sbus_codec: z.enum(['msgpack', 'json']).default('msgpack'),
+    sbus_timeout_ms: z.coerce.number().int().positive().default(5000),
+    max_datagram_bytes: z.coerce.number().int().min(1024).max(4 * 1024 * 1024).default(64 * 1024),
+    storlet_timeout_ms: z.coerce.number().int().positive().default(40_000),
+    max_metadata_bytes: z.coerce.number().int().positive().default(64 * 1024),
+    storlet_log_max_bytes: z.coerce.number().int().min(1024).default(1024 * 1024),
+    storlet_log_keep: z.coerce.number().int().min(0).max(100).default(1),
+    storlet_daemon_thread_pool_size: z.coerce.number().int().min(1).max(256).default(4),
+    storlet_daemon_log_level: z.string().default('info'),
+    sandbox_ready_timeout_ms: z.coerce.number().int().positive().default(10_000),
+    pipe_buffer_bytes: z.coerce.number().int().min(4096).default(1024 * 1024),
+    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  })
+  .strict();
+
+export type SandletConfigInput = z.input<typeof configSchema>;
+export type SandletConfig = z.output<typeof configSchema> & {
+  pipes_dir: string;
+  storlets_dir: string;
+  log_dir: string;
+  store_dir: string;
+};
+
+/** Validates a config object; unset directories derive from host_root. */
+export function resolveConfig(input: SandletConfigInput = {}): SandletConfig {
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.join('.') || '(top level)';
+    throw new SandletError('EBADCONFIG', `config: ${where}: ${issue.message}`);
+  }
+  const c = parsed.data;
+  const root = path.resolve(c.host_root);
+  return {
+    ...c,
+    host_root: root,
+    pipes_dir: path.resolve(c.pipes_dir ?? path.join(root, 'pipes')),
+    storlets_dir: path.resolve(c.storlets_dir ?? path.join(root, 'storlets')),
+    log_dir: path.resolve(c.log_dir ?? path.join(root, 'logs')),
+    store_dir: path.resolve(c.store_dir ?? path.join(root, 'store')),
+  };
+}
+
+/** `SANDLET_STORLET_TIMEOUT_MS=5000` overrides `storlet_timeout_ms`. */
+export function envOverrides(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[`SANDLET_${key.toUpperCase()}`];
+    if (value !== undefined && value !== '') out[key] = value;
+  }
+  return out;
+}
+
+/** Reads a YAML or JSON config file (if given), then applies environment overrides and flags. */
+export function loadConfig(file: string | undefined, overrides: Record<string, unknown> = {}): SandletConfig {
+  let fromFile: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new SandletError('EBADCONFIG', `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    try {
+      fromFile = (YAML.parse(text) as Record<string, unknown> | null) ?? {};
+    } catch (err) {
+      throw new SandletError('EBADCONFIG', `config file ${file} is not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (typeof fromFile !== 'object' || Array.isArray(fromFile)) {
+      throw new SandletError('EBADCONFIG', `config file ${file} must hold a mapping of options`);
+    }
+  }
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  return resolveConfig({ ...fromFile, ...envOverrides(), ...defined } as SandletConfigInput);
+}

@@ -1,0 +1,169 @@
+// The facade object-store middleware uses: invoke a storlet in a scope's sandbox.
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { resolveConfig, type SandletConfig, type SandletConfigInput } from './config.js';
+import { SandletError, isSandletError } from './errors.js';
+import { validateScopeName, validateStorletName } from './names.js';
+import { createLogger } from './log.js';
+import { LocalStore, storletVersion } from './cache/local-store.js';
+import { installStorlet } from './cache/scope-installer.js';
+import { invokeStorlet, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
+import { ProcessBackend } from './runtime/backends/process.js';
+import type { SandboxBackend } from './runtime/sandbox-backend.js';
+import { Sandbox } from './runtime/sandbox.js';
+import { ScopePaths } from './runtime/scope-paths.js';
+
+export interface InvokeRequest {
+  scope: string;
+  storlet: string;
+  params?: Record<string, string>;
+  input: InvocationInput;
+  inputMetadata?: Record<string, string>;
+  extraInputs?: (InvocationInput | ExtraInput)[];
+  range?: ByteRange;
+  /** Longest the storlet may stay silent: before its metadata, and between output chunks. */
+  timeoutMs?: number;
+}
+
+export interface InvokeResult {
+  metadata: Record<string, string>;
+  /** The output object. Errors (never ends early) when the storlet fails mid-stream. */
+  body: Readable;
+}
+
+export interface GatewayOptions {
+  logger?: Logger;
+  backend?: SandboxBackend;
+}
+
+export class Gateway {
+  readonly config: SandletConfig;
+  readonly store: LocalStore;
+  readonly logger: Logger;
+  private readonly backend: SandboxBackend;
+  private readonly sandboxes = new Map<string, Sandbox>();
+  private closed = false;
+
+  constructor(config: SandletConfig, opts: GatewayOptions = {}) {
+    this.config = config;
+    this.logger = opts.logger ?? createLogger(config.log_level);
+    this.backend = opts.backend ?? new ProcessBackend(this.logger);
+    this.store = new LocalStore(config.store_dir);
+  }
+
+  /** The scope's sandbox object (created on first use; nothing is started until needed). */
+  sandbox(scope: string): Sandbox {
+    const name = validateScopeName(scope);
+    let sb = this.sandboxes.get(name);
+    if (!sb) {
+      const host = { pipesDir: this.config.pipes_dir, storletsDir: this.config.storlets_dir, logDir: this.config.log_dir };
+      const probe = new ScopePaths(name, host);
+      const paths = new ScopePaths(name, host, this.backend.sandboxRoots(probe.hostPipeDir, probe.hostStorletsDir));
+      sb = new Sandbox({
+        paths,
+        backend: this.backend,
+        logger: this.logger,
+        codec: this.config.sbus_codec,
+        sbusTimeoutMs: this.config.sbus_timeout_ms,
+        readyTimeoutMs: this.config.sandbox_ready_timeout_ms,
+        maxDatagramBytes: this.config.max_datagram_bytes,
+        logLevel: this.config.storlet_daemon_log_level,
+      });
+      this.sandboxes.set(name, sb);
+    }
+    return sb;
+  }
+
+  scopes(): Sandbox[] {
+    return [...this.sandboxes.values()];
+  }
+
+  async invoke(req: InvokeRequest): Promise<InvokeResult> {
+    if (this.closed) throw new SandletError('ECLOSED', 'gateway is closed');
+    const storlet = validateStorletName(req.storlet);
+    const sandbox = this.sandbox(req.scope);
+    const params = checkStringRecord(req.params ?? {}, 'params');
+    const inputMetadata = checkStringRecord(req.inputMetadata ?? {}, 'inputMetadata');
+    if (req.range && !(Number.isSafeInteger(req.range.start) && Number.isSafeInteger(req.range.end) && req.range.start >= 0 && req.range.end >= req.range.start)) {
+      throw new SandletError('EBADNAME', `range ${req.range.start}-${req.range.end} is not a valid byte range`);
+    }
+    // Two tries: a daemon found dead when EXECUTE is sent (nothing consumed yet) is restarted once.
+    for (let attempt = 1; ; attempt++) {
+      await this.activate(sandbox, storlet);
+      sandbox.inFlight++;
+      let settled = false;
+      const done = (): void => {
+        if (!settled) {
+          settled = true;
+          sandbox.inFlight--;
+        }
+      };
+      try {
+        const result = await invokeStorlet({
+          storlet,
+          client: sandbox.daemonClient(storlet),
+          input: req.input,
+          inputMetadata,
+          extraInputs: req.extraInputs ?? [],
+          range: req.range,
+          params,
+          timeoutMs: req.timeoutMs ?? this.config.storlet_timeout_ms,
+          maxMetadataBytes: this.config.max_metadata_bytes,
+          pipeBufferBytes: this.config.pipe_buffer_bytes,
+          logPath: sandbox.paths.hostLogPath(storlet),
+          logMaxBytes: this.config.storlet_log_max_bytes,
+          logKeep: this.config.storlet_log_keep,
+          withStatus: sandbox.agentIsSandlet,
+          logger: this.logger,
+          onDone: done,
+        });
+        return { metadata: result.metadata, body: result.body };
+      } catch (err) {
+        done();
+        if (attempt === 1 && isSandletError(err, 'ENOLISTENER')) {
+          this.logger.warn({ scope: sandbox.scope, storlet }, 'storlet daemon was gone; starting it again');
+          sandbox.forgetDaemon(storlet);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private async activate(sandbox: Sandbox, storlet: string): Promise<void> {
+    const reg = this.store.getStorlet(storlet);
+    const deps = reg.dependencies.map((d) => this.store.getDependency(d));
+    await sandbox.activateDaemon({
+      name: reg.name,
+      version: storletVersion(reg, deps),
+      language: reg.language,
+      ...(reg.languageVersion ? { languageVersion: reg.languageVersion } : {}),
+      poolSize: this.config.storlet_daemon_thread_pool_size,
+      logLevel: this.config.storlet_daemon_log_level,
+      install: () => installStorlet(this.store, sandbox.paths.hostStorletDir(reg.name), reg, deps),
+    });
+  }
+
+  /** Stops every sandbox this gateway started. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.sandboxes.values()].map((s) => s.stop().catch(() => {})));
+    this.sandboxes.clear();
+  }
+}
+
+function checkStringRecord(value: unknown, what: string): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new SandletError('EBADNAME', `${what} must be an object of strings`);
+  }
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== 'string') throw new SandletError('EBADNAME', `${what}.${k} must be a string`);
+  }
+  return value as Record<string, string>;
+}
+
+/** Creates a gateway. Nothing starts until the first invocation of a scope. */
+export function createGateway(config: SandletConfigInput | SandletConfig = {}, opts: GatewayOptions = {}): Gateway {
+  return new Gateway(resolveConfig(config as SandletConfigInput), opts);
+}

@@ -1,0 +1,280 @@
+// One invocation on the host side (ARCHITECTURE § Invocation): make the pipes, pass the remote
+// ends with EXECUTE and close our copies, pump the input while the output is read, read the
+// metadata with a timeout and a size bound, hand back the output as a stream.
+import type { Readable, Writable } from 'node:stream';
+import type { Logger } from 'pino';
+import { SandletError, oneLine } from '../errors.js';
+import type { SBusClient, OutgoingFd } from '../sbus/client.js';
+import { readPipeToEnd, writableFromFd, formatMs } from '../sbus/fd-io.js';
+import { closeQuietly, native } from '../sbus/native.js';
+import { FdType } from '../sbus/protocol.js';
+import { openInvocationLog } from './invocation-log.js';
+import { OutputStream } from './output-stream.js';
+
+/** The object: a stream, bytes, or an open file passed as its fd (zero copy; stays the caller's). */
+export type InvocationInput = Readable | Buffer | Uint8Array | { fd: number };
+
+export interface ExtraInput {
+  input: InvocationInput;
+  metadata?: Record<string, string>;
+}
+
+export interface ByteRange {
+  start: number;
+  /** Inclusive, as in HTTP `bytes=START-END`. */
+  end: number;
+}
+
+export interface InvocationSpec {
+  storlet: string;
+  client: SBusClient;
+  input: InvocationInput;
+  inputMetadata: Record<string, string>;
+  extraInputs: (InvocationInput | ExtraInput)[];
+  range: ByteRange | undefined;
+  params: Record<string, string>;
+  timeoutMs: number;
+  maxMetadataBytes: number;
+  pipeBufferBytes: number;
+  logPath: string;
+  logMaxBytes: number;
+  logKeep: number;
+  /** Ask the agent for the task's outcome on a status pipe (sandlet agents only). */
+  withStatus: boolean;
+  logger: Logger;
+  onDone: (err: Error | null) => void;
+}
+
+export interface InvocationResult {
+  metadata: Record<string, string>;
+  body: Readable;
+  taskId: string;
+}
+
+interface PreparedInput {
+  remote: number;
+  /** Our write end, when we pump the input; absent for a caller's fd. */
+  local?: number;
+  source?: Readable | Buffer;
+  metadata: Record<string, string>;
+}
+
+function isFdInput(i: InvocationInput): i is { fd: number } {
+  return typeof (i as { fd?: unknown }).fd === 'number' && !Buffer.isBuffer(i) && typeof (i as Readable).pipe !== 'function';
+}
+
+function isExtra(i: InvocationInput | ExtraInput): i is ExtraInput {
+  return typeof i === 'object' && i !== null && 'input' in i && !Buffer.isBuffer(i);
+}
+
+export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationResult> {
+  const remote: number[] = [];
+  const local: number[] = [];
+  const inputs: PreparedInput[] = [];
+  let outRead = -1;
+  let metaRead = -1;
+  let statusRead = -1;
+  let reply;
+  try {
+    const prepare = (input: InvocationInput, metadata: Record<string, string>): void => {
+      if (isFdInput(input)) {
+        inputs.push({ remote: input.fd, metadata });
+        return;
+      }
+      const [r, w] = native.pipe(spec.pipeBufferBytes);
+      remote.push(r);
+      local.push(w);
+      const source = input instanceof Uint8Array && !Buffer.isBuffer(input) ? Buffer.from(input.buffer, input.byteOffset, input.byteLength) : input;
+      inputs.push({ remote: r, local: w, source: source as Readable | Buffer, metadata });
+    };
+    prepare(spec.input, spec.inputMetadata);
+    for (const extra of spec.extraInputs) {
+      if (isExtra(extra)) prepare(extra.input, extra.metadata ?? {});
+      else prepare(extra, {});
+    }
+    const [or, ow] = native.pipe(spec.pipeBufferBytes);
+    outRead = or;
+    local.push(or);
+    remote.push(ow);
+    const [mr, mw] = native.pipe();
+    metaRead = mr;
+    local.push(mr);
+    remote.push(mw);
+    let sw = -1;
+    if (spec.withStatus) {
+      const [sr, w] = native.pipe();
+      statusRead = sr;
+      sw = w;
+      local.push(sr);
+      remote.push(w);
+    }
+    const logFd = openInvocationLog(spec.logPath, spec.logMaxBytes, spec.logKeep);
+    remote.push(logFd);
+
+    const [first, ...extras] = inputs;
+    const rangeMeta = spec.range ? { start: String(spec.range.start), end: String(spec.range.end) } : {};
+    const fds: OutgoingFd[] = [
+      { fd: first!.remote, type: FdType.INPUT_OBJECT, storlets: rangeMeta, storage: first!.metadata },
+      { fd: ow, type: FdType.OUTPUT_OBJECT },
+      { fd: mw, type: FdType.OUTPUT_OBJECT_METADATA },
+      { fd: logFd, type: FdType.LOGGER, storlets: { max_bytes: String(spec.logMaxBytes) } },
+      ...extras.map((e) => ({ fd: e.remote, type: FdType.INPUT_OBJECT, storage: e.metadata })),
+    ];
+    if (sw >= 0) fds.push({ fd: sw, type: FdType.TASK_STATUS });
+    reply = await spec.client.execute(spec.params, fds);
+  } catch (err) {
+    closeQuietly(local);
+    throw err;
+  } finally {
+    // The agent holds its copies now (or never will): ours must go, or EOF never comes.
+    closeQuietly(remote);
+  }
+
+  if (!reply.status || !reply.task_id) {
+    closeQuietly(local);
+    throw new SandletError('ESTORLET', `storlet ${spec.storlet} refused the invocation: ${reply.message || 'no task id'}`);
+  }
+  return runTask(spec, reply.task_id, inputs, outRead, metaRead, statusRead);
+}
+
+async function runTask(
+  spec: InvocationSpec,
+  taskId: string,
+  inputs: PreparedInput[],
+  outRead: number,
+  metaRead: number,
+  statusRead: number,
+): Promise<InvocationResult> {
+  const log = spec.logger;
+  const teardown = new AbortController();
+  let cancelled = false;
+  const cancel = (why: string): void => {
+    if (cancelled) return;
+    cancelled = true;
+    log.debug({ storlet: spec.storlet, task: taskId, why }, 'cancelling task');
+    spec.client.cancel(taskId).catch((err) => log.debug({ err: oneLine(err) }, 'CANCEL not delivered'));
+  };
+
+  let inputError: Error | undefined;
+  let body: OutputStream | undefined;
+  const pumps: Writable[] = [];
+  for (const input of inputs) {
+    if (input.local === undefined) continue;
+    const sink = writableFromFd(input.local, true);
+    pumps.push(sink);
+    pump(input.source!, sink, (err) => {
+      // The caller's input broke: the storlet saw a short object, so its output is worthless.
+      inputError = new SandletError('ESTORLET', `input of storlet ${spec.storlet} failed: ${oneLine(err)}`);
+      cancel('input failed');
+      body?.destroy(inputError);
+      teardown.abort();
+    });
+  }
+
+  const status =
+    statusRead >= 0
+      ? readPipeToEnd(statusRead, { maxBytes: 64 * 1024, timeoutMs: 0, what: 'task status', signal: teardown.signal }).then(parseStatus)
+      : undefined;
+  status?.catch(() => {});
+
+  const cleanup = (err: Error | null): void => {
+    teardown.abort();
+    for (const p of pumps) p.destroy();
+    spec.onDone(err);
+  };
+
+  let rawMeta: Buffer;
+  try {
+    rawMeta = await readPipeToEnd(metaRead, {
+      maxBytes: spec.maxMetadataBytes,
+      timeoutMs: spec.timeoutMs,
+      what: `output metadata from storlet ${spec.storlet}`,
+      signal: teardown.signal,
+    });
+    if (inputError) throw inputError;
+    if (rawMeta.length === 0) {
+      // The storlet failed before setting metadata: its own message is on the status pipe.
+      const outcome = status
+        ? await withTimeout(status, spec.timeoutMs, `outcome of storlet ${spec.storlet}`).catch(() => undefined)
+        : undefined;
+      throw new SandletError('ESTORLET', `storlet ${spec.storlet} failed: ${outcome?.message ?? 'it closed its metadata without writing any'}`);
+    }
+  } catch (err) {
+    if (err instanceof SandletError && err.code === 'ETIMEDOUT') {
+      cancel('metadata timeout');
+      err = new SandletError('ETIMEDOUT', `storlet ${spec.storlet} sent no metadata within ${formatMs(spec.timeoutMs)}; task cancelled`);
+    } else if (err instanceof SandletError && err.code === 'ETOOLARGE') {
+      cancel('metadata too large');
+    }
+    closeQuietly([outRead]);
+    cleanup(err as Error);
+    throw err;
+  }
+
+  let metadata: Record<string, string>;
+  try {
+    metadata = parseMetadata(rawMeta, spec.storlet);
+  } catch (err) {
+    cancel('bad metadata');
+    closeQuietly([outRead]);
+    cleanup(err as Error);
+    throw err;
+  }
+
+  body = new OutputStream(outRead, {
+    storlet: spec.storlet,
+    idleTimeoutMs: spec.timeoutMs,
+    status,
+    onAbandon: () => cancel('output abandoned'),
+    onClose: cleanup,
+  });
+  return { metadata, body, taskId };
+}
+
+function pump(source: Readable | Buffer, sink: Writable, onSourceError: (err: Error) => void): void {
+  // EPIPE here means the storlet stopped reading, which it may: stop feeding it.
+  sink.on('error', () => {
+    if (!Buffer.isBuffer(source)) source.destroy();
+  });
+  sink.on('finish', () => sink.destroy());
+  if (Buffer.isBuffer(source)) {
+    sink.end(source);
+    return;
+  }
+  source.on('error', (err) => {
+    sink.destroy();
+    onSourceError(err);
+  });
+  source.pipe(sink);
+}
+
+function parseMetadata(raw: Buffer, storlet: string): Record<string, string> {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new SandletError('ESTORLET', `storlet ${storlet} wrote metadata that is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new SandletError('ESTORLET', `storlet ${storlet} wrote metadata that is not an object`);
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  return out;
+}
+
+function parseStatus(raw: Buffer): { status: boolean; message: string } {
+  if (raw.length === 0) throw new Error('status pipe closed empty');
+  const v = JSON.parse(raw.toString('utf8')) as { status?: unknown; message?: unknown };
+  return { status: v.status === true, message: typeof v.message === 'string' ? v.message : '' };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new SandletError('ETIMEDOUT', `no ${what} within ${formatMs(ms)}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

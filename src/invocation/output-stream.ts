@@ -1,0 +1,97 @@
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import { SandletError } from '../errors.js';
+import { formatMs } from '../sbus/fd-io.js';
+
+export interface OutputStreamOptions {
+  storlet: string;
+  /** Longest the storlet may stay silent while the reader wants data. */
+  idleTimeoutMs: number;
+  /** The task's outcome from the status pipe; undefined for agents that do not send one. */
+  status: Promise<{ status: boolean; message: string }> | undefined;
+  /** Called when the storlet stalled or the reader gave up: the task should be cancelled. */
+  onAbandon: () => void;
+  /** Called once when the stream is over, however it ended. */
+  onClose: (err: Error | null) => void;
+}
+
+/**
+ * The output object, read from the output pipe through libuv. It ends only when the pipe hit EOF
+ * and the task reported success; a failure, a stall or a dead daemon makes it error instead, so
+ * a consumer can never mistake a cut-short object for a whole one.
+ */
+export class OutputStream extends Readable {
+  private readonly sock: net.Socket;
+  private readonly opts: OutputStreamOptions;
+  private timer: NodeJS.Timeout | undefined;
+  private complete = false;
+  bytes = 0;
+
+  constructor(fd: number, opts: OutputStreamOptions) {
+    super({ highWaterMark: 256 * 1024 });
+    this.opts = opts;
+    this.sock = new net.Socket({ fd, readable: true, writable: false, allowHalfOpen: true });
+    this.sock.pause();
+    this.sock.on('data', (chunk: Buffer) => {
+      this.bytes += chunk.length;
+      this.timer?.refresh();
+      if (!this.push(chunk)) {
+        this.sock.pause();
+        this.disarm();
+      }
+    });
+    this.sock.on('end', () => void this.finish());
+    this.sock.on('error', (err) => this.destroy(err));
+  }
+
+  override _read(): void {
+    this.sock.resume();
+    this.arm();
+  }
+
+  private arm(): void {
+    if (this.timer) this.timer.refresh();
+    else this.timer = setTimeout(() => this.stalled(), this.opts.idleTimeoutMs);
+  }
+
+  private disarm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private stalled(): void {
+    this.opts.onAbandon();
+    this.destroy(
+      new SandletError('ETIMEDOUT', `storlet ${this.opts.storlet} stalled: no output for ${formatMs(this.opts.idleTimeoutMs)}; task cancelled`),
+    );
+  }
+
+  private async finish(): Promise<void> {
+    if (this.opts.status) {
+      this.arm();
+      let outcome: { status: boolean; message: string };
+      try {
+        outcome = await this.opts.status;
+      } catch (err) {
+        this.destroy(new SandletError('ESTORLET', `storlet ${this.opts.storlet} ended without reporting its outcome (${(err as Error).message})`));
+        return;
+      }
+      if (this.destroyed) return;
+      if (!outcome.status) {
+        this.destroy(new SandletError('ESTORLET', `storlet ${this.opts.storlet} failed after ${this.bytes} bytes of output: ${outcome.message}`));
+        return;
+      }
+    }
+    this.disarm();
+    this.complete = true;
+    this.push(null);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.disarm();
+    this.sock.destroy();
+    if (!this.complete) this.opts.onAbandon();
+    this.opts.onClose(err);
+    cb(err);
+  }
+}

@@ -1,0 +1,35 @@
+import type { ScopePaths, SandboxRoots } from './scope-paths.js';
+
+export interface SandboxExit {
+  code: number | null;
+  signal: string | null;
+  /** e.g. "killed by the OOM killer"; empty when nothing more is known. */
+  reason: string;
+}
+
+/** A running sandbox of one scope, as its backend started it. */
+export interface SandboxHandle {
+  /** Process id or container id. */
+  readonly id: string;
+  /** Settles once, when the sandbox is gone for whatever reason. */
+  readonly exited: Promise<SandboxExit>;
+  isAlive(): boolean;
+  /** Ends the sandbox now (the graceful HALT is the Sandbox's job, done before this). */
+  kill(): Promise<void>;
+  /** The last lines the agent logged, for error messages. */
+  logTail(lines?: number): Promise<string>;
+}
+
+export interface SandboxStartSpec {
+  paths: ScopePaths;
+  logLevel: string;
+  maxDatagramBytes: number;
+}
+
+/** How sandboxes are made. `process` runs the agent on the host; `docker` in a container. */
+export interface SandboxBackend {
+  readonly name: string;
+  /** Where this backend's sandboxes see the scope's dirs. */
+  sandboxRoots(hostPipeDir: string, hostStorletsDir: string): SandboxRoots;
+  start(spec: SandboxStartSpec): Promise<SandboxHandle>;
+}

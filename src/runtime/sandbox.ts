@@ -1,0 +1,273 @@
+// One scope's sandbox, whatever backend makes it: ping → wait → restart → activate daemon.
+// Lifecycle steps of a scope run one at a time (p-queue, concurrency 1); invocations do not
+// queue here once the sandbox and daemon are up.
+import fs from 'node:fs';
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import { SandletError, oneLine } from '../errors.js';
+import { SBusClient } from '../sbus/client.js';
+import type { Codec } from '../sbus/protocol.js';
+import type { SandboxBackend, SandboxHandle } from './sandbox-backend.js';
+import type { ScopePaths } from './scope-paths.js';
+
+export type SandboxState = 'stopped' | 'starting' | 'running' | 'dead';
+
+export interface SandboxOptions {
+  paths: ScopePaths;
+  backend: SandboxBackend;
+  logger: Logger;
+  codec: Codec;
+  sbusTimeoutMs: number;
+  readyTimeoutMs: number;
+  maxDatagramBytes: number;
+  logLevel: string;
+}
+
+export interface DaemonSpec {
+  /** Storlet name: also the daemon's pipe name and START_DAEMON storlet_name. */
+  name: string;
+  /** Changes whenever the storlet or a dependency changes: a different version restarts the daemon. */
+  version: string;
+  language: string;
+  languageVersion?: string;
+  poolSize: number;
+  logLevel: string;
+  /** Puts the storlet's files in its host dir; runs with the daemon stopped. */
+  install: () => Promise<void>;
+}
+
+export interface RestartRecord {
+  at: Date;
+  reason: string;
+}
+
+export class Sandbox {
+  readonly scope: string;
+  readonly paths: ScopePaths;
+  private readonly opts: SandboxOptions;
+  private readonly log: Logger;
+  private readonly lifecycle = new PQueue({ concurrency: 1 });
+  private readonly factory: SBusClient;
+  private handle: SandboxHandle | undefined;
+  private readonly daemons = new Map<string, string>();
+  private _state: SandboxState = 'stopped';
+  /** True when the factory's PING reply carried a sandlet version (it understands TASK_STATUS). */
+  agentIsSandlet = false;
+  agentVersion: unknown;
+  startedAt: Date | undefined;
+  inFlight = 0;
+  readonly restarts: RestartRecord[] = [];
+
+  constructor(opts: SandboxOptions) {
+    this.opts = opts;
+    this.paths = opts.paths;
+    this.scope = opts.paths.scope;
+    this.log = opts.logger.child({ scope: this.scope });
+    this.factory = new SBusClient(opts.paths.hostFactoryPipe, {
+      timeoutMs: opts.sbusTimeoutMs,
+      codec: opts.codec,
+      maxDatagramBytes: opts.maxDatagramBytes,
+    });
+  }
+
+  get state(): SandboxState {
+    if (this._state === 'running' && !this.handle?.isAlive()) return 'dead';
+    return this._state;
+  }
+
+  /** A client for a storlet daemon's pipe, with this scope's codec and bounds. */
+  daemonClient(storlet: string): SBusClient {
+    return new SBusClient(this.paths.hostStorletPipe(storlet), {
+      timeoutMs: this.opts.sbusTimeoutMs,
+      codec: this.opts.codec,
+      maxDatagramBytes: this.opts.maxDatagramBytes,
+    });
+  }
+
+  async ping(timeoutMs = this.opts.sbusTimeoutMs): Promise<boolean> {
+    try {
+      const reply = await this.factory.ping(timeoutMs);
+      return reply.status;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Makes sure the factory runs; cheap when it does. */
+  async ensureRunning(): Promise<void> {
+    if (this.state === 'running') return;
+    await this.lifecycle.add(async () => {
+      if (this.state === 'running') return;
+      await this.doRestart(this._state === 'stopped' ? 'first use' : 'sandbox died');
+    });
+  }
+
+  restart(reason: string): Promise<void> {
+    return this.lifecycle.add(() => this.doRestart(reason));
+  }
+
+  /** Makes sure the storlet's daemon runs at `spec.version`; cheap when it does. */
+  async activateDaemon(spec: DaemonSpec): Promise<void> {
+    if (this.state === 'running' && this.daemons.get(spec.name) === spec.version) return;
+    await this.lifecycle.add(async () => {
+      if (this.state !== 'running') await this.doRestart(this._state === 'stopped' ? 'first use' : 'sandbox died');
+      if (this.daemons.get(spec.name) === spec.version) return;
+      await this.doActivate(spec);
+    });
+  }
+
+  /** Forget a daemon that stopped answering, so the next activation starts it again. */
+  forgetDaemon(name: string): void {
+    this.daemons.delete(name);
+  }
+
+  async stopDaemon(name: string): Promise<void> {
+    await this.lifecycle.add(async () => {
+      this.daemons.delete(name);
+      if (this.state === 'running') await this.factory.stopDaemon(name);
+    });
+  }
+
+  /** HALT the agent, then make sure the sandbox is gone. */
+  stop(): Promise<void> {
+    return this.lifecycle.add(() => this.doStop());
+  }
+
+  private async doStop(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    this.daemons.clear();
+    this._state = 'stopped';
+    if (!handle) return;
+    if (handle.isAlive()) {
+      try {
+        await this.factory.halt(2000);
+        await Promise.race([handle.exited, new Promise((r) => setTimeout(r, 3000).unref())]);
+      } catch (err) {
+        this.log.debug({ err: oneLine(err) }, 'HALT failed; killing the sandbox');
+      }
+    }
+    await handle.kill();
+  }
+
+  private async doRestart(reason: string): Promise<void> {
+    await this.doStop();
+    this._state = 'starting';
+    this.restarts.push({ at: new Date(), reason });
+    if (this.restarts.length > 100) this.restarts.shift();
+    this.log.info({ reason }, 'starting sandbox');
+    fs.mkdirSync(this.paths.hostPipeDir, { recursive: true, mode: 0o770 });
+    fs.mkdirSync(this.paths.hostStorletsDir, { recursive: true });
+    // A factory_pipe left by a dead sandbox would make wait() talk to nobody.
+    fs.rmSync(this.paths.hostFactoryPipe, { force: true });
+    const handle = await this.opts.backend.start({
+      paths: this.paths,
+      logLevel: this.opts.logLevel,
+      maxDatagramBytes: this.opts.maxDatagramBytes,
+    });
+    this.handle = handle;
+    try {
+      await this.wait(handle, this.opts.readyTimeoutMs);
+    } catch (err) {
+      this._state = 'dead';
+      await handle.kill();
+      throw err;
+    }
+    void handle.exited.then((exit) => {
+      if (this.handle !== handle) return;
+      this.daemons.clear();
+      this.log.warn({ reason: exit.reason }, 'sandbox exited');
+    });
+    this.startedAt = new Date();
+    this._state = 'running';
+  }
+
+  /**
+   * Resolves once the factory answers PING. Event driven: each change in the pipe dir (the
+   * factory binding its socket) triggers a PING; the sandbox's exit or the deadline ends it.
+   */
+  private async wait(handle: SandboxHandle, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let wake: () => void = () => {};
+    const watcher = fs.watch(this.paths.hostPipeDir, () => wake());
+    watcher.on('error', () => wake());
+    let exited = false;
+    void handle.exited.then(() => {
+      exited = true;
+      wake();
+    });
+    try {
+      for (;;) {
+        const changed = new Promise<void>((resolve) => (wake = resolve));
+        if (fs.existsSync(this.paths.hostFactoryPipe)) {
+          try {
+            const reply = await this.factory.ping(Math.max(1, Math.min(2000, deadline - Date.now())));
+            if (reply.status) {
+              this.agentVersion = reply.version;
+              this.agentIsSandlet = typeof reply.version === 'object' && reply.version !== null;
+              return;
+            }
+          } catch (err) {
+            if (!(err instanceof SandletError) || (err.code !== 'ENOLISTENER' && err.code !== 'ETIMEDOUT')) throw err;
+          }
+        }
+        if (exited) {
+          const exit = await handle.exited;
+          throw new SandletError('ESANDBOX', `sandbox of scope ${this.scope} ${exit.reason} before it was ready${await tail(handle)}`);
+        }
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          throw new SandletError('ESANDBOX', `sandbox of scope ${this.scope} was not ready within ${timeoutMs / 1000} s${await tail(handle)}`);
+        }
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([changed, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+        clearTimeout(timer);
+      }
+    } finally {
+      watcher.close();
+    }
+  }
+
+  private async doActivate(spec: DaemonSpec): Promise<void> {
+    const known = this.daemons.get(spec.name);
+    this.daemons.delete(spec.name);
+    const status = await this.factory.daemonStatus(spec.name);
+    if (status.status || known !== undefined) {
+      const stopped = await this.factory.stopDaemon(spec.name);
+      if (!stopped.status) throw new SandletError('ESANDBOX', `cannot stop daemon ${spec.name}: ${stopped.message}`);
+    }
+    await spec.install();
+    const reply = await this.factory.startDaemon(
+      {
+        daemon_language: spec.language,
+        storlet_path: this.paths.sandboxStorletDir(spec.name),
+        storlet_name: spec.name,
+        uds_path: this.paths.sandboxStorletPipe(spec.name),
+        log_level: spec.logLevel,
+        pool_size: spec.poolSize,
+        ...(spec.languageVersion ? { daemon_language_version: spec.languageVersion } : {}),
+      },
+      // Loading a storlet may take longer than a PING.
+      Math.max(this.opts.sbusTimeoutMs, 15_000),
+    );
+    if (!reply.status) throw new SandletError('ESTORLET', `storlet ${spec.name} could not start: ${reply.message}`);
+    this.daemons.set(spec.name, spec.version);
+    this.log.info({ storlet: spec.name, version: spec.version }, 'storlet daemon active');
+  }
+
+  describe(): { scope: string; state: SandboxState; id: string | undefined; startedAt: Date | undefined; inFlight: number; daemons: string[] } {
+    return {
+      scope: this.scope,
+      state: this.state,
+      id: this.handle?.id,
+      startedAt: this.startedAt,
+      inFlight: this.inFlight,
+      daemons: [...this.daemons.keys()],
+    };
+  }
+}
+
+async function tail(handle: SandboxHandle): Promise<string> {
+  const text = await handle.logTail(5);
+  return text ? `; last agent log lines: ${text.replace(/\n/g, ' | ')}` : '';
+}
