@@ -254,6 +254,7 @@ typedef struct {
   napi_ref callback;
   napi_async_context async;
   int fd;
+  size_t max_bytes;
   size_t capacity;
   char *buffer;
   int closing;
@@ -320,7 +321,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
         memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
       }
     }
-    int truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+    int truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || (size_t)n > l->max_bytes;
     deliver(l, (size_t)n, fds, nfds, truncated);
   }
 }
@@ -359,8 +360,9 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  // One byte more than allowed, so an oversized datagram shows as MSG_TRUNC even when the
-  // kernel would have fitted it exactly.
+  // One byte more than allowed: a datagram that fills it is over the bound, and anything larger
+  // shows as MSG_TRUNC.
+  l->max_bytes = max_bytes;
   l->capacity = (size_t)max_bytes + 1;
   l->buffer = malloc(l->capacity);
   l->fd = fd;

@@ -135,6 +135,7 @@ export class Gateway {
     const deps = reg.dependencies.map((d) => this.store.getDependency(d));
     await sandbox.activateDaemon({
       name: reg.name,
+      main: reg.main,
       version: storletVersion(reg, deps),
       language: reg.language,
       ...(reg.languageVersion ? { languageVersion: reg.languageVersion } : {}),

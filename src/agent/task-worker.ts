@@ -83,6 +83,16 @@ function toRecord(value: unknown): Record<string, string> {
   return out;
 }
 
+/** Resolves once a writable flushed, failed or closed: only then may it be destroyed. */
+function settledWritable(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableFinished || stream.destroyed) return resolve();
+    stream.once('finish', resolve);
+    stream.once('error', () => resolve());
+    stream.once('close', resolve);
+  });
+}
+
 function ended(stream: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
     if (stream.writableFinished) return resolve();
@@ -164,6 +174,8 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
     status.end(JSON.stringify(ok ? { status: true, message } : { status: false, message }));
     await new Promise<void>((resolve) => status.once('close', () => resolve()));
   }
+  // Metadata may still sit in our buffer, waiting for the gateway to read it.
+  await settledWritable(meta);
   for (const s of inputs) s.destroy();
   // The daemon closes file fds once we say done: no read may still be on its way to them.
   await Promise.all(inputs.map((s) => (s instanceof FileFdReadable ? s.settled() : undefined)));

@@ -24,8 +24,10 @@ export interface SandboxOptions {
 }
 
 export interface DaemonSpec {
-  /** Storlet name: also the daemon's pipe name and START_DAEMON storlet_name. */
+  /** Storlet name: also the daemon's pipe name and its dir name. */
   name: string;
+  /** Main module spec (`file.mjs` or `file.mjs:Export`): START_DAEMON's storlet_name. */
+  main: string;
   /** Changes whenever the storlet or a dependency changes: a different version restarts the daemon. */
   version: string;
   language: string;
@@ -49,7 +51,8 @@ export class Sandbox {
   private readonly lifecycle = new PQueue({ concurrency: 1 });
   private readonly factory: SBusClient;
   private handle: SandboxHandle | undefined;
-  private readonly daemons = new Map<string, string>();
+  /** Running daemons by storlet name: the version and main they were started with. */
+  private readonly daemons = new Map<string, { version: string; main: string }>();
   private _state: SandboxState = 'stopped';
   /** True when the factory's PING reply carried a sandlet version (it understands TASK_STATUS). */
   agentIsSandlet = false;
@@ -108,10 +111,10 @@ export class Sandbox {
 
   /** Makes sure the storlet's daemon runs at `spec.version`; cheap when it does. */
   async activateDaemon(spec: DaemonSpec): Promise<void> {
-    if (this.state === 'running' && this.daemons.get(spec.name) === spec.version) return;
+    if (this.state === 'running' && this.daemons.get(spec.name)?.version === spec.version) return;
     await this.lifecycle.add(async () => {
       if (this.state !== 'running') await this.doRestart(this._state === 'stopped' ? 'first use' : 'sandbox died');
-      if (this.daemons.get(spec.name) === spec.version) return;
+      if (this.daemons.get(spec.name)?.version === spec.version) return;
       await this.doActivate(spec);
     });
   }
@@ -123,8 +126,9 @@ export class Sandbox {
 
   async stopDaemon(name: string): Promise<void> {
     await this.lifecycle.add(async () => {
+      const known = this.daemons.get(name);
       this.daemons.delete(name);
-      if (this.state === 'running') await this.factory.stopDaemon(name);
+      if (known && this.state === 'running') await this.factory.stopDaemon(known.main);
     });
   }
 
@@ -231,17 +235,19 @@ export class Sandbox {
   private async doActivate(spec: DaemonSpec): Promise<void> {
     const known = this.daemons.get(spec.name);
     this.daemons.delete(spec.name);
-    const status = await this.factory.daemonStatus(spec.name);
-    if (status.status || known !== undefined) {
-      const stopped = await this.factory.stopDaemon(spec.name);
-      if (!stopped.status) throw new SandletError('ESANDBOX', `cannot stop daemon ${spec.name}: ${stopped.message}`);
+    // The factory knows daemons by main; a storlet whose main changed runs under the old one.
+    for (const main of new Set([known?.main ?? spec.main, spec.main])) {
+      const status = await this.factory.daemonStatus(main);
+      if (!status.status && known === undefined) continue;
+      const stopped = await this.factory.stopDaemon(main);
+      if (!stopped.status) throw new SandletError('ESANDBOX', `cannot stop daemon ${main} of storlet ${spec.name}: ${stopped.message}`);
     }
     await spec.install();
     const reply = await this.factory.startDaemon(
       {
         daemon_language: spec.language,
         storlet_path: this.paths.sandboxStorletDir(spec.name),
-        storlet_name: spec.name,
+        storlet_name: spec.main,
         uds_path: this.paths.sandboxStorletPipe(spec.name),
         log_level: spec.logLevel,
         pool_size: spec.poolSize,
@@ -251,7 +257,7 @@ export class Sandbox {
       Math.max(this.opts.sbusTimeoutMs, 15_000),
     );
     if (!reply.status) throw new SandletError('ESTORLET', `storlet ${spec.name} could not start: ${reply.message}`);
-    this.daemons.set(spec.name, spec.version);
+    this.daemons.set(spec.name, { version: spec.version, main: spec.main });
     this.log.info({ storlet: spec.name, version: spec.version }, 'storlet daemon active');
   }
 

@@ -1,0 +1,48 @@
+import { Option, type Command } from 'commander';
+import { loadConfig, type SandletConfig } from '../config.js';
+import { SandletError } from '../errors.js';
+
+export interface CommonFlags {
+  backend?: string;
+  root?: string;
+  config?: string;
+  logLevel?: string;
+}
+
+/** Every command that touches sandboxes or the store takes these. */
+export function addCommonOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--backend <name>', 'sandbox backend').choices(['process']))
+    .option('--root <dir>', 'host root for pipes, storlets, logs and the store (config host_root)')
+    .option('--config <file>', 'YAML or JSON config file')
+    .addOption(new Option('--log-level <level>', 'gateway log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']));
+}
+
+export function configFromFlags(flags: CommonFlags, defaults: Record<string, unknown> = {}): SandletConfig {
+  return loadConfig(flags.config, {
+    ...defaults,
+    backend: flags.backend,
+    host_root: flags.root ?? (defaults.host_root as string | undefined),
+    log_level: flags.logLevel ?? defaults.log_level,
+  });
+}
+
+/** `k=v` pairs from repeated flags. */
+export function collectPair(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new SandletError('EBADNAME', `expected KEY=VALUE, got ${JSON.stringify(value)}`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+export function collectList(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** `START-END`, inclusive, as in HTTP ranges. */
+export function parseRange(value: string): { start: number; end: number } {
+  const m = /^(\d+)-(\d+)$/.exec(value);
+  if (!m || Number(m[2]) < Number(m[1])) {
+    throw new SandletError('EBADNAME', `--range must be START-END with START <= END, got ${JSON.stringify(value)}`);
+  }
+  return { start: Number(m[1]), end: Number(m[2]) };
+}

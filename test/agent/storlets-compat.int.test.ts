@@ -1,0 +1,104 @@
+// A client that speaks only Storlets' JSON datagrams, with its own pipes and fds, as OpenStack
+// Storlets' gateway does, drives sandlet's agent: PING, START_DAEMON, EXECUTE, read output.
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { native } from '../../src/sbus/native.js';
+import { readPipeToEnd } from '../../src/sbus/fd-io.js';
+import { SAMPLES_DIR } from '../../src/package-root.js';
+import { startFactory } from '../helpers/agent.js';
+import { tempDir } from '../helpers/fs.js';
+
+const LE = os.endianness() === 'LE';
+function int32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  if (LE) b.writeInt32LE(n);
+  else b.writeInt32BE(n);
+  return b;
+}
+
+/** storlets.sbus: JSON metadata list (omitted with no fds) and JSON params, after 3 ints. */
+async function storletsRequest(
+  sockPath: string,
+  command: string,
+  params?: Record<string, unknown>,
+  extra: { fd: number; type: string; storlets?: Record<string, string>; storage?: Record<string, string> }[] = [],
+  taskId?: string,
+): Promise<{ status: boolean; message: string; task_id?: string }> {
+  const [r, w] = native.pipe();
+  const fds = [{ fd: w, type: 'SBUS_FD_SERVICE_OUT' }, ...extra];
+  const metadata = JSON.stringify(fds.map((f) => ({ storlets: { ...(('storlets' in f && f.storlets) || {}), type: f.type }, storage: ('storage' in f && f.storage) || {} })));
+  const cmd: Record<string, unknown> = { command };
+  if (params) cmd.params = params;
+  if (taskId) cmd.task_id = taskId;
+  const p = JSON.stringify(cmd);
+  const body = Buffer.concat([int32(fds.length), int32(Buffer.byteLength(metadata)), int32(Buffer.byteLength(p)), Buffer.from(metadata), Buffer.from(p)]);
+  native.send(sockPath, body, fds.map((f) => f.fd));
+  native.close(w);
+  const raw = await readPipeToEnd(r, { maxBytes: 65536, timeoutMs: 20000, what: 'reply' });
+  expect(raw[0]).toBe(0x7b); // answered in JSON, the request's codec
+  return JSON.parse(raw.toString()) as { status: boolean; message: string; task_id?: string };
+}
+
+let dir: string;
+let cleanup: () => void;
+let factory: Awaited<ReturnType<typeof startFactory>>;
+beforeAll(async () => {
+  ({ dir, cleanup } = tempDir());
+  fs.mkdirSync(path.join(dir, 'storlet'));
+  fs.copyFileSync(path.join(SAMPLES_DIR, 'uppercase.mjs'), path.join(dir, 'storlet', 'uppercase.mjs'));
+  factory = await startFactory(dir);
+});
+afterAll(async () => {
+  await factory.stop();
+  cleanup();
+});
+
+describe('Storlets JSON client against sandlet agent', () => {
+  it('pings, starts a daemon, executes and reads output and metadata', async () => {
+    const pong = await storletsRequest(factory.pipe, 'SBUS_CMD_PING');
+    expect(pong.status).toBe(true);
+    expect((pong as unknown as { version: { agent: string; protocol: number } }).version.protocol).toBe(1);
+
+    const uds = path.join(dir, 'uppercase.mjs');
+    const started = await storletsRequest(factory.pipe, 'SBUS_CMD_START_DAEMON', {
+      daemon_language: 'js', storlet_path: path.join(dir, 'storlet'), storlet_name: 'uppercase.mjs',
+      uds_path: uds, log_level: 'DEBUG', pool_size: 3,
+    });
+    expect(started).toEqual({ status: true, message: 'daemon uppercase.mjs started' });
+    expect((await storletsRequest(factory.pipe, 'SBUS_CMD_DAEMON_STATUS', { storlet_name: 'uppercase.mjs' })).status).toBe(true);
+
+    const [inR, inW] = native.pipe();
+    const [outR, outW] = native.pipe();
+    const [mdR, mdW] = native.pipe();
+    const logPath = path.join(dir, 'invoke.log');
+    const logFd = fs.openSync(logPath, 'a');
+    const reply = await storletsRequest(uds, 'SBUS_CMD_EXECUTE', { color: 'red' }, [
+      { fd: inR, type: 'SBUS_FD_INPUT_OBJECT', storage: { 'X-Object-Meta-Name': 'o1' } },
+      { fd: outW, type: 'SBUS_FD_OUTPUT_OBJECT' },
+      { fd: mdW, type: 'SBUS_FD_OUTPUT_OBJECT_METADATA' },
+      { fd: logFd, type: 'SBUS_FD_LOGGER' },
+    ]);
+    for (const fd of [inR, outW, mdW, logFd]) native.close(fd);
+    expect(reply.status).toBe(true);
+    expect(reply.task_id).toMatch(/^[0-9a-f]{16}$/);
+    new net.Socket({ fd: inW, readable: false, writable: true }).end('storlets speak json\n');
+    const md = await readPipeToEnd(mdR, { maxBytes: 65536, timeoutMs: 10000, what: 'metadata' });
+    expect(JSON.parse(md.toString())).toEqual({ 'X-Object-Meta-Name': 'o1', 'Storlet-Transform': 'uppercase' });
+    const out = await readPipeToEnd(outR, { maxBytes: 65536, timeoutMs: 10000, what: 'output' });
+    expect(out.toString()).toBe('STORLETS SPEAK JSON\n');
+    expect(fs.readFileSync(logPath, 'utf8')).toMatch(/INFO uppercasing/);
+
+    expect(await storletsRequest(factory.pipe, 'SBUS_CMD_STOP_DAEMON', { storlet_name: 'uppercase.mjs' })).toEqual({ status: true, message: 'daemon uppercase.mjs stopped' });
+    expect((await storletsRequest(factory.pipe, 'SBUS_CMD_DAEMON_STATUS', { storlet_name: 'uppercase.mjs' })).status).toBe(false);
+  });
+
+  it('names the supported languages when asked for another', async () => {
+    const reply = await storletsRequest(factory.pipe, 'SBUS_CMD_START_DAEMON', {
+      daemon_language: 'java', storlet_path: dir, storlet_name: 'x.jar', uds_path: path.join(dir, 'x'), log_level: 'INFO', pool_size: 1,
+    });
+    expect(reply).toEqual({ status: false, message: 'unsupported daemon_language "java"; this agent supports: js' });
+  });
+});

@@ -1,0 +1,38 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { createGateway, type Gateway } from '../../src/gateway.js';
+import type { SandletConfigInput } from '../../src/config.js';
+import { SAMPLES_DIR } from '../../src/package-root.js';
+import { tempDir } from './fs.js';
+
+export const FIXTURES = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'storlets');
+export const SAMPLES = ['identity.mjs', 'uppercase.mjs', 'metadata-echo.mjs', 'concat.mjs'];
+
+/** A gateway on the process backend in a temp root, with the samples and fixtures deployed. */
+export function testGateway(config: SandletConfigInput = {}): { gateway: Gateway; root: string; close: () => Promise<void> } {
+  const { dir, cleanup } = tempDir();
+  const gateway = createGateway({ host_root: dir, ...config }, { logger: pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' }) });
+  for (const name of SAMPLES) deploy(gateway, path.join(SAMPLES_DIR, name));
+  for (const name of ['misbehave.mjs', 'bad-syntax.mjs', 'no-invoke.mjs']) deploy(gateway, path.join(FIXTURES, name));
+  return {
+    gateway,
+    root: dir,
+    close: async () => {
+      await gateway.close();
+      cleanup();
+    },
+  };
+}
+
+export function deploy(gateway: Gateway, file: string, extra: { main?: string; dependencies?: string[]; name?: string } = {}): void {
+  const name = extra.name ?? path.basename(file);
+  gateway.store.deployStorlet(fs.readFileSync(file), {
+    name,
+    language: 'js',
+    interfaceVersion: '1.0',
+    objectMetadata: 'no',
+    main: extra.main ?? name,
+    dependencies: extra.dependencies ?? [],
+  });
+}

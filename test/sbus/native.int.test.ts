@@ -1,0 +1,99 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { native } from '../../src/sbus/native.js';
+import { readPipeToEnd } from '../../src/sbus/fd-io.js';
+import { tempDir } from '../helpers/fs.js';
+
+let dir: string;
+let cleanup: () => void;
+beforeEach(() => ({ dir, cleanup } = tempDir()));
+afterEach(() => cleanup());
+
+function receiveOne(fd: number, max = 65536): Promise<{ body: Buffer; fds: number[]; truncated: boolean }> {
+  return new Promise((resolve) => {
+    const l = native.listen(fd, max, (body, fds, truncated) => {
+      l.close();
+      resolve({ body, fds, truncated });
+    });
+  });
+}
+
+describe('native addon', () => {
+  it('passes a pipe end across a datagram socket (SCM_RIGHTS)', async () => {
+    const sockPath = path.join(dir, 's');
+    const server = native.bind(sockPath);
+    const [r, w] = native.pipe();
+    const received = receiveOne(server);
+    native.send(sockPath, Buffer.from('hi'), [w]);
+    native.close(w);
+    const got = await received;
+    expect(got.body.toString()).toBe('hi');
+    expect(got.fds).toHaveLength(1);
+    // Write through the received copy; read it from the original read end.
+    const sock = new net.Socket({ fd: got.fds[0]!, readable: false, writable: true });
+    sock.end('through the wall');
+    expect((await readPipeToEnd(r, { maxBytes: 1024, timeoutMs: 5000, what: 'pipe' })).toString()).toBe('through the wall');
+    native.close(server);
+  });
+
+  it('flags an oversized datagram as truncated instead of delivering part of it as whole', async () => {
+    const sockPath = path.join(dir, 's');
+    const server = native.bind(sockPath);
+    const received = receiveOne(server, 100);
+    native.send(sockPath, Buffer.alloc(101, 1), []);
+    const got = await received;
+    expect(got.truncated).toBe(true);
+    native.close(server);
+  });
+
+  it('replaces a stale socket file but refuses a live one', () => {
+    const sockPath = path.join(dir, 's');
+    const first = native.bind(sockPath);
+    expect(() => native.bind(sockPath)).toThrow(/bind .*\/s: EADDRINUSE/);
+    native.close(first); // the file stays behind, as after a crash
+    expect(fs.existsSync(sockPath)).toBe(true);
+    const second = native.bind(sockPath);
+    native.close(second);
+  });
+
+  it('names the errno and the path in errors', () => {
+    const missing = path.join(dir, 'nobody');
+    let err: (Error & { code?: string; path?: string }) | undefined;
+    try {
+      native.send(missing, Buffer.from('x'), []);
+    } catch (e) {
+      err = e as Error & { code?: string; path?: string };
+    }
+    expect(err?.code).toBe('ENOENT');
+    expect(err?.path).toBe(missing);
+    expect(err?.message).toContain(`sendmsg ${missing}: ENOENT`);
+    expect(() => native.bind(path.join(dir, 'x'.repeat(120)))).toThrow(/ENAMETOOLONG/);
+    expect(() => native.close(987654)).toThrow(/EBADF/);
+  });
+
+  it('returns close-on-exec pipes', () => {
+    const [r, w] = native.pipe(1 << 20);
+    const flags = fs.readFileSync(`/proc/self/fdinfo/${r}`, 'utf8');
+    // O_CLOEXEC is 02000000 (octal) in the flags line.
+    expect(Number.parseInt(/flags:\s+(\d+)/.exec(flags)![1]!, 8) & 0o2000000).toBeTruthy();
+    native.close(r);
+    native.close(w);
+  });
+
+  it('reports EAGAIN when the receiver queue is full', () => {
+    const sockPath = path.join(dir, 's');
+    const server = native.bind(sockPath);
+    let code: string | undefined;
+    for (let i = 0; i < 100_000 && !code; i++) {
+      try {
+        native.send(sockPath, Buffer.alloc(1024), []);
+      } catch (e) {
+        code = (e as { code?: string }).code;
+      }
+    }
+    expect(code).toBe('EAGAIN');
+    native.close(server);
+  });
+});
