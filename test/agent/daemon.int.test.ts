@@ -1,0 +1,93 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SBusClient } from '../../src/sbus/client.js';
+import { readPipeToEnd } from '../../src/sbus/fd-io.js';
+import { native } from '../../src/sbus/native.js';
+import { startFactory } from '../helpers/agent.js';
+import { tempDir } from '../helpers/fs.js';
+import { FIXTURES } from '../helpers/gateway.js';
+
+let dir: string;
+let cleanup: () => void;
+let factory: Awaited<ReturnType<typeof startFactory>>;
+let client: SBusClient;
+beforeAll(async () => {
+  ({ dir, cleanup } = tempDir());
+  const storlets = path.join(dir, 'st');
+  fs.mkdirSync(storlets);
+  for (const f of ['misbehave.mjs', 'bad-syntax.mjs', 'no-invoke.mjs']) fs.copyFileSync(path.join(FIXTURES, f), path.join(storlets, f));
+  fs.writeFileSync(path.join(storlets, 'slow-load.mjs'), "await new Promise((r) => setTimeout(r, 1500));\nexport function invoke() {}\n");
+  factory = await startFactory(dir);
+  client = new SBusClient(factory.pipe);
+});
+afterAll(async () => {
+  await factory.stop();
+  cleanup();
+});
+
+const start = (name: string, poolSize = 2) =>
+  client.startDaemon({ daemon_language: 'js', storlet_path: path.join(dir, 'st'), storlet_name: name, uds_path: path.join(dir, name), log_level: 'info', pool_size: poolSize }, 20_000);
+
+/** EXECUTE on a daemon with fresh pipes; returns the task id and readers for output and status. */
+async function execute(pipe: string, params: Record<string, string>, input: string) {
+  const [inR, inW] = native.pipe();
+  const [outR, outW] = native.pipe();
+  const [mdR, mdW] = native.pipe();
+  const [stR, stW] = native.pipe();
+  const reply = await new SBusClient(pipe).execute(params, [
+    { fd: inR, type: 'SBUS_FD_INPUT_OBJECT' },
+    { fd: outW, type: 'SBUS_FD_OUTPUT_OBJECT' },
+    { fd: mdW, type: 'SBUS_FD_OUTPUT_OBJECT_METADATA' },
+    { fd: stW, type: 'SANDLET_FD_TASK_STATUS' },
+  ]);
+  for (const fd of [inR, outW, mdW, stW]) native.close(fd);
+  new net.Socket({ fd: inW, readable: false, writable: true }).on('error', () => {}).end(input);
+  const read = (fd: number) => readPipeToEnd(fd, { maxBytes: 1 << 20, timeoutMs: 10_000, what: 'pipe' }).then(String);
+  return { reply, output: read(outR), metadata: read(mdR), status: read(stR) };
+}
+
+describe('daemon factory and storlet daemon', () => {
+  it('keeps answering while a daemon is starting', async () => {
+    const starting = start('slow-load.mjs');
+    // The slow module is still loading: PING and DAEMON_STATUS answer meanwhile.
+    expect((await client.ping()).status).toBe(true);
+    expect((await client.daemonStatus('misbehave.mjs')).status).toBe(false);
+    expect(await starting).toEqual({ status: true, message: 'daemon slow-load.mjs started' });
+  });
+
+  it('fails START_DAEMON with the load error', async () => {
+    expect((await start('bad-syntax.mjs')).message).toMatch(/^cannot load storlet .*bad-syntax\.mjs: /);
+    expect((await start('no-invoke.mjs')).message).toMatch(/storlet module has no invoke/);
+    expect((await client.daemonStatus('bad-syntax.mjs')).status).toBe(false);
+  });
+
+  it('CANCEL stops a busy loop while other tasks go on; the daemon lives', async () => {
+    expect((await start('misbehave.mjs', 3)).status).toBe(true);
+    const pipe = path.join(dir, 'misbehave.mjs');
+    const busy = await execute(pipe, { mode: 'busy-loop' }, 'x');
+    expect(busy.reply.status).toBe(true);
+    const other = await execute(pipe, {}, 'still flowing');
+    const cancel = await new SBusClient(pipe).cancel(busy.reply.task_id!);
+    expect(cancel).toEqual({ status: true, message: 'task cancelled' });
+    // The busy task's pipes reach EOF: its thread is gone.
+    expect(await busy.output).toBe('');
+    expect(await busy.metadata).toBe('');
+    expect(await other.output).toBe('still flowing');
+    expect(JSON.parse(await other.status)).toEqual({ status: true, message: 'done' });
+    expect((await new SBusClient(pipe).ping()).status).toBe(true);
+    const after = await execute(pipe, {}, 'next');
+    expect(await after.output).toBe('next');
+    expect(await new SBusClient(pipe).cancel('no-such-task')).toEqual({ status: false, message: 'no running task "no-such-task"' });
+  });
+
+  it('STOP_DAEMONS stops them all and HALT ends the factory', async () => {
+    expect((await client.stopDaemons()).status).toBe(true);
+    expect((await client.daemonStatus('misbehave.mjs')).status).toBe(false);
+    const exited = new Promise((r) => factory.child.once('exit', r));
+    expect(await client.halt()).toEqual({ status: true, message: 'factory is stopping' });
+    await exited;
+    expect(fs.existsSync(factory.pipe)).toBe(false);
+  });
+});

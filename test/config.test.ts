@@ -1,0 +1,42 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig, resolveConfig } from '../src/config.js';
+import { tempDir } from './helpers/fs.js';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((c) => c()));
+
+describe('config', () => {
+  it('derives every directory from host_root', () => {
+    const c = resolveConfig({ host_root: '/srv/sl' });
+    expect([c.pipes_dir, c.storlets_dir, c.log_dir, c.store_dir]).toEqual(['/srv/sl/pipes', '/srv/sl/storlets', '/srv/sl/logs', '/srv/sl/store']);
+    expect(c.sbus_codec).toBe('msgpack');
+    expect(c.max_datagram_bytes).toBe(65536);
+  });
+
+  it('names the option and the rule on bad input', () => {
+    expect(() => resolveConfig({ sbus_codec: 'xml' as never })).toThrow(/^config: sbus_codec: Invalid enum value/);
+    expect(() => resolveConfig({ storlet_timeout_ms: -1 })).toThrow(/^config: storlet_timeout_ms: Number must be greater than 0/);
+    expect(() => resolveConfig({ stroage_dir: '/x' } as never)).toThrow(/Unrecognized key\(s\) in object: 'stroage_dir'/);
+  });
+
+  it('reads YAML, then environment, then flags', () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const file = path.join(dir, 'sandlet.yaml');
+    fs.writeFileSync(file, 'host_root: /from/file\nstorlet_timeout_ms: 1000\nsbus_codec: json\n');
+    process.env.SANDLET_STORLET_TIMEOUT_MS = '2000';
+    cleanups.push(() => delete process.env.SANDLET_STORLET_TIMEOUT_MS);
+    const c = loadConfig(file, { host_root: '/from/flag' });
+    expect(c.host_root).toBe('/from/flag');
+    expect(c.storlet_timeout_ms).toBe(2000);
+    expect(c.sbus_codec).toBe('json');
+    expect(() => loadConfig(path.join(dir, 'missing.yaml'))).toThrow(/cannot read config file .*missing.yaml: ENOENT/);
+  });
+
+  it('parses the documented example', () => {
+    const example = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'config', 'sandlet.example.yaml');
+    expect(loadConfig(example).backend).toBe('process');
+  });
+});

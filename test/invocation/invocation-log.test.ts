@@ -1,0 +1,36 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openInvocationLog } from '../../src/invocation/invocation-log.js';
+import { tempDir } from '../helpers/fs.js';
+
+let dir: string;
+let cleanup: () => void;
+beforeEach(() => ({ dir, cleanup } = tempDir()));
+afterEach(() => cleanup());
+
+describe('invocation log', () => {
+  it('appends, then rotates at the cap keeping N old files', () => {
+    const log = path.join(dir, 's', 'm', 'storlet_invoke.log');
+    for (let i = 0; i < 5; i++) {
+      const fd = openInvocationLog(log, 1024, 2);
+      fs.writeSync(fd, `${i}`.repeat(1024));
+      fs.closeSync(fd);
+    }
+    expect(fs.readFileSync(log, 'utf8')).toBe('4'.repeat(1024));
+    expect(fs.readFileSync(`${log}.1`, 'utf8')).toBe('3'.repeat(1024));
+    expect(fs.readFileSync(`${log}.2`, 'utf8')).toBe('2'.repeat(1024));
+    expect(fs.existsSync(`${log}.3`)).toBe(false);
+  });
+
+  it('truncates in place when no old files are kept', () => {
+    const log = path.join(dir, 'l.log');
+    for (let i = 0; i < 2; i++) {
+      const fd = openInvocationLog(log, 10, 0);
+      fs.writeSync(fd, 'x'.repeat(20));
+      fs.closeSync(fd);
+    }
+    expect(fs.statSync(log).size).toBe(20);
+    expect(fs.readdirSync(dir)).toEqual(['l.log']);
+  });
+});
