@@ -42,25 +42,37 @@ async function storletsRequest(
   return JSON.parse(raw.toString()) as { status: boolean; message: string; task_id?: string };
 }
 
-let dir: string;
-let cleanup: () => void;
-let factory: Awaited<ReturnType<typeof startFactory>>;
-beforeAll(async () => {
-  ({ dir, cleanup } = tempDir());
-  fs.mkdirSync(path.join(dir, 'storlet'));
-  fs.copyFileSync(path.join(SAMPLES_DIR, 'uppercase.mjs'), path.join(dir, 'storlet', 'uppercase.mjs'));
-  factory = await startFactory(dir);
-});
-afterAll(async () => {
-  await factory.stop();
-  cleanup();
-});
+// The agent must run on Debian's Node 18 (the engine image's) as well as on the host's Node.
+// `.ci/run` sets SANDLET_NODE18 from scripts/debian-node18.sh; in CI its absence is a failure.
+const node18 = process.env.SANDLET_NODE18;
+const runtimes: [string, string | undefined][] = [
+  [`host node ${process.version}`, process.execPath],
+  ['Debian node 18', node18],
+];
 
-describe('Storlets JSON client against sandlet agent', () => {
+for (const [label, nodeBinary] of runtimes) describe.skipIf(!nodeBinary && !process.env.CI)(`Storlets JSON client against sandlet agent on ${label}`, () => {
+  let dir: string;
+  let cleanup: () => void;
+  let factory: Awaited<ReturnType<typeof startFactory>>;
+  beforeAll(async () => {
+    if (!nodeBinary) throw new Error('SANDLET_NODE18 is not set: run scripts/debian-node18.sh and export its output');
+    ({ dir, cleanup } = tempDir());
+    fs.mkdirSync(path.join(dir, 'storlet'));
+    fs.copyFileSync(path.join(SAMPLES_DIR, 'uppercase.mjs'), path.join(dir, 'storlet', 'uppercase.mjs'));
+    factory = await startFactory(dir, nodeBinary);
+  });
+  afterAll(async () => {
+    await factory?.stop();
+    cleanup?.();
+  });
+
   it('pings, starts a daemon, executes and reads output and metadata', async () => {
     const pong = await storletsRequest(factory.pipe, 'SBUS_CMD_PING');
     expect(pong.status).toBe(true);
     expect((pong as unknown as { version: { agent: string; protocol: number } }).version.protocol).toBe(1);
+    if (nodeBinary !== process.execPath) {
+      expect(fs.readFileSync(`/proc/${factory.child.pid}/cmdline`, 'utf8')).toContain('root/usr/bin/node');
+    }
 
     const uds = path.join(dir, 'uppercase.mjs');
     const started = await storletsRequest(factory.pipe, 'SBUS_CMD_START_DAEMON', {

@@ -1,0 +1,110 @@
+// npm run bench: sandlet's invocation path beside baselines measured in the same run.
+//   warm invocation latency, 1 KiB through identity (p50/p99 over 2,000)  target p50 ≤ 0.5 ms, p99 ≤ 2 ms
+//   identity throughput on 1 GiB, beside `dd | cat | cat`                  target ≥ 70% of the raw pipe
+//   SBus PING round trip (p50/p99 over 5,000)
+// Options (env): BENCH_N (invocations), BENCH_GIB (GiB for throughput), BENCH_JSON=1 (one JSON line).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import pino from 'pino';
+import { createGateway } from '../dist/index.js';
+import { SBusClient } from '../dist/sbus/client.js';
+import { SAMPLES_DIR } from '../dist/package-root.js';
+
+const N = Number(process.env.BENCH_N ?? 2000);
+const GIB = Number(process.env.BENCH_GIB ?? 1);
+const TOTAL = GIB * 1024 * 1024 * 1024;
+
+function quantile(sorted, q) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+const f = (ms) => `${ms.toFixed(3)} ms`;
+
+async function drain(stream) {
+  let n = 0;
+  for await (const c of stream) n += c.length;
+  return n;
+}
+
+function zeros(total, chunk = 1024 * 1024) {
+  const buf = Buffer.alloc(chunk);
+  let sent = 0;
+  return new Readable({
+    highWaterMark: chunk,
+    read() {
+      if (sent >= total) return this.push(null);
+      const n = Math.min(chunk, total - sent);
+      sent += n;
+      this.push(n === chunk ? buf : buf.subarray(0, n));
+    },
+  });
+}
+
+function rawPipeMBps() {
+  const t = process.hrtime.bigint();
+  execFileSync('sh', ['-c', `dd if=/dev/zero bs=1M count=${GIB * 1024} status=none | cat | cat > /dev/null`]);
+  const s = Number(process.hrtime.bigint() - t) / 1e9;
+  return TOTAL / 1e6 / s;
+}
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-bench-'));
+const gw = createGateway({ host_root: root, log_level: 'warn' }, { logger: pino({ level: 'warn' }) });
+const results = {};
+try {
+  gw.store.deployStorlet(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs')), {
+    name: 'identity.mjs', language: 'js', main: 'identity.mjs', interfaceVersion: '1.0', objectMetadata: 'no',
+  });
+  const kib = Buffer.alloc(1024, 7);
+  const once = async () => {
+    const r = await gw.invoke({ scope: 'bench', storlet: 'identity.mjs', input: kib });
+    return drain(r.body);
+  };
+  for (let i = 0; i < 200; i++) await once(); // warm: sandbox, daemon, JIT
+
+  const lat = [];
+  for (let i = 0; i < N; i++) {
+    const t = process.hrtime.bigint();
+    await once();
+    lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  lat.sort((a, b) => a - b);
+  results.invoke_p50_ms = quantile(lat, 0.5);
+  results.invoke_p99_ms = quantile(lat, 0.99);
+
+  const daemon = new SBusClient(gw.sandbox('bench').paths.hostStorletPipe('identity.mjs'));
+  const ping = [];
+  for (let i = 0; i < 5000; i++) {
+    const t = process.hrtime.bigint();
+    await daemon.ping();
+    ping.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  ping.sort((a, b) => a - b);
+  results.ping_p50_ms = quantile(ping, 0.5);
+  results.ping_p99_ms = quantile(ping, 0.99);
+
+  results.raw_pipe_MBps = rawPipeMBps();
+  const t = process.hrtime.bigint();
+  const r = await gw.invoke({ scope: 'bench', storlet: 'identity.mjs', input: zeros(TOTAL) });
+  const bytes = await drain(r.body);
+  const s = Number(process.hrtime.bigint() - t) / 1e9;
+  if (bytes !== TOTAL) throw new Error(`identity returned ${bytes} of ${TOTAL} bytes`);
+  results.identity_MBps = TOTAL / 1e6 / s;
+  results.throughput_ratio = results.identity_MBps / results.raw_pipe_MBps;
+} finally {
+  await gw.close();
+  fs.rmSync(root, { recursive: true, force: true });
+}
+
+if (process.env.BENCH_JSON) {
+  console.log(JSON.stringify(results));
+} else {
+  const ok = (cond) => (cond ? 'ok' : 'MISSED');
+  console.log(`sandlet bench  (node ${process.version}, ${os.cpus().length} cpus, ${N} invocations, ${GIB} GiB)`);
+  console.log(`warm invoke, 1 KiB identity   p50 ${f(results.invoke_p50_ms)}   p99 ${f(results.invoke_p99_ms)}   target p50 ≤ 0.5 ms ${ok(results.invoke_p50_ms <= 0.5)}, p99 ≤ 2 ms ${ok(results.invoke_p99_ms <= 2)}`);
+  console.log(`SBus PING round trip          p50 ${f(results.ping_p50_ms)}   p99 ${f(results.ping_p99_ms)}`);
+  console.log(`throughput, identity          ${results.identity_MBps.toFixed(0)} MB/s`);
+  console.log(`throughput, dd | cat | cat    ${results.raw_pipe_MBps.toFixed(0)} MB/s   (baseline, same run)`);
+  console.log(`ratio                         ${(results.throughput_ratio * 100).toFixed(0)}%   target ≥ 70% ${ok(results.throughput_ratio >= 0.7)}`);
+}
