@@ -262,6 +262,7 @@ typedef struct {
 
 static void on_listener_closed(uv_handle_t *handle) {
   listener_t *l = (listener_t *)handle->data;
+  close(l->fd);  // only now: see on_reader_closed
   free(l->buffer);
   free(l);
 }
@@ -339,7 +340,7 @@ static napi_value ListenerClose(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// listen(fd, maxDatagramBytes, callback) -> { close() }. The fd stays the caller's to close.
+// listen(fd, maxDatagramBytes, callback) -> { close() }. Takes ownership of fd: close() closes it.
 static napi_value Listen(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -476,12 +477,202 @@ static napi_value TryWrite(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// A pipe read to EOF under a libuv poll handle: the small messages of SBus (replies, output
+// metadata, task status) without a stream object per read. Owns the fd and closes it.
+typedef struct reader_box reader_box_t;
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async;
+  int fd;
+  size_t max_bytes;
+  char *buf;
+  size_t len;
+  size_t cap;
+  int done;
+  reader_box_t *box;
+} reader_t;
+
+// What the JS handle wraps: outlives the reader (freed by GC), so cancel() after the read ended
+// finds NULL instead of freed memory.
+struct reader_box {
+  reader_t *r;
+};
+
+static void finalize_box(napi_env env, void *data, void *hint) {
+  reader_box_t *box = (reader_box_t *)data;
+  if (box->r != NULL) box->r->box = NULL;
+  free(box);
+}
+
+// The fd is closed only once libuv let go of it: closing it under an active handle could leave
+// a stale epoll registration for the next fd with that number.
+static void on_reader_closed(uv_handle_t *handle) {
+  reader_t *r = (reader_t *)handle->data;
+  close(r->fd);
+  if (r->box != NULL) r->box->r = NULL;
+  free(r->buf);
+  free(r);
+}
+
+// Ends the read: stops polling, closes the fd, releases JS references, frees on close.
+static void reader_end(reader_t *r) {
+  r->done = 1;
+  uv_poll_stop(&r->poll);
+  napi_delete_reference(r->env, r->callback);
+  napi_async_destroy(r->env, r->async);
+  uv_close((uv_handle_t *)&r->poll, on_reader_closed);
+}
+
+// callback(errorCode: string | null, data: Buffer | null)
+static void reader_finish(reader_t *r, const char *error_code) {
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  napi_value argv[2], cb, recv, result;
+  napi_ref cb_ref = r->callback;
+  napi_async_context async = r->async;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (error_code != NULL) {
+    napi_create_string_utf8(env, error_code, NAPI_AUTO_LENGTH, &argv[0]);
+    napi_get_null(env, &argv[1]);
+  } else {
+    void *unused;
+    napi_get_null(env, &argv[0]);
+    napi_create_buffer_copy(env, r->len, r->len > 0 ? r->buf : "", &unused, &argv[1]);
+  }
+  napi_get_reference_value(env, cb_ref, &cb);
+  napi_get_global(env, &recv);
+  // Take the references over: reader_end must not delete them before the call.
+  r->done = 1;
+  uv_poll_stop(&r->poll);
+  uv_close((uv_handle_t *)&r->poll, on_reader_closed);
+  if (napi_make_callback(env, async, recv, cb, 2, argv, &result) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  napi_delete_reference(env, cb_ref);
+  napi_async_destroy(env, async);
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_reader_event(uv_poll_t *handle, int status, int events) {
+  reader_t *r = (reader_t *)handle->data;
+  (void)status;
+  (void)events;
+  if (r->done) return;
+  for (;;) {
+    if (r->len == r->cap) {
+      size_t cap = r->cap * 2;
+      if (cap > r->max_bytes + 1) cap = r->max_bytes + 1;
+      char *grown = realloc(r->buf, cap);
+      if (grown == NULL) {
+        reader_finish(r, "ENOMEM");
+        return;
+      }
+      r->buf = grown;
+      r->cap = cap;
+    }
+    ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len);
+    if (n > 0) {
+      r->len += (size_t)n;
+      if (r->len > r->max_bytes) {
+        reader_finish(r, "ETOOLARGE");
+        return;
+      }
+      continue;
+    }
+    if (n == 0) {
+      reader_finish(r, NULL);
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return;
+    reader_finish(r, errno_name(errno));
+    return;
+  }
+}
+
+static napi_value ReaderCancel(napi_env env, napi_callback_info info) {
+  napi_value self;
+  CHECK(napi_get_cb_info(env, info, NULL, NULL, &self, NULL));
+  reader_box_t *box = NULL;
+  if (napi_unwrap(env, self, (void **)&box) != napi_ok || box == NULL || box->r == NULL) return NULL;
+  if (!box->r->done) reader_end(box->r);
+  return NULL;
+}
+
+// readToEnd(fd, maxBytes, callback) -> { cancel() }. Takes ownership of fd.
+static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  uint32_t max_bytes = 0;
+  napi_valuetype cb_type = napi_undefined;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_uint32(env, argv[1], &max_bytes) != napi_ok ||
+      napi_typeof(env, argv[2], &cb_type) != napi_ok || cb_type != napi_function) {
+    napi_throw_type_error(env, NULL, "readToEnd(fd, maxBytes, callback): bad arguments");
+    return NULL;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    throw_errno(env, errno, "fcntl", NULL);
+    return NULL;
+  }
+  uv_loop_t *loop = NULL;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  reader_t *r = calloc(1, sizeof *r);
+  reader_box_t *box = calloc(1, sizeof *box);
+  if (r == NULL || box == NULL) {
+    free(r);
+    free(box);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  r->cap = max_bytes < 4096 ? (size_t)max_bytes + 1 : 4096;
+  r->buf = malloc(r->cap);
+  r->fd = fd;
+  r->env = env;
+  r->max_bytes = max_bytes;
+  int rc = r->buf == NULL ? UV_ENOMEM : uv_poll_init(loop, &r->poll, fd);
+  if (rc != 0) {
+    free(r->buf);
+    free(r);
+    free(box);
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return NULL;
+  }
+  r->poll.data = r;
+  box->r = r;
+  r->box = box;
+  napi_value name, self, cancel_fn;
+  CHECK(napi_create_reference(env, argv[2], 1, &r->callback));
+  CHECK(napi_create_string_utf8(env, "sandlet.sbus.read", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &r->async));
+  CHECK(napi_create_object(env, &self));
+  CHECK(napi_wrap(env, self, box, finalize_box, NULL, NULL));
+  CHECK(napi_create_function(env, "cancel", NAPI_AUTO_LENGTH, ReaderCancel, NULL, &cancel_fn));
+  CHECK(napi_set_named_property(env, self, "cancel", cancel_fn));
+  rc = uv_poll_start(&r->poll, UV_READABLE | UV_DISCONNECT, on_reader_event);
+  if (rc != 0) {
+    napi_value tmp;
+    napi_call_function(env, self, cancel_fn, 0, NULL, &tmp);
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return NULL;
+  }
+  return self;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"bind", NULL, Bind, NULL, NULL, NULL, napi_enumerable, NULL},
       {"send", NULL, Send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listen", NULL, Listen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pipe", NULL, Pipe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readToEnd", NULL, ReadToEnd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tryWrite", NULL, TryWrite, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };

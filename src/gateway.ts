@@ -7,6 +7,8 @@ import { validateScopeName, validateStorletName } from './names.js';
 import { createLogger } from './log.js';
 import { LocalStore, storletVersion } from './cache/local-store.js';
 import { installStorlet } from './cache/scope-installer.js';
+import type { DependencyRegistration } from './cache/registration.js';
+import { InvocationLogs } from './invocation/invocation-log.js';
 import { invokeStorlet, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
 import { ProcessBackend } from './runtime/backends/process.js';
 import type { SandboxBackend } from './runtime/sandbox-backend.js';
@@ -42,6 +44,8 @@ export class Gateway {
   readonly logger: Logger;
   private readonly backend: SandboxBackend;
   private readonly sandboxes = new Map<string, Sandbox>();
+  private readonly logs: InvocationLogs;
+  private readonly versions = new WeakMap<object, { deps: DependencyRegistration[]; version: string }>();
   private closed = false;
 
   constructor(config: SandletConfig, opts: GatewayOptions = {}) {
@@ -49,6 +53,7 @@ export class Gateway {
     this.logger = opts.logger ?? createLogger(config.log_level);
     this.backend = opts.backend ?? new ProcessBackend(this.logger);
     this.store = new LocalStore(config.store_dir);
+    this.logs = new InvocationLogs(config.storlet_log_max_bytes, config.storlet_log_keep);
   }
 
   /** The scope's sandbox object (created on first use; nothing is started until needed). */
@@ -112,7 +117,7 @@ export class Gateway {
           pipeBufferBytes: this.config.pipe_buffer_bytes,
           logPath: sandbox.paths.hostLogPath(storlet),
           logMaxBytes: this.config.storlet_log_max_bytes,
-          logKeep: this.config.storlet_log_keep,
+          logs: this.logs,
           withStatus: sandbox.agentIsSandlet,
           logger: this.logger,
           onDone: done,
@@ -133,10 +138,16 @@ export class Gateway {
   private async activate(sandbox: Sandbox, storlet: string): Promise<void> {
     const reg = this.store.getStorlet(storlet);
     const deps = reg.dependencies.map((d) => this.store.getDependency(d));
+    // The store hands out the same registration objects until a file changes: hash once per version.
+    let known = this.versions.get(reg);
+    if (!known || known.deps.length !== deps.length || known.deps.some((d, i) => d !== deps[i])) {
+      known = { deps, version: storletVersion(reg, deps) };
+      this.versions.set(reg, known);
+    }
     await sandbox.activateDaemon({
       name: reg.name,
       main: reg.main,
-      version: storletVersion(reg, deps),
+      version: known.version,
       language: reg.language,
       ...(reg.languageVersion ? { languageVersion: reg.languageVersion } : {}),
       poolSize: this.config.storlet_daemon_thread_pool_size,
@@ -151,6 +162,7 @@ export class Gateway {
     this.closed = true;
     await Promise.all([...this.sandboxes.values()].map((s) => s.stop().catch(() => {})));
     this.sandboxes.clear();
+    this.logs.closeAll();
   }
 }
 

@@ -240,7 +240,9 @@ describe('resources', () => {
   });
 
   it('failure paths leak no fds either', async () => {
+    // Warm up every storlet used below: each keeps one invocation-log fd open in the gateway.
     await text((await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', input: Buffer.from('warm') })).body);
+    await text((await gw.invoke({ scope: 'fds2', storlet: 'identity.mjs', input: Buffer.from('warm') })).body);
     const factoryPid = Number(gw.sandbox('fds2').describe().id);
     const [daemonPid] = childPids(factoryPid);
     const counts = () => [openFds().length, wallFds(daemonPid!).length];

@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import { closeQuietly } from '../sbus/native.js';
-import { isPollable } from '../sbus/fd-io.js';
+import { closeQuietly, native } from '../sbus/native.js';
+import { isPollable, writableFromFd } from '../sbus/fd-io.js';
 import { Command, FdType, type Reply } from '../sbus/protocol.js';
 import { SBusServer, type ReceivedFd, type SBusRequest } from '../sbus/server.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../version.js';
@@ -65,6 +65,11 @@ class TaskWorker {
 interface Task {
   id: string;
   message: TaskMessage;
+  /** Output metadata and status pipes: the daemon's own, written from this thread. */
+  metadataFd: number;
+  statusFd: number | undefined;
+  metadataSent: boolean;
+  outcome: { ok: boolean; message: string } | undefined;
   /** File fds, which the daemon keeps and closes when the task is over. */
   kept: number[];
   /** Pipe fds, which the worker owns once it said "opened". */
@@ -83,6 +88,9 @@ export class StorletDaemon {
   private readonly tasks = new Map<string, Task>();
   private readonly log: Logger;
   private halted = false;
+  // Task ids: a random prefix per daemon and a counter, so ids never repeat and cost nothing.
+  private readonly idPrefix = randomBytes(4).toString('hex');
+  private taskSeq = 0;
   onHalt: () => void = () => process.exit(0);
 
   constructor(opts: DaemonOptions) {
@@ -116,6 +124,11 @@ export class StorletDaemon {
     for (const task of this.tasks.values()) task.cancel?.();
     await Promise.all([...this.idle].map((w) => w.worker.terminate()));
     this.onHalt();
+  }
+
+  private nextTaskId(): string {
+    this.taskSeq++;
+    return this.idPrefix + this.taskSeq.toString(16).padStart(8, '0');
   }
 
   private spawnWorker(): TaskWorker {
@@ -159,7 +172,7 @@ export class StorletDaemon {
     };
     const strParams: Record<string, string> = {};
     for (const [k, v] of Object.entries(params)) strParams[k] = typeof v === 'string' ? v : String(v);
-    const id = randomBytes(8).toString('hex');
+    const id = this.nextTaskId();
     const message: TaskMessage = {
       type: 'task',
       taskId: id,
@@ -169,15 +182,16 @@ export class StorletDaemon {
         return { ...base, metadata: stringRecord(f.metadata.storage), ...(range ? { range } : {}) };
       }),
       output: classify(output),
-      metadata: classify(metadata),
       logger: logger ? { ...classify(logger), maxBytes: Number(logger.metadata.storlets.max_bytes) || 1024 * 1024 } : undefined,
-      status: status ? classify(status) : undefined,
       params: strParams,
     };
     // Any fd of a type this daemon does not use is closed now.
-    const used = new Set([...kept, ...handed]);
+    const used = new Set([...kept, ...handed, metadata.fd, status?.fd]);
     closeQuietly(fds.filter((f) => !used.has(f.fd)).map((f) => f.fd));
-    return { id, message, kept, handed, cancelled: false, opened: false };
+    return {
+      id, message, kept, handed, cancelled: false, opened: false,
+      metadataFd: metadata.fd, statusFd: status?.fd, metadataSent: false, outcome: undefined,
+    };
   }
 
   private async run(task: Task): Promise<void> {
@@ -200,7 +214,19 @@ export class StorletDaemon {
     } finally {
       closeQuietly(task.kept);
       this.tasks.delete(task.id);
+      this.finishTask(task);
     }
+  }
+
+  /** Closes the metadata pipe (empty if the storlet never set any) and reports the outcome. */
+  private finishTask(task: Task): void {
+    if (!task.metadataSent) closeQuietly([task.metadataFd]);
+    if (task.statusFd === undefined) return;
+    const outcome = task.outcome ?? {
+      ok: false,
+      message: task.cancelled ? 'storlet task was cancelled' : 'storlet worker died before finishing the task',
+    };
+    writeAndClose(task.statusFd, Buffer.from(JSON.stringify({ status: outcome.ok, message: outcome.message })));
   }
 
   /** Resolves true when the worker can take another task. */
@@ -211,8 +237,12 @@ export class StorletDaemon {
         if (msg.type === 'opened' && msg.taskId === task.id) {
           task.opened = true;
           if (task.cancelled) task.cancel?.();
+        } else if (msg.type === 'metadata' && msg.taskId === task.id && !task.metadataSent) {
+          task.metadataSent = true;
+          writeAndClose(task.metadataFd, Buffer.from(msg.json));
         } else if (msg.type === 'done' && msg.taskId === task.id) {
           off();
+          task.outcome = { ok: msg.ok, message: msg.message };
           this.log.debug({ task: task.id, ok: msg.ok, message: msg.message }, 'task finished');
           resolve(!terminating);
         }
@@ -245,6 +275,29 @@ export class StorletDaemon {
     task.cancel?.();
     return { status: true, message: 'task cancelled' };
   }
+}
+
+/**
+ * Writes a small message to a pipe and closes it: one non-blocking write when it fits (the usual
+ * case), else a stream for the rest. Takes ownership of fd.
+ */
+function writeAndClose(fd: number, bytes: Buffer): void {
+  let written = 0;
+  try {
+    written = native.tryWrite(fd, bytes);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EAGAIN') {
+      closeQuietly([fd]); // the reader is gone
+      return;
+    }
+  }
+  if (written === bytes.length) {
+    closeQuietly([fd]);
+    return;
+  }
+  const rest = writableFromFd(fd);
+  rest.on('error', () => rest.destroy());
+  rest.end(bytes.subarray(written), () => rest.destroy());
 }
 
 function stringRecord(value: Record<string, unknown>): Record<string, string> {

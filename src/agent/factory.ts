@@ -116,7 +116,8 @@ export class DaemonFactory {
       '--pool-size', String(poolSize), '--log-level', logLevel,
     ];
     // The IPC channel carries the ready/error message and ends the daemon if the factory dies.
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    const prof = process.env.SANDLET_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SANDLET_PROFILE_DIR}`] : [];
+    const child = spawn(process.execPath, [...prof, ...args], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     let stderrTail = '';
     child.stderr!.on('data', (chunk: Buffer) => {
       process.stderr.write(chunk);

@@ -16,9 +16,7 @@ export interface TaskMessage {
   taskId: string;
   inputs: TaskInput[];
   output: TaskFd;
-  metadata: TaskFd;
   logger: (TaskFd & { maxBytes: number }) | undefined;
-  status: TaskFd | undefined;
   params: Record<string, string>;
 }
 
@@ -28,4 +26,6 @@ export type FromWorker =
   | { type: 'ready' }
   | { type: 'load-error'; message: string }
   | { type: 'opened'; taskId: string }
+  /** The daemon writes metadata and status itself: those fds never enter a worker. */
+  | { type: 'metadata'; taskId: string; json: string }
   | { type: 'done'; taskId: string; ok: boolean; message: string };

@@ -106,20 +106,17 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
   // Open every pipe first and in one go, then tell the daemon they are ours to close.
   const inputs = task.inputs.map((i) => readableFromFd(i.fd, i.pollable));
   const out = writableFromFd(task.output.fd, task.output.pollable);
-  const meta = writableFromFd(task.metadata.fd, task.metadata.pollable);
-  const status = task.status ? writableFromFd(task.status.fd, task.status.pollable) : undefined;
   post({ type: 'opened', taskId: task.taskId });
   const abort = new AbortController();
   current = { taskId: task.taskId, abort };
   // The storlet may never read an input: an EPIPE there is the peer's business, not a crash.
-  for (const s of [...inputs, out, meta]) s.on('error', () => {});
-  status?.on('error', () => {});
+  for (const s of [...inputs, out]) s.on('error', () => {});
 
   let metadataSent = false;
   const sendMetadata = (record: Record<string, string>): void => {
     if (metadataSent) throw new Error('output metadata was already set');
     metadataSent = true;
-    meta.end(JSON.stringify(record));
+    post({ type: 'metadata', taskId: task.taskId, json: JSON.stringify(record) });
   };
   const output = new Writable({
     highWaterMark: 256 * 1024,
@@ -168,19 +165,14 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
   if (!ok) {
     ctx.logger.error(`storlet failed: ${message}`);
     out.destroy();
-    if (!metadataSent) meta.end();
   }
-  if (status) {
-    status.end(JSON.stringify(ok ? { status: true, message } : { status: false, message }));
-    await new Promise<void>((resolve) => status.once('close', () => resolve()));
-  }
-  // Metadata may still sit in our buffer, waiting for the gateway to read it.
-  await settledWritable(meta);
   for (const s of inputs) s.destroy();
   // The daemon closes file fds once we say done: no read may still be on its way to them.
   await Promise.all(inputs.map((s) => (s instanceof FileFdReadable ? s.settled() : undefined)));
-  meta.destroy();
-  if (ok) out.destroy();
+  if (ok) {
+    await settledWritable(out);
+    out.destroy();
+  }
   current = undefined;
   post({ type: 'done', taskId: task.taskId, ok, message });
 }

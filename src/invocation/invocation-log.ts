@@ -7,6 +7,54 @@ import path from 'node:path';
 
 const madeDirs = new Set<string>();
 
+/**
+ * The open log fds of a gateway, one per storlet and scope, kept across invocations: each
+ * EXECUTE passes the fd (the kernel gives the agent its own copy), so opening and closing the
+ * file per invocation would be wasted work on the hot path. Rotation is checked before each use.
+ */
+export class InvocationLogs {
+  private readonly open = new Map<string, number>();
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly keep: number,
+  ) {}
+
+  fdFor(file: string): number {
+    const fd = this.open.get(file);
+    if (fd !== undefined) {
+      let size = -1;
+      try {
+        size = fs.fstatSync(fd).size;
+      } catch {
+        // closed under us: open again below
+      }
+      if (size >= 0 && size < this.maxBytes) return fd;
+      this.open.delete(file);
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already gone
+      }
+    }
+    // Agents still writing to the old file keep their own copy of its fd: rotation is safe.
+    const fresh = openInvocationLog(file, this.maxBytes, this.keep);
+    this.open.set(file, fresh);
+    return fresh;
+  }
+
+  closeAll(): void {
+    for (const fd of this.open.values()) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already gone
+      }
+    }
+    this.open.clear();
+  }
+}
+
 export function openInvocationLog(file: string, maxBytes: number, keep: number): number {
   const dir = path.dirname(file);
   if (!madeDirs.has(dir)) {

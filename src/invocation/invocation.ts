@@ -8,7 +8,7 @@ import type { SBusClient, OutgoingFd } from '../sbus/client.js';
 import { readPipeToEnd, writableFromFd, formatMs } from '../sbus/fd-io.js';
 import { closeQuietly, native } from '../sbus/native.js';
 import { FdType } from '../sbus/protocol.js';
-import { openInvocationLog } from './invocation-log.js';
+import type { InvocationLogs } from './invocation-log.js';
 import { OutputStream } from './output-stream.js';
 
 /** The object: a stream, bytes, or an open file passed as its fd (zero copy; stays the caller's). */
@@ -38,7 +38,7 @@ export interface InvocationSpec {
   pipeBufferBytes: number;
   logPath: string;
   logMaxBytes: number;
-  logKeep: number;
+  logs: InvocationLogs;
   /** Ask the agent for the task's outcome on a status pipe (sandlet agents only). */
   withStatus: boolean;
   logger: Logger;
@@ -108,8 +108,8 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
       local.push(sr);
       remote.push(w);
     }
-    const logFd = openInvocationLog(spec.logPath, spec.logMaxBytes, spec.logKeep);
-    remote.push(logFd);
+    // Shared by the storlet's invocations and owned by spec.logs: sent, never closed here.
+    const logFd = spec.logs.fdFor(spec.logPath);
 
     const [first, ...extras] = inputs;
     const rangeMeta = spec.range ? { start: String(spec.range.start), end: String(spec.range.end) } : {};
@@ -160,14 +160,21 @@ async function runTask(
   const pumps: Writable[] = [];
   for (const input of inputs) {
     if (input.local === undefined) continue;
+    let source = input.source!;
+    if (Buffer.isBuffer(source)) {
+      // Bytes that fit the pipe go in one non-blocking write: no stream for the common small object.
+      const written = writeNow(input.local, source);
+      if (written === source.length) continue;
+      source = source.subarray(written);
+    }
     const sink = writableFromFd(input.local, true);
     pumps.push(sink);
-    pump(input.source!, sink, (err) => {
+    pump(source, sink, (err) => {
       // The caller's input broke: the storlet saw a short object, so its output is worthless.
       inputError = new SandletError('ESTORLET', `input of storlet ${spec.storlet} failed: ${oneLine(err)}`);
       cancel('input failed');
       body?.destroy(inputError);
-      teardown.abort();
+      teardown.abort(TEARDOWN);
     });
   }
 
@@ -178,7 +185,7 @@ async function runTask(
   status?.catch(() => {});
 
   const cleanup = (err: Error | null): void => {
-    teardown.abort();
+    teardown.abort(TEARDOWN);
     for (const p of pumps) p.destroy();
     spec.onDone(err);
   };
@@ -229,6 +236,25 @@ async function runTask(
     onClose: cleanup,
   });
   return { metadata, body, taskId };
+}
+
+// A fixed abort reason: abort() without one builds a DOMException (with a stack) every time.
+const TEARDOWN = new Error('invocation over');
+
+/**
+ * Writes what the pipe takes at once. Returns the bytes written; when all were, the write end is
+ * closed. A storlet that already closed its input (EPIPE) takes nothing more: that counts as all.
+ */
+function writeNow(fd: number, bytes: Buffer): number {
+  let written = 0;
+  try {
+    written = bytes.length === 0 ? 0 : native.tryWrite(fd, bytes);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== 'EAGAIN') written = bytes.length; // EPIPE and the like: the reader is gone
+  }
+  if (written === bytes.length) closeQuietly([fd]);
+  return written;
 }
 
 function pump(source: Readable | Buffer, sink: Writable, onSourceError: (err: Error) => void): void {

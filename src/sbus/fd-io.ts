@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { SandletError } from '../errors.js';
+import { native } from './native.js';
 
 // Opening streams on raw fds. Pipes and sockets go through libuv (net.Socket), never through the
 // 4-thread fs pool; regular files, which libuv cannot poll, use fs streams.
@@ -78,39 +79,36 @@ export interface ReadAllOptions {
 }
 
 /**
- * Reads a pipe to EOF, bounded in size and time. Takes ownership of fd: it is closed on every path.
+ * Reads a pipe to EOF, bounded in size and time, with the addon's poll-driven reader (no stream
+ * object per read: this runs several times per invocation). Takes ownership of fd: it is closed on
+ * every path.
  */
 export function readPipeToEnd(fd: number, opts: ReadAllOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const sock = new net.Socket({ fd, readable: true, writable: false, allowHalfOpen: true });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (err: Error | null): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (err: Error | null, data?: Buffer): void => {
+      if (timer) clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
-      sock.destroy();
       if (err) reject(err);
-      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      else resolve(data!);
     };
-    const onAbort = (): void => finish(new SandletError('ECANCELLED', `reading ${opts.what} was cancelled`));
-    const timer =
-      opts.timeoutMs > 0
-        ? setTimeout(() => finish(new SandletError('ETIMEDOUT', `no ${opts.what} within ${formatMs(opts.timeoutMs)}`)), opts.timeoutMs)
-        : undefined;
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    sock.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > opts.maxBytes) {
-        finish(new SandletError('ETOOLARGE', `${opts.what} exceeds the ${formatBytes(opts.maxBytes)} bound`));
-        return;
-      }
-      chunks.push(chunk);
+    const reader = native.readToEnd(fd, opts.maxBytes, (code, data) => {
+      if (code === null) finish(null, data!);
+      else if (code === 'ETOOLARGE') finish(new SandletError('ETOOLARGE', `${opts.what} exceeds the ${formatBytes(opts.maxBytes)} bound`));
+      else finish(new SandletError('ESBUSPROTO', `reading ${opts.what} failed: ${code}`));
     });
-    sock.on('end', () => finish(null));
-    sock.on('error', (err) => finish(err));
+    const onAbort = (): void => {
+      reader.cancel();
+      finish(new SandletError('ECANCELLED', `reading ${opts.what} was cancelled`));
+    };
+    if (opts.timeoutMs > 0) {
+      timer = setTimeout(() => {
+        reader.cancel();
+        finish(new SandletError('ETIMEDOUT', `no ${opts.what} within ${formatMs(opts.timeoutMs)}`));
+      }, opts.timeoutMs);
+    }
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 

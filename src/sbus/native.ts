@@ -8,7 +8,7 @@ export interface NativeSbus {
   bind(path: string): number;
   /** sendmsg of body to path, with fds as SCM_RIGHTS. Throws with .code EAGAIN on a full queue. */
   send(path: string, body: Buffer, fds: number[]): void;
-  /** Drives fd with a libuv poll handle; calls back once per datagram. */
+  /** Drives fd with a libuv poll handle; calls back once per datagram. Owns fd: close() closes it. */
   listen(
     fd: number,
     maxDatagramBytes: number,
@@ -16,6 +16,11 @@ export interface NativeSbus {
   ): { close(): void };
   /** pipe2(O_CLOEXEC) → [read, write]; size asks for a larger pipe buffer. */
   pipe(size?: number): [number, number];
+  /**
+   * Reads a pipe to EOF under a libuv poll handle and calls back once: (null, data) or an errno
+   * name / 'ETOOLARGE'. Owns fd (closes it however the read ends, or on cancel()).
+   */
+  readToEnd(fd: number, maxBytes: number, onDone: (error: string | null, data: Buffer | null) => void): { cancel(): void };
   /** One non-blocking write; throws with .code EAGAIN when the pipe is full. */
   tryWrite(fd: number, body: Buffer): number;
   close(fd: number): void;

@@ -60,8 +60,7 @@ export class SBusServer {
 
   close(): void {
     if (this.fd < 0) return;
-    this.listener?.close();
-    closeQuietly([this.fd]);
+    this.listener?.close(); // closes the socket fd too
     this.fd = -1;
     try {
       fs.unlinkSync(this.path);

@@ -35,7 +35,6 @@ describe('native addon', () => {
     const sock = new net.Socket({ fd: got.fds[0]!, readable: false, writable: true });
     sock.end('through the wall');
     expect((await readPipeToEnd(r, { maxBytes: 1024, timeoutMs: 5000, what: 'pipe' })).toString()).toBe('through the wall');
-    native.close(server);
   });
 
   it('flags an oversized datagram as truncated instead of delivering part of it as whole', async () => {
@@ -45,7 +44,6 @@ describe('native addon', () => {
     native.send(sockPath, Buffer.alloc(101, 1), []);
     const got = await received;
     expect(got.truncated).toBe(true);
-    native.close(server);
   });
 
   it('replaces a stale socket file but refuses a live one', () => {
@@ -71,6 +69,28 @@ describe('native addon', () => {
     expect(err?.message).toContain(`sendmsg ${missing}: ENOENT`);
     expect(() => native.bind(path.join(dir, 'x'.repeat(120)))).toThrow(/ENAMETOOLONG/);
     expect(() => native.close(987654)).toThrow(/EBADF/);
+  });
+
+  it('reads a pipe to EOF, bounded, and closes it', async () => {
+    const read = (fd: number, max: number) =>
+      new Promise<[string | null, Buffer | null]>((resolve) => native.readToEnd(fd, max, (err, data) => resolve([err, data])));
+    const [r1, w1] = native.pipe();
+    const p1 = read(r1, 100);
+    native.tryWrite(w1, Buffer.from('small reply'));
+    native.close(w1);
+    const [err1, data1] = await p1;
+    expect(err1).toBeNull();
+    expect(data1!.toString()).toBe('small reply');
+    const [r2, w2] = native.pipe();
+    const p2 = read(r2, 10);
+    native.tryWrite(w2, Buffer.alloc(11));
+    expect((await p2)[0]).toBe('ETOOLARGE');
+    native.close(w2);
+    const [r3, w3] = native.pipe();
+    native.close(w3);
+    expect(await read(r3, 10)).toEqual([null, Buffer.alloc(0)]);
+    // Each read end was closed by the addon.
+    for (const fd of [r1, r2, r3]) expect(() => fs.fstatSync(fd)).toThrow(/EBADF/);
   });
 
   it('returns close-on-exec pipes', () => {
