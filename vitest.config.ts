@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 // fds and processes (and, later, a real Docker engine).
 export default defineConfig({
   test: {
+    // Integration files start sandboxes and time things: on 2 cores they must not run side by side.
+    fileParallelism: false,
     projects: [
       {
         test: {
@@ -19,8 +21,6 @@ export default defineConfig({
           include: ['test/**/*.int.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 60_000,
-          // Integration files start sandboxes and time things; keep them off each other's cores.
-          fileParallelism: false,
         },
       },
     ],

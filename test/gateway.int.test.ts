@@ -259,6 +259,8 @@ describe('resources', () => {
       early.body.destroy(); // the reader walks away
     }
     await new Promise((r) => setTimeout(r, 1000));
+    // Cancelled and failed tasks never take the daemon down with them.
+    expect(isAlive(daemonPid!)).toBe(true);
     expect(counts()).toEqual(before);
   });
 });

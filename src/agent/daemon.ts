@@ -10,7 +10,7 @@ import { isPollable, writableFromFd } from '../sbus/fd-io.js';
 import { Command, FdType, type Reply } from '../sbus/protocol.js';
 import { SBusServer, type ReceivedFd, type SBusRequest } from '../sbus/server.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../version.js';
-import type { FromWorker, TaskFd, TaskInput, TaskMessage } from './task-protocol.js';
+import type { FromWorker, TaskFd, TaskInput, TaskMessage, WorkerInit } from './task-protocol.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('./task-worker.js', import.meta.url));
 /** After CANCEL a storlet gets this long to notice its signal before its thread is terminated. */
@@ -32,8 +32,12 @@ class TaskWorker {
   exited = false;
   readonly exit: Promise<void>;
 
+  /** The seq of the last task whose pipes this worker holds (see WorkerInit). */
+  readonly opened = new Int32Array(new SharedArrayBuffer(4));
+
   constructor(init: { modulePath: string; exportName: string | undefined }) {
-    this.worker = new Worker(WORKER_SCRIPT, { workerData: init, stdout: false, stderr: false });
+    const data: WorkerInit = { ...init, opened: this.opened };
+    this.worker = new Worker(WORKER_SCRIPT, { workerData: data, stdout: false, stderr: false });
     this.worker.on('message', (msg: FromWorker) => {
       for (const l of this.listeners) l(msg);
     });
@@ -72,11 +76,10 @@ interface Task {
   outcome: { ok: boolean; message: string } | undefined;
   /** File fds, which the daemon keeps and closes when the task is over. */
   kept: number[];
-  /** Pipe fds, which the worker owns once it said "opened". */
+  /** Pipe fds, which the worker owns once it marked the task opened. */
   handed: number[];
   cancelled: boolean;
   worker?: TaskWorker;
-  opened: boolean;
   cancel?: () => void;
 }
 
@@ -126,11 +129,6 @@ export class StorletDaemon {
     this.onHalt();
   }
 
-  private nextTaskId(): string {
-    this.taskSeq++;
-    return this.idPrefix + this.taskSeq.toString(16).padStart(8, '0');
-  }
-
   private spawnWorker(): TaskWorker {
     return new TaskWorker({ modulePath: this.opts.modulePath, exportName: this.opts.exportName });
   }
@@ -172,10 +170,12 @@ export class StorletDaemon {
     };
     const strParams: Record<string, string> = {};
     for (const [k, v] of Object.entries(params)) strParams[k] = typeof v === 'string' ? v : String(v);
-    const id = this.nextTaskId();
+    const seq = ++this.taskSeq;
+    const id = this.idPrefix + seq.toString(16).padStart(8, '0');
     const message: TaskMessage = {
       type: 'task',
       taskId: id,
+      seq,
       inputs: inputs.map((f): TaskInput => {
         const base = classify(f);
         const range = parseRange(f.metadata.storlets);
@@ -189,7 +189,7 @@ export class StorletDaemon {
     const used = new Set([...kept, ...handed, metadata.fd, status?.fd]);
     closeQuietly(fds.filter((f) => !used.has(f.fd)).map((f) => f.fd));
     return {
-      id, message, kept, handed, cancelled: false, opened: false,
+      id, message, kept, handed, cancelled: false,
       metadataFd: metadata.fd, statusFd: status?.fd, metadataSent: false, outcome: undefined,
     };
   }
@@ -210,7 +210,7 @@ export class StorletDaemon {
       else void worker.worker.terminate();
     } catch (err) {
       this.log.error({ task: task.id, err: (err as Error).message }, 'task could not run');
-      if (!task.opened) closeQuietly(task.handed);
+      if (!opened(task)) closeQuietly(task.handed);
     } finally {
       closeQuietly(task.kept);
       this.tasks.delete(task.id);
@@ -233,33 +233,44 @@ export class StorletDaemon {
   private runOn(worker: TaskWorker, task: Task): Promise<boolean> {
     return new Promise((resolve) => {
       let terminating = false;
+      let settled = false;
+      // Exit handling belongs to this task only while it runs: a handler left behind would, when
+      // the worker dies tasks later, close fd numbers long since reused.
+      const onExit = (): void => {
+        if (settled) return;
+        settled = true;
+        off();
+        // A thread that died before opening its pipes left them to us.
+        if (!opened(task)) closeQuietly(task.handed);
+        resolve(false);
+      };
       const off = worker.subscribe((msg) => {
-        if (msg.type === 'opened' && msg.taskId === task.id) {
-          task.opened = true;
-          if (task.cancelled) task.cancel?.();
-        } else if (msg.type === 'metadata' && msg.taskId === task.id && !task.metadataSent) {
+        if (settled || msg.type === 'ready' || msg.type === 'load-error' || msg.taskId !== task.id) return;
+        if (msg.type === 'metadata' && !task.metadataSent) {
           task.metadataSent = true;
           writeAndClose(task.metadataFd, Buffer.from(msg.json));
-        } else if (msg.type === 'done' && msg.taskId === task.id) {
+        } else if (msg.type === 'done') {
+          settled = true;
           off();
+          worker.worker.off('exit', onExit);
           task.outcome = { ok: msg.ok, message: msg.message };
           this.log.debug({ task: task.id, ok: msg.ok, message: msg.message }, 'task finished');
           resolve(!terminating);
         }
       });
-      void worker.exit.then(() => {
-        off();
-        // A thread that died before opening its pipes left them to us.
-        if (!task.opened) closeQuietly(task.handed);
-        resolve(false);
-      });
+      if (worker.exited) {
+        onExit();
+        return;
+      }
+      worker.worker.once('exit', onExit);
       task.cancel = () => {
         task.cancelled = true;
-        // Until the worker has opened the pipes it holds none of them; it opens them at once
-        // because it only ever gets a task when idle.
-        if (!task.opened || terminating) return;
-        worker.worker.postMessage({ type: 'cancel', taskId: task.id });
+        if (terminating || settled) return;
         terminating = true;
+        // The storlet sees its signal abort; if it has not finished after the grace, its thread
+        // goes. A worker only ever gets a task while idle, so it opened the task's pipes within
+        // microseconds of receiving it, long before the grace ends.
+        worker.worker.postMessage({ type: 'cancel', taskId: task.id });
         setTimeout(() => {
           if (!worker.exited) void worker.worker.terminate();
         }, CANCEL_GRACE_MS).unref();
@@ -275,6 +286,11 @@ export class StorletDaemon {
     task.cancel?.();
     return { status: true, message: 'task cancelled' };
   }
+}
+
+/** True once the task's worker holds (and so will close) the task's pipes. */
+function opened(task: Task): boolean {
+  return task.worker !== undefined && Atomics.load(task.worker.opened, 0) === task.message.seq;
 }
 
 /**

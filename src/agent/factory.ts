@@ -116,15 +116,19 @@ export class DaemonFactory {
       '--pool-size', String(poolSize), '--log-level', logLevel,
     ];
     // The IPC channel carries the ready/error message and ends the daemon if the factory dies.
-    const prof = process.env.SANDLET_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SANDLET_PROFILE_DIR}`] : [];
-    const child = spawn(process.execPath, [...prof, ...args], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    // SANDLET_DAEMON_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp") reaches each daemon's node:
+    // for profiling or tuning a daemon without rebuilding anything.
+    const nodeArgs = (process.env.SANDLET_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     let stderrTail = '';
     child.stderr!.on('data', (chunk: Buffer) => {
       process.stderr.write(chunk);
       stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2000);
     });
-    const exited = once(child, 'exit').then(() => {
-      if (this.daemons.get(name)?.child === child) this.daemons.delete(name);
+    const exited = once(child, 'exit').then(([code, signal]) => {
+      if (this.daemons.get(name)?.child !== child) return; // stopped on purpose
+      this.daemons.delete(name);
+      this.log.warn({ storlet: name, pid: child.pid, code, signal, stderr: lastErrorLine(stderrTail) }, 'storlet daemon exited');
     });
     const started = new Promise<void>((resolve, reject) => {
       const timeoutMs = this.opts.daemonStartTimeoutMs ?? 10_000;

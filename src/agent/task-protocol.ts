@@ -1,5 +1,16 @@
 // Messages between a storlet daemon and its task workers.
 
+/**
+ * Worker data: `opened` is a one-cell Int32Array on shared memory. The worker stores a task's seq
+ * there as soon as it wrapped the task's pipes, so the daemon knows who must close them without
+ * a message (and a thread wake-up) per task.
+ */
+export interface WorkerInit {
+  modulePath: string;
+  exportName: string | undefined;
+  opened: Int32Array;
+}
+
 export interface TaskFd {
   fd: number;
   /** Pipes and sockets belong to the worker once it says "opened"; file fds stay the daemon's. */
@@ -14,6 +25,8 @@ export interface TaskInput extends TaskFd {
 export interface TaskMessage {
   type: 'task';
   taskId: string;
+  /** Stored in the worker's shared `opened` cell once it holds the task's pipes. */
+  seq: number;
   inputs: TaskInput[];
   output: TaskFd;
   logger: (TaskFd & { maxBytes: number }) | undefined;
@@ -25,7 +38,6 @@ export type ToWorker = TaskMessage | { type: 'cancel'; taskId: string };
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'load-error'; message: string }
-  | { type: 'opened'; taskId: string }
   /** The daemon writes metadata and status itself: those fds never enter a worker. */
   | { type: 'metadata'; taskId: string; json: string }
   | { type: 'done'; taskId: string; ok: boolean; message: string };

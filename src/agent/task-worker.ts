@@ -7,12 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Writable, type Readable } from 'node:stream';
 import { FileFdReadable, readableFromFd, writableFromFd } from '../sbus/fd-io.js';
 import type { InvokeFn, StorletContext, StorletLogger } from './storlet-api.js';
-import type { FromWorker, TaskMessage, ToWorker } from './task-protocol.js';
-
-interface WorkerInit {
-  modulePath: string;
-  exportName: string | undefined;
-}
+import type { FromWorker, TaskMessage, ToWorker, WorkerInit } from './task-protocol.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -106,7 +101,7 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
   // Open every pipe first and in one go, then tell the daemon they are ours to close.
   const inputs = task.inputs.map((i) => readableFromFd(i.fd, i.pollable));
   const out = writableFromFd(task.output.fd, task.output.pollable);
-  post({ type: 'opened', taskId: task.taskId });
+  Atomics.store(init.opened, 0, task.seq);
   const abort = new AbortController();
   current = { taskId: task.taskId, abort };
   // The storlet may never read an input: an EPIPE there is the peer's business, not a crash.

@@ -5,7 +5,8 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { SandletError, oneLine } from '../errors.js';
 import type { SBusClient, OutgoingFd } from '../sbus/client.js';
-import { readPipeToEnd, writableFromFd, formatMs } from '../sbus/fd-io.js';
+import { writableFromFd, formatMs } from '../sbus/fd-io.js';
+import { readPipeToEnd } from '../sbus/read-pipe.js';
 import { closeQuietly, native } from '../sbus/native.js';
 import { FdType } from '../sbus/protocol.js';
 import type { InvocationLogs } from './invocation-log.js';
@@ -83,9 +84,19 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
       }
       const [r, w] = native.pipe(spec.pipeBufferBytes);
       remote.push(r);
+      let source = (input instanceof Uint8Array && !Buffer.isBuffer(input) ? Buffer.from(input.buffer, input.byteOffset, input.byteLength) : input) as Readable | Buffer;
+      if (Buffer.isBuffer(source)) {
+        // Bytes that fit the pipe go in now, before EXECUTE: no stream, and the storlet finds its
+        // whole input waiting instead of being woken for it.
+        const written = writeNow(w, source);
+        if (written === source.length) {
+          inputs.push({ remote: r, metadata });
+          return;
+        }
+        source = source.subarray(written);
+      }
       local.push(w);
-      const source = input instanceof Uint8Array && !Buffer.isBuffer(input) ? Buffer.from(input.buffer, input.byteOffset, input.byteLength) : input;
-      inputs.push({ remote: r, local: w, source: source as Readable | Buffer, metadata });
+      inputs.push({ remote: r, local: w, source, metadata });
     };
     prepare(spec.input, spec.inputMetadata);
     for (const extra of spec.extraInputs) {
@@ -160,13 +171,7 @@ async function runTask(
   const pumps: Writable[] = [];
   for (const input of inputs) {
     if (input.local === undefined) continue;
-    let source = input.source!;
-    if (Buffer.isBuffer(source)) {
-      // Bytes that fit the pipe go in one non-blocking write: no stream for the common small object.
-      const written = writeNow(input.local, source);
-      if (written === source.length) continue;
-      source = source.subarray(written);
-    }
+    const source = input.source!;
     const sink = writableFromFd(input.local, true);
     pumps.push(sink);
     pump(source, sink, (err) => {

@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SandletError } from '../errors.js';
 import { encodeDatagram, decodeValue, HEADER_BYTES } from './codec.js';
 import { closeQuietly, native, type ErrnoError } from './native.js';
-import { readPipeToEnd, formatBytes, formatMs } from './fd-io.js';
+import { formatBytes, formatMs } from './fd-io.js';
+import { readPipeToEnd } from './read-pipe.js';
 import {
   Command,
   DEFAULT_MAX_DATAGRAM_BYTES,

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { Readable, Writable } from 'node:stream';
-import { SandletError } from '../errors.js';
-import { native } from './native.js';
 
 // Opening streams on raw fds. Pipes and sockets go through libuv (net.Socket), never through the
 // 4-thread fs pool; regular files, which libuv cannot poll, use fs streams.
+// No native addon here: task workers import this module, and terminating a worker thread that
+// loaded the addon aborts the daemon (seen as SIGABRT).
 
 export function isPollable(fd: number): boolean {
   const st = fs.fstatSync(fd);
@@ -67,49 +67,6 @@ class FileFdWritable extends Writable {
     };
     writeAll(0);
   }
-}
-
-export interface ReadAllOptions {
-  maxBytes: number;
-  /** 0 waits for as long as it takes (bounded by `signal`). */
-  timeoutMs: number;
-  /** Names the stream in errors, e.g. "output metadata". */
-  what: string;
-  signal?: AbortSignal;
-}
-
-/**
- * Reads a pipe to EOF, bounded in size and time, with the addon's poll-driven reader (no stream
- * object per read: this runs several times per invocation). Takes ownership of fd: it is closed on
- * every path.
- */
-export function readPipeToEnd(fd: number, opts: ReadAllOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
-    const finish = (err: Error | null, data?: Buffer): void => {
-      if (timer) clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(data!);
-    };
-    const reader = native.readToEnd(fd, opts.maxBytes, (code, data) => {
-      if (code === null) finish(null, data!);
-      else if (code === 'ETOOLARGE') finish(new SandletError('ETOOLARGE', `${opts.what} exceeds the ${formatBytes(opts.maxBytes)} bound`));
-      else finish(new SandletError('ESBUSPROTO', `reading ${opts.what} failed: ${code}`));
-    });
-    const onAbort = (): void => {
-      reader.cancel();
-      finish(new SandletError('ECANCELLED', `reading ${opts.what} was cancelled`));
-    };
-    if (opts.timeoutMs > 0) {
-      timer = setTimeout(() => {
-        reader.cancel();
-        finish(new SandletError('ETIMEDOUT', `no ${opts.what} within ${formatMs(opts.timeoutMs)}`));
-      }, opts.timeoutMs);
-    }
-    if (opts.signal?.aborted) onAbort();
-    else opts.signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 export function formatMs(ms: number): string {

@@ -3,7 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SBusClient } from '../../src/sbus/client.js';
-import { readPipeToEnd } from '../../src/sbus/fd-io.js';
+import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
 import { native } from '../../src/sbus/native.js';
 import { startFactory } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';

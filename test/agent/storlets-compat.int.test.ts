@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/sbus/native.js';
-import { readPipeToEnd } from '../../src/sbus/fd-io.js';
+import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
 import { startFactory } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';

@@ -3,7 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/sbus/native.js';
-import { readPipeToEnd } from '../../src/sbus/fd-io.js';
+import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
 import { tempDir } from '../helpers/fs.js';
 
 let dir: string;

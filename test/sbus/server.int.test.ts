@@ -4,7 +4,7 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SBusClient } from '../../src/sbus/client.js';
 import { encodeDatagram } from '../../src/sbus/codec.js';
-import { readPipeToEnd } from '../../src/sbus/fd-io.js';
+import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
 import { native } from '../../src/sbus/native.js';
 import { SBusServer } from '../../src/sbus/server.js';
 import { openFds, tempDir } from '../helpers/fs.js';
