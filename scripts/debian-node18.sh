@@ -9,6 +9,7 @@ dir=$(realpath -m "${1:-.cache/debian-node18}")
 node="$dir/bin/node"
 if [ -x "$node" ] && "$node" --version >/dev/null 2>&1; then echo "$node"; exit 0; fi
 mkdir -p "$dir/debs" "$dir/root" "$dir/bin"
+chmod 0777 "$dir/debs"   # apt downloads as its _apt user when it can
 cd "$dir/debs"
 version=$(apt-cache madison nodejs | awk -F'|' '$2 ~ /^ *18\./ {gsub(/ /,"",$2); print $2; exit}')
 [ -n "$version" ] || { echo "Debian's nodejs 18 is not in the apt lists; run apt-get update" >&2; exit 1; }
