@@ -491,6 +491,7 @@ typedef struct {
   size_t len;
   size_t cap;
   int done;
+  const char *error_code;  // static strings only (errno names)
   reader_box_t *box;
 } reader_t;
 
@@ -525,36 +526,44 @@ static void reader_end(reader_t *r) {
   uv_close((uv_handle_t *)&r->poll, on_reader_closed);
 }
 
-// callback(errorCode: string | null, data: Buffer | null)
-static void reader_finish(reader_t *r, const char *error_code) {
+// Delivers the result once libuv released the handle and the fd is closed, so a resolved read
+// never leaves an fd behind: callback(errorCode: string | null, data: Buffer | null).
+static void on_reader_finished(uv_handle_t *handle) {
+  reader_t *r = (reader_t *)handle->data;
+  close(r->fd);
+  if (r->box != NULL) r->box->r = NULL;
   napi_env env = r->env;
   napi_handle_scope scope;
-  napi_value argv[2], cb, recv, result;
-  napi_ref cb_ref = r->callback;
-  napi_async_context async = r->async;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  if (error_code != NULL) {
-    napi_create_string_utf8(env, error_code, NAPI_AUTO_LENGTH, &argv[0]);
-    napi_get_null(env, &argv[1]);
-  } else {
-    void *unused;
-    napi_get_null(env, &argv[0]);
-    napi_create_buffer_copy(env, r->len, r->len > 0 ? r->buf : "", &unused, &argv[1]);
+  if (napi_open_handle_scope(env, &scope) == napi_ok) {
+    napi_value argv[2], cb, recv, result;
+    if (r->error_code != NULL) {
+      napi_create_string_utf8(env, r->error_code, NAPI_AUTO_LENGTH, &argv[0]);
+      napi_get_null(env, &argv[1]);
+    } else {
+      void *unused;
+      napi_get_null(env, &argv[0]);
+      napi_create_buffer_copy(env, r->len, r->len > 0 ? r->buf : "", &unused, &argv[1]);
+    }
+    napi_get_reference_value(env, r->callback, &cb);
+    napi_get_global(env, &recv);
+    if (napi_make_callback(env, r->async, recv, cb, 2, argv, &result) == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);
+    }
+    napi_close_handle_scope(env, scope);
   }
-  napi_get_reference_value(env, cb_ref, &cb);
-  napi_get_global(env, &recv);
-  // Take the references over: reader_end must not delete them before the call.
+  napi_delete_reference(env, r->callback);
+  napi_async_destroy(env, r->async);
+  free(r->buf);
+  free(r);
+}
+
+static void reader_finish(reader_t *r, const char *error_code) {
   r->done = 1;
+  r->error_code = error_code;
   uv_poll_stop(&r->poll);
-  uv_close((uv_handle_t *)&r->poll, on_reader_closed);
-  if (napi_make_callback(env, async, recv, cb, 2, argv, &result) == napi_pending_exception) {
-    napi_value exc;
-    napi_get_and_clear_last_exception(env, &exc);
-    napi_fatal_exception(env, exc);
-  }
-  napi_delete_reference(env, cb_ref);
-  napi_async_destroy(env, async);
-  napi_close_handle_scope(env, scope);
+  uv_close((uv_handle_t *)&r->poll, on_reader_finished);
 }
 
 static void on_reader_event(uv_poll_t *handle, int status, int events) {

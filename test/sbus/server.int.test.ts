@@ -30,8 +30,10 @@ beforeEach(() => {
   server.on('SBUS_CMD_EXECUTE', (req) => ({ status: true, message: `got ${req.fds.length}`, task_id: 't1' }));
   server.listen();
 });
-afterEach(() => {
+afterEach(async () => {
   server.close();
+  // The socket fd is released in libuv's close callback, on the next loop turn.
+  await new Promise((r) => setTimeout(r, 10));
   cleanup();
 });
 
