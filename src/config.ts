@@ -4,10 +4,20 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { SandletError } from './errors.js';
 
+const SIZE_RE = /^\d+(\.\d+)?\s*([kmgt]i?b?|b)?$/i;
+
+/** `512m`, `1g`, `64k`, `1048576` → bytes (binary units, as Docker reads them). */
+export function parseSize(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt])?/i.exec(value.trim());
+  if (!m) throw new SandletError('EBADCONFIG', `${JSON.stringify(value)} is not a size`);
+  const power = { k: 1, m: 2, g: 3, t: 4 }[(m[2] ?? '').toLowerCase() as 'k'] ?? 0;
+  return Math.round(Number(m[1]) * 1024 ** power);
+}
+
 // Option names follow Storlets' gateway settings where one exists, so operators recognise them.
 export const configSchema = z
   .object({
-    backend: z.enum(['process']).default('process'),
+    backend: z.enum(['auto', 'docker', 'process']).default('auto'),
     host_root: z.string().min(1).default('/var/lib/sandlet'),
     pipes_dir: z.string().min(1).optional(),
     storlets_dir: z.string().min(1).optional(),
@@ -25,6 +35,25 @@ export const configSchema = z
     sandbox_ready_timeout_ms: z.coerce.number().int().positive().default(10_000),
     pipe_buffer_bytes: z.coerce.number().int().min(4096).default(1024 * 1024),
     log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+
+    // Docker backend. Names follow Storlets' docker gateway settings where one exists.
+    docker_socket: z.string().min(1).default('/var/run/docker.sock'),
+    default_container_image_name: z.string().min(1).default('sandlet/engine:latest'),
+    image_namespace: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, 'must be a lowercase image repository path').default('sandlet-tenant'),
+    container_prefix: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must be a valid start of a container name').default('sandlet-'),
+    sandbox_user: z.string().regex(/^\d+(:\d+)?$/, 'must be UID or UID:GID').default('1000:1000'),
+    container_mem_limit: z.string().regex(SIZE_RE, 'must be a size such as 512m or 1g').default('512m'),
+    container_cpu_period: z.coerce.number().int().min(1000).max(1_000_000).default(100_000),
+    container_cpu_quota: z.coerce.number().int().min(0).default(0),
+    container_cpuset_cpus: z.string().regex(/^[0-9,-]*$/).default(''),
+    container_cpuset_mems: z.string().regex(/^[0-9,-]*$/).default(''),
+    container_pids_limit: z.coerce.number().int().min(8).default(256),
+    container_nofile_limit: z.coerce.number().int().min(64).default(4096),
+    container_tmpfs_size: z.string().regex(SIZE_RE, 'must be a size such as 64m').default('64m'),
+    restart_linux_container_timeout: z.coerce.number().int().min(0).default(3),
+    max_containers_per_node: z.coerce.number().int().min(1).default(20),
+    idle_timeout: z.coerce.number().int().min(0).default(900),
+    stop_sandboxes_on_close: z.coerce.boolean().default(false),
   })
   .strict();
 

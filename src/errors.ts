@@ -12,6 +12,7 @@ export type SandletErrorCode =
   | 'ESTORLET'
   | 'ESANDBOX'
   | 'ECANCELLED'
+  | 'EBACKOFF'
   | 'ECLOSED';
 
 export class SandletError extends Error {

@@ -11,6 +11,8 @@ import type { DependencyRegistration } from './cache/registration.js';
 import { InvocationLogs } from './invocation/invocation-log.js';
 import { invokeStorlet, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
 import { ProcessBackend } from './runtime/backends/process.js';
+import { DockerBackend } from './runtime/backends/docker.js';
+import { selectBackend } from './runtime/select-backend.js';
 import type { SandboxBackend } from './runtime/sandbox-backend.js';
 import { Sandbox } from './runtime/sandbox.js';
 import { ScopePaths } from './runtime/scope-paths.js';
@@ -42,7 +44,10 @@ export class Gateway {
   readonly config: SandletConfig;
   readonly store: LocalStore;
   readonly logger: Logger;
-  private readonly backend: SandboxBackend;
+  private backend: SandboxBackend | undefined;
+  private readying: Promise<void> | undefined;
+  /** Set when `auto` chose the process backend: why, in one line. */
+  notice: string | undefined;
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly logs: InvocationLogs;
   private readonly versions = new WeakMap<object, { deps: DependencyRegistration[]; version: string }>();
@@ -51,14 +56,55 @@ export class Gateway {
   constructor(config: SandletConfig, opts: GatewayOptions = {}) {
     this.config = config;
     this.logger = opts.logger ?? createLogger(config.log_level);
-    this.backend = opts.backend ?? new ProcessBackend(this.logger);
+    // `process` needs no probing; `auto` and `docker` are resolved by ready().
+    this.backend = opts.backend ?? (config.backend === 'process' ? new ProcessBackend(this.logger) : undefined);
     this.store = new LocalStore(config.store_dir);
     this.logs = new InvocationLogs(config.storlet_log_max_bytes, config.storlet_log_keep);
+  }
+
+  /** The backend in use, once ready() resolved ('process' or 'docker'). */
+  get backendName(): string | undefined {
+    return this.backend?.name;
+  }
+
+  /**
+   * Chooses the backend (for `auto`/`docker`) and adopts sandboxes a previous gateway left running:
+   * those that answer PING and run the image their scope should run are kept, the others removed.
+   * invoke() calls it; call it yourself to fail early or to read `notice`.
+   */
+  ready(): Promise<void> {
+    this.readying ??= (async () => {
+      if (!this.backend) {
+        const selected = await selectBackend(this.config, this.logger);
+        this.backend = selected.backend;
+        this.notice = selected.notice;
+        if (selected.notice) this.logger.warn(selected.notice);
+      }
+      if (this.backend instanceof DockerBackend) await this.adoptOrRemove(this.backend);
+    })();
+    this.readying.catch(() => (this.readying = undefined));
+    return this.readying;
+  }
+
+  private async adoptOrRemove(backend: DockerBackend): Promise<void> {
+    for (const c of await backend.listManaged()) {
+      let sb: Sandbox | undefined;
+      try {
+        sb = this.sandbox(c.scope);
+      } catch {
+        sb = undefined; // a label we cannot use as a scope: not ours to keep
+      }
+      const handle = sb && c.running ? await backend.adopt(sb.paths) : undefined;
+      if (sb && handle && handle.id === c.id && (await sb.adopt(handle))) continue;
+      this.logger.info({ container: c.id.slice(0, 12), scope: c.scope }, 'removing a sandbox container that cannot be adopted');
+      await backend.remove(c.id);
+    }
   }
 
   /** The scope's sandbox object (created on first use; nothing is started until needed). */
   sandbox(scope: string): Sandbox {
     const name = validateScopeName(scope);
+    if (!this.backend) throw new SandletError('ESANDBOX', 'the gateway has not chosen its backend yet: await gateway.ready() first');
     let sb = this.sandboxes.get(name);
     if (!sb) {
       const host = { pipesDir: this.config.pipes_dir, storletsDir: this.config.storlets_dir, logDir: this.config.log_dir };
@@ -75,6 +121,7 @@ export class Gateway {
         logLevel: this.config.storlet_daemon_log_level,
       });
       this.sandboxes.set(name, sb);
+      sb.lastUsed = Date.now();
     }
     return sb;
   }
@@ -86,7 +133,10 @@ export class Gateway {
   async invoke(req: InvokeRequest): Promise<InvokeResult> {
     if (this.closed) throw new SandletError('ECLOSED', 'gateway is closed');
     const storlet = validateStorletName(req.storlet);
+    validateScopeName(req.scope);
+    if (!this.backend || this.readying === undefined) await this.ready();
     const sandbox = this.sandbox(req.scope);
+    sandbox.lastUsed = Date.now();
     const params = checkStringRecord(req.params ?? {}, 'params');
     const inputMetadata = checkStringRecord(req.inputMetadata ?? {}, 'inputMetadata');
     if (req.range && !(Number.isSafeInteger(req.range.start) && Number.isSafeInteger(req.range.end) && req.range.start >= 0 && req.range.end >= req.range.start)) {
@@ -156,11 +206,17 @@ export class Gateway {
     });
   }
 
-  /** Stops every sandbox this gateway started. */
-  async close(): Promise<void> {
+  /**
+   * Closes the gateway. Process sandboxes always stop (they are its children); Docker sandboxes
+   * keep running for the next gateway to adopt, unless `stopSandboxes` (or the config's
+   * `stop_sandboxes_on_close`) asks otherwise.
+   */
+  async close(opts: { stopSandboxes?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.sandboxes.values()].map((s) => s.stop().catch(() => {})));
+    const stop = opts.stopSandboxes ?? (this.config.stop_sandboxes_on_close || this.backend?.name !== 'docker');
+    if (stop) await Promise.all([...this.sandboxes.values()].map((s) => s.stop().catch(() => {})));
+    await this.backend?.close?.();
     this.sandboxes.clear();
     this.logs.closeAll();
   }

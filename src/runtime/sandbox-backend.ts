@@ -11,6 +11,8 @@ export interface SandboxExit {
 export interface SandboxHandle {
   /** Process id or container id. */
   readonly id: string;
+  /** The image a container runs (docker backend only). */
+  readonly image?: string;
   /** Settles once, when the sandbox is gone for whatever reason. */
   readonly exited: Promise<SandboxExit>;
   isAlive(): boolean;
@@ -32,4 +34,8 @@ export interface SandboxBackend {
   /** Where this backend's sandboxes see the scope's dirs. */
   sandboxRoots(hostPipeDir: string, hostStorletsDir: string): SandboxRoots;
   start(spec: SandboxStartSpec): Promise<SandboxHandle>;
+  /** A sandbox of this scope left running by an earlier gateway, if it may be kept. */
+  adopt?(paths: ScopePaths): Promise<SandboxHandle | undefined>;
+  /** Releases what the backend itself holds (event streams); sandboxes are left alone. */
+  close?(): Promise<void>;
 }

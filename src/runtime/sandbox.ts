@@ -21,6 +21,13 @@ export interface SandboxOptions {
   readyTimeoutMs: number;
   maxDatagramBytes: number;
   logLevel: string;
+  /** A sandbox that dies within this long of starting counts as a crash (flapping). */
+  flapWindowMs?: number;
+}
+
+/** Back-off after K crashes in a row: 1 s, doubling, at most 60 s. */
+export function backoffMs(crashes: number): number {
+  return Math.min(60_000, 1000 * 2 ** Math.max(0, crashes - 1));
 }
 
 export interface DaemonSpec {
@@ -60,6 +67,11 @@ export class Sandbox {
   startedAt: Date | undefined;
   inFlight = 0;
   readonly restarts: RestartRecord[] = [];
+  /** Crashes in a row (deaths within the flap window of a start); 0 once a sandbox stays up. */
+  crashes = 0;
+  backoffUntil = 0;
+  lastExit: string | undefined;
+  lastUsed = Date.now();
 
   constructor(opts: SandboxOptions) {
     this.opts = opts;
@@ -101,7 +113,57 @@ export class Sandbox {
     if (this.state === 'running') return;
     await this.lifecycle.add(async () => {
       if (this.state === 'running') return;
-      await this.doRestart(this._state === 'stopped' ? 'first use' : 'sandbox died');
+      await this.startAfterBackoff();
+    });
+  }
+
+  /** Takes over a sandbox an earlier gateway left running, if its factory answers. */
+  async adopt(handle: SandboxHandle): Promise<boolean> {
+    const adopted = await this.lifecycle.add(async () => {
+      try {
+        await this.wait(handle, Math.min(this.opts.readyTimeoutMs, 3000));
+      } catch {
+        return false;
+      }
+      this.handle = handle;
+      this.watchExit(handle);
+      this.startedAt = new Date();
+      this._state = 'running';
+      this.restarts.push({ at: new Date(), reason: 'adopted after a gateway restart' });
+      this.log.info({ id: handle.id }, 'adopted running sandbox');
+      return true;
+    });
+    return adopted === true;
+  }
+
+  /** Restart, unless the sandbox is flapping: then fail fast until its back-off ends. */
+  private async startAfterBackoff(): Promise<void> {
+    const wait = this.backoffUntil - Date.now();
+    if (wait > 0) {
+      throw new SandletError(
+        'EBACKOFF',
+        `scope ${this.scope} is backing off after ${this.crashes} crash${this.crashes === 1 ? '' : 'es'}; next try in ${Math.ceil(wait / 1000)} s${this.lastExit ? ` (last: ${this.lastExit})` : ''}`,
+      );
+    }
+    await this.doRestart(this._state === 'stopped' ? 'first use' : `sandbox died${this.lastExit ? `: ${this.lastExit}` : ''}`);
+  }
+
+  private noteCrash(reason: string): void {
+    this.crashes++;
+    this.lastExit = reason;
+    this.backoffUntil = Date.now() + backoffMs(this.crashes);
+    this.log.warn({ crashes: this.crashes, backoffMs: backoffMs(this.crashes), reason }, 'sandbox crashed; backing off');
+  }
+
+  private watchExit(handle: SandboxHandle): void {
+    void handle.exited.then((exit) => {
+      if (this.handle !== handle) return;
+      this.daemons.clear();
+      this.lastExit = exit.reason;
+      const upMs = Date.now() - (this.startedAt?.getTime() ?? 0);
+      if (upMs < (this.opts.flapWindowMs ?? 10_000)) this.noteCrash(exit.reason);
+      else this.crashes = 0;
+      this.log.warn({ reason: exit.reason, upMs }, 'sandbox exited');
     });
   }
 
@@ -113,7 +175,7 @@ export class Sandbox {
   async activateDaemon(spec: DaemonSpec): Promise<void> {
     if (this.state === 'running' && this.daemons.get(spec.name)?.version === spec.version) return;
     await this.lifecycle.add(async () => {
-      if (this.state !== 'running') await this.doRestart(this._state === 'stopped' ? 'first use' : 'sandbox died');
+      if (this.state !== 'running') await this.startAfterBackoff();
       if (this.daemons.get(spec.name)?.version === spec.version) return;
       await this.doActivate(spec);
     });
@@ -164,6 +226,7 @@ export class Sandbox {
     fs.mkdirSync(this.paths.hostStorletsDir, { recursive: true });
     // A factory_pipe left by a dead sandbox would make wait() talk to nobody.
     fs.rmSync(this.paths.hostFactoryPipe, { force: true });
+    this.startedAt = new Date();
     const handle = await this.opts.backend.start({
       paths: this.paths,
       logLevel: this.opts.logLevel,
@@ -174,15 +237,12 @@ export class Sandbox {
       await this.wait(handle, this.opts.readyTimeoutMs);
     } catch (err) {
       this._state = 'dead';
+      this.noteCrash((err as Error).message);
       await handle.kill();
       throw err;
     }
-    void handle.exited.then((exit) => {
-      if (this.handle !== handle) return;
-      this.daemons.clear();
-      this.log.warn({ reason: exit.reason }, 'sandbox exited');
-    });
     this.startedAt = new Date();
+    this.watchExit(handle);
     this._state = 'running';
   }
 
@@ -261,11 +321,16 @@ export class Sandbox {
     this.log.info({ storlet: spec.name, version: spec.version }, 'storlet daemon active');
   }
 
-  describe(): { scope: string; state: SandboxState; id: string | undefined; startedAt: Date | undefined; inFlight: number; daemons: string[] } {
+  describe(): {
+    scope: string; state: SandboxState; id: string | undefined; image: string | undefined; startedAt: Date | undefined;
+    inFlight: number; daemons: string[]; crashes: number;
+  } {
     return {
       scope: this.scope,
       state: this.state,
       id: this.handle?.id,
+      image: this.handle?.image,
+      crashes: this.crashes,
       startedAt: this.startedAt,
       inFlight: this.inFlight,
       daemons: [...this.daemons.keys()],

@@ -12,7 +12,7 @@ export const SAMPLES = ['identity.mjs', 'uppercase.mjs', 'metadata-echo.mjs', 'c
 /** A gateway on the process backend in a temp root, with the samples and fixtures deployed. */
 export function testGateway(config: SandletConfigInput = {}): { gateway: Gateway; root: string; close: () => Promise<void> } {
   const { dir, cleanup } = tempDir();
-  const gateway = createGateway({ host_root: dir, ...config }, { logger: pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' }) });
+  const gateway = createGateway({ host_root: dir, backend: 'process', ...config }, { logger: pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' }) });
   for (const name of SAMPLES) deploy(gateway, path.join(SAMPLES_DIR, name));
   for (const name of ['misbehave.mjs', 'bad-syntax.mjs', 'no-invoke.mjs']) deploy(gateway, path.join(FIXTURES, name));
   return {

@@ -1,0 +1,284 @@
+// The production backend: one hardened container per scope, created through dockerode. It only
+// knows how to start, watch and remove a container; the lifecycle lives in Sandbox.
+import fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import type { ContainerCreateOptions } from 'dockerode';
+import type { Logger } from 'pino';
+import { parseSize, type SandletConfig } from '../../config.js';
+import { SandletError, oneLine } from '../../errors.js';
+import { AGENT_VERSION, PROTOCOL_VERSION } from '../../version.js';
+import { containerLogTail, inspectImage, removeContainer, type DockerClient } from '../docker-engine.js';
+import type { SandboxBackend, SandboxExit, SandboxHandle, SandboxStartSpec } from '../sandbox-backend.js';
+import type { SandboxRoots, ScopePaths } from '../scope-paths.js';
+
+export const LABEL_MANAGED = 'io.sandlet.managed';
+export const LABEL_SCOPE = 'io.sandlet.scope';
+export const LABEL_IMAGE = 'io.sandlet.image';
+export const LABEL_AGENT = 'io.sandlet.agent.version';
+/** The gateway's pipes_dir: gateways sharing an engine never touch each other's containers. */
+export const LABEL_ROOT = 'io.sandlet.root';
+export const SANDBOX_PIPES = '/mnt/channels';
+export const SANDBOX_STORLETS = '/home/storlet';
+
+type DockerConfig = Pick<
+  SandletConfig,
+  | 'default_container_image_name' | 'image_namespace' | 'container_prefix' | 'sandbox_user' | 'container_mem_limit'
+  | 'container_cpu_period' | 'container_cpu_quota' | 'container_cpuset_cpus' | 'container_cpuset_mems'
+  | 'container_pids_limit' | 'container_nofile_limit' | 'container_tmpfs_size' | 'restart_linux_container_timeout'
+  | 'pipes_dir'
+>;
+
+interface Watched {
+  resolve: (exit: SandboxExit) => void;
+  oom: boolean;
+  exited: boolean;
+}
+
+export class DockerBackend implements SandboxBackend {
+  readonly name = 'docker';
+  private readonly docker: DockerClient;
+  private readonly cfg: DockerConfig;
+  private readonly log: Logger;
+  private readonly watched = new Map<string, Watched>();
+  private events: Readable | undefined;
+  private eventsReady: Promise<void> | undefined;
+
+  constructor(docker: DockerClient, cfg: DockerConfig, logger: Logger) {
+    this.docker = docker;
+    this.cfg = cfg;
+    this.log = logger.child({ backend: 'docker' });
+  }
+
+  sandboxRoots(): SandboxRoots {
+    return { pipesDir: SANDBOX_PIPES, storletsDir: SANDBOX_STORLETS };
+  }
+
+  containerName(scope: string): string {
+    return `${this.cfg.container_prefix}${scope}`;
+  }
+
+  /** `<image_namespace>/<scope>` when that image exists, else the default image. */
+  async imageFor(scope: string): Promise<{ ref: string; id: string }> {
+    const tenant = `${this.cfg.image_namespace}/${scope.toLowerCase()}:latest`;
+    const own = await inspectImage(this.docker, tenant);
+    if (own) return { ref: tenant, id: own.id };
+    const ref = this.cfg.default_container_image_name;
+    const fallback = await inspectImage(this.docker, ref);
+    if (!fallback) {
+      throw new SandletError('ESANDBOX', `default image ${ref} is missing: build it with \`sandlet image build --tag ${ref}\``);
+    }
+    this.log.debug({ scope, tenant, image: ref }, 'no tenant image; using the default image');
+    return { ref, id: fallback.id };
+  }
+
+  async start(spec: SandboxStartSpec): Promise<SandboxHandle> {
+    const { paths } = spec;
+    const image = await this.imageFor(paths.scope);
+    await this.watchEvents();
+    const name = this.containerName(paths.scope);
+    await removeContainer(this.docker, name); // a leftover of ours, never adopted: it goes
+    this.prepareDirs(paths);
+    const container = await this.docker
+      .createContainer(this.containerSpec(name, image, spec))
+      .catch((err: unknown) => {
+        throw new SandletError('ESANDBOX', `cannot create container ${name} from ${image.ref}: ${oneLine(err)}`);
+      });
+    const handle = this.handleFor(container.id, image.ref);
+    try {
+      await container.start();
+    } catch (err) {
+      await removeContainer(this.docker, container.id).catch(() => {});
+      throw new SandletError('ESANDBOX', `cannot start container ${name}: ${oneLine(err)}`);
+    }
+    this.checkStillRunning(container.id);
+    this.log.info({ scope: paths.scope, container: container.id.slice(0, 12), image: image.ref }, 'started sandbox container');
+    return handle;
+  }
+
+  /** A running managed container of this scope, on the image the scope should run now. */
+  async adopt(paths: ScopePaths): Promise<SandboxHandle | undefined> {
+    const name = this.containerName(paths.scope);
+    let info;
+    try {
+      info = await this.docker.getContainer(name).inspect();
+    } catch {
+      return undefined;
+    }
+    const labels = info.Config.Labels ?? {};
+    if (labels[LABEL_MANAGED] !== 'true' || labels[LABEL_ROOT] !== this.cfg.pipes_dir || !info.State.Running) return undefined;
+    const wanted = await this.imageFor(paths.scope).catch(() => undefined);
+    if (!wanted || info.Image !== wanted.id) return undefined;
+    await this.watchEvents();
+    const handle = this.handleFor(info.Id, wanted.ref);
+    this.checkStillRunning(info.Id);
+    return handle;
+  }
+
+  /** This gateway's managed containers (same pipes_dir), with their scope label. */
+  async listManaged(): Promise<{ id: string; scope: string; running: boolean }[]> {
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: JSON.stringify({ label: [`${LABEL_MANAGED}=true`, `${LABEL_ROOT}=${this.cfg.pipes_dir}`] }),
+    });
+    return list.map((c) => ({ id: c.Id, scope: c.Labels[LABEL_SCOPE] ?? '', running: c.State === 'running' }));
+  }
+
+  async remove(id: string): Promise<void> {
+    await removeContainer(this.docker, id);
+  }
+
+  async close(): Promise<void> {
+    this.events?.destroy();
+    this.events = undefined;
+    this.eventsReady = undefined;
+  }
+
+  private prepareDirs(paths: ScopePaths): void {
+    // The agent runs as sandbox_user and binds its sockets in the pipe dir.
+    const [uid, gid] = this.cfg.sandbox_user.split(':').map(Number);
+    fs.mkdirSync(paths.hostPipeDir, { recursive: true, mode: 0o770 });
+    fs.mkdirSync(paths.hostStorletsDir, { recursive: true, mode: 0o755 });
+    fs.chownSync(paths.hostPipeDir, uid!, gid ?? uid!);
+    fs.chmodSync(paths.hostPipeDir, 0o770);
+  }
+
+  private containerSpec(name: string, image: { ref: string }, spec: SandboxStartSpec): ContainerCreateOptions {
+    const c = this.cfg;
+    const memory = parseSize(c.container_mem_limit);
+    const nofile = c.container_nofile_limit;
+    return {
+      name,
+      Image: image.ref,
+      User: c.sandbox_user,
+      Env: ['HOME=/tmp'],
+      Cmd: ['--log-level', spec.logLevel, '--max-datagram-bytes', String(spec.maxDatagramBytes)],
+      Labels: {
+        [LABEL_MANAGED]: 'true',
+        [LABEL_ROOT]: this.cfg.pipes_dir,
+        [LABEL_SCOPE]: spec.paths.scope,
+        [LABEL_IMAGE]: image.ref,
+        [LABEL_AGENT]: AGENT_VERSION,
+        'io.sandlet.protocol.version': String(PROTOCOL_VERSION),
+      },
+      NetworkDisabled: true,
+      StopSignal: 'SIGTERM',
+      StopTimeout: c.restart_linux_container_timeout,
+      HostConfig: {
+        // Only the scope's own pipes (rw) and storlets (ro): nothing else of the host.
+        Binds: [`${spec.paths.hostPipeDir}:${SANDBOX_PIPES}:rw`, `${spec.paths.hostStorletsDir}:${SANDBOX_STORLETS}:ro`],
+        NetworkMode: 'none',
+        ReadonlyRootfs: true,
+        Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${parseSize(c.container_tmpfs_size)}` },
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges:true'],
+        PidsLimit: c.container_pids_limit,
+        Memory: memory,
+        MemorySwap: memory, // no swap beyond the memory limit
+        CpuPeriod: c.container_cpu_period,
+        ...(c.container_cpu_quota > 0 ? { CpuQuota: c.container_cpu_quota } : {}),
+        ...(c.container_cpuset_cpus ? { CpusetCpus: c.container_cpuset_cpus } : {}),
+        ...(c.container_cpuset_mems ? { CpusetMems: c.container_cpuset_mems } : {}),
+        Ulimits: [{ Name: 'nofile', Soft: nofile, Hard: nofile }],
+        IpcMode: 'private',
+        RestartPolicy: { Name: 'no' },
+      },
+    };
+  }
+
+  /** The event stream may have missed an exit that happened before it attached: look once. */
+  private checkStillRunning(id: string): void {
+    void this.docker
+      .getContainer(id)
+      .inspect()
+      .then((info) => {
+        if (!info.State.Running) this.watched.get(id)?.resolve(exitOf(info.State.ExitCode, info.State.OOMKilled, 'exited'));
+      })
+      .catch(() => this.watched.get(id)?.resolve({ code: null, signal: null, reason: 'container is gone' }));
+  }
+
+  private handleFor(id: string, image: string): SandboxHandle {
+    let exitInfo: SandboxExit | undefined;
+    const watched: Watched = { resolve: () => {}, oom: false, exited: false };
+    const exited = new Promise<SandboxExit>((resolve) => {
+      watched.resolve = (exit) => {
+        if (watched.exited) return;
+        watched.exited = true;
+        exitInfo = exit;
+        this.watched.delete(id);
+        resolve(exit);
+      };
+    });
+    this.watched.set(id, watched);
+    return {
+      id,
+      image,
+      exited,
+      isAlive: () => exitInfo === undefined,
+      kill: async () => {
+        try {
+          await this.docker.getContainer(id).stop({ t: this.cfg.restart_linux_container_timeout });
+        } catch {
+          // already stopped or gone
+        }
+        await removeContainer(this.docker, id);
+        watched.resolve({ code: null, signal: 'SIGKILL', reason: 'stopped by the gateway' });
+      },
+      logTail: (lines = 20) => containerLogTail(this.docker, id, lines),
+    };
+  }
+
+  /** One event stream for all our containers: die, oom and kill mark their sandbox dead. */
+  private watchEvents(): Promise<void> {
+    if (this.eventsReady) return this.eventsReady;
+    this.eventsReady = (async () => {
+      const stream = (await this.docker.getEvents({
+        filters: JSON.stringify({ type: ['container'], event: ['die', 'oom', 'kill'], label: [`${LABEL_MANAGED}=true`] }),
+      })) as unknown as Readable;
+      this.events = stream;
+      let buffered = '';
+      stream.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (line.trim()) this.onEvent(line);
+        }
+      });
+      const restart = (): void => {
+        if (this.events !== stream) return;
+        this.events = undefined;
+        this.eventsReady = undefined;
+        this.log.warn('Docker event stream ended; reconnecting on next start');
+      };
+      stream.on('error', restart);
+      stream.on('end', restart);
+    })();
+    this.eventsReady.catch(() => (this.eventsReady = undefined));
+    return this.eventsReady;
+  }
+
+  private onEvent(line: string): void {
+    let ev: { status?: string; Action?: string; id?: string; Actor?: { Attributes?: Record<string, string> } };
+    try {
+      ev = JSON.parse(line) as typeof ev;
+    } catch {
+      return;
+    }
+    const id = ev.id ?? '';
+    const watched = this.watched.get(id);
+    if (!watched) return;
+    const action = ev.Action ?? ev.status ?? '';
+    if (action === 'oom') watched.oom = true;
+    else if (action === 'die') {
+      const code = Number(ev.Actor?.Attributes?.exitCode ?? NaN);
+      watched.resolve(exitOf(Number.isNaN(code) ? null : code, watched.oom, 'died'));
+    }
+  }
+}
+
+function exitOf(code: number | null, oom: boolean, verb: string): SandboxExit {
+  if (oom) return { code, signal: 'SIGKILL', reason: 'was killed by the OOM killer (container_mem_limit)' };
+  if (code === 137) return { code, signal: 'SIGKILL', reason: `${verb}: killed (SIGKILL)` };
+  return { code, signal: null, reason: `${verb} with code ${code ?? 'unknown'}` };
+}

@@ -1,0 +1,38 @@
+import type { Logger } from 'pino';
+import type { SandletConfig } from '../config.js';
+import { oneLine } from '../errors.js';
+import { DockerBackend } from './backends/docker.js';
+import { ProcessBackend } from './backends/process.js';
+import { connectDocker, inspectImage, pingEngine } from './docker-engine.js';
+import type { SandboxBackend } from './sandbox-backend.js';
+
+export interface SelectedBackend {
+  backend: SandboxBackend;
+  /** Set when `auto` fell back to the process backend: one line saying why. */
+  notice?: string;
+}
+
+/**
+ * `docker` needs an engine; `process` needs nothing; `auto` takes Docker when an engine answers
+ * and the default image exists, else the process backend with a notice.
+ */
+export async function selectBackend(config: SandletConfig, logger: Logger): Promise<SelectedBackend> {
+  if (config.backend === 'process') return { backend: new ProcessBackend(logger) };
+  const docker = connectDocker(config.docker_socket);
+  if (config.backend === 'docker') {
+    await pingEngine(docker, config.docker_socket);
+    return { backend: new DockerBackend(docker, config, logger) };
+  }
+  try {
+    await pingEngine(docker, config.docker_socket, 1500);
+  } catch (err) {
+    return { backend: new ProcessBackend(logger), notice: `${oneLine(err)}; using the process backend (no isolation)` };
+  }
+  if (!(await inspectImage(docker, config.default_container_image_name).catch(() => undefined))) {
+    return {
+      backend: new ProcessBackend(logger),
+      notice: `default image ${config.default_container_image_name} is missing (sandlet image build); using the process backend (no isolation)`,
+    };
+  }
+  return { backend: new DockerBackend(docker, config, logger) };
+}
