@@ -25,9 +25,13 @@ export interface SandboxOptions {
   flapWindowMs?: number;
 }
 
-/** Back-off after K crashes in a row: 1 s, doubling, at most 60 s. */
+/**
+ * Back-off after K early deaths in a row. One death is restarted at once (a killed factory is
+ * just restarted); from the second on, it is flapping: 1 s, doubling, at most 60 s.
+ */
 export function backoffMs(crashes: number): number {
-  return Math.min(60_000, 1000 * 2 ** Math.max(0, crashes - 1));
+  if (crashes < 2) return 0;
+  return Math.min(60_000, 1000 * 2 ** (crashes - 2));
 }
 
 export interface DaemonSpec {
@@ -152,7 +156,7 @@ export class Sandbox {
     this.crashes++;
     this.lastExit = reason;
     this.backoffUntil = Date.now() + backoffMs(this.crashes);
-    this.log.warn({ crashes: this.crashes, backoffMs: backoffMs(this.crashes), reason }, 'sandbox crashed; backing off');
+    this.log.warn({ crashes: this.crashes, backoffMs: backoffMs(this.crashes), reason }, 'sandbox died soon after starting');
   }
 
   private watchExit(handle: SandboxHandle): void {
