@@ -171,6 +171,7 @@ export class Gateway {
           withStatus: sandbox.agentIsSandlet,
           logger: this.logger,
           onDone: done,
+          explainFailure: () => sandbox.explainDeath(this.config.container_mem_limit),
         });
         return { metadata: result.metadata, body: result.body };
       } catch (err) {

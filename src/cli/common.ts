@@ -1,6 +1,13 @@
 import { Option, type Command } from 'commander';
 import { loadConfig, type SandletConfig } from '../config.js';
 import { SandletError } from '../errors.js';
+import type { Gateway } from '../gateway.js';
+
+/** Chooses the backend now, printing auto's fallback notice as one line on stderr. */
+export async function readyWithNotice(gateway: Gateway): Promise<void> {
+  await gateway.ready();
+  if (gateway.notice) process.stderr.write(`sandlet: notice: ${gateway.notice}\n`);
+}
 
 export interface CommonFlags {
   backend?: string;
@@ -12,7 +19,7 @@ export interface CommonFlags {
 /** Every command that touches sandboxes or the store takes these. */
 export function addCommonOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--backend <name>', 'sandbox backend').choices(['process']))
+    .addOption(new Option('--backend <name>', 'sandbox backend (auto: Docker when an engine answers and the default image exists)').choices(['auto', 'docker', 'process']))
     .option('--root <dir>', 'host root for pipes, storlets, logs and the store (config host_root)')
     .option('--config <file>', 'YAML or JSON config file')
     .addOption(new Option('--log-level <level>', 'gateway log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { createGateway } from '../gateway.js';
 import { SAMPLES_DIR } from '../package-root.js';
-import { addCommonOptions, configFromFlags, type CommonFlags } from './common.js';
+import { addCommonOptions, configFromFlags, readyWithNotice, type CommonFlags } from './common.js';
 
 export const SAMPLE_STORLETS = ['identity.mjs', 'uppercase.mjs', 'metadata-echo.mjs', 'concat.mjs'];
 
@@ -30,6 +30,7 @@ export function registerDemo(program: Command): void {
     const gateway = createGateway(config);
     const out = (line = ''): boolean => process.stdout.write(`${line}\n`);
     try {
+      await readyWithNotice(gateway);
       for (const name of SAMPLE_STORLETS) {
         gateway.store.deployStorlet(fs.readFileSync(path.join(SAMPLES_DIR, name)), {
           name, language: 'js', main: name, interfaceVersion: '1.0', objectMetadata: 'no',
@@ -37,7 +38,7 @@ export function registerDemo(program: Command): void {
       }
       out(`deployed ${SAMPLE_STORLETS.join(', ')} into ${config.store_dir}`);
       const sample = path.join(SAMPLES_DIR, 'sample.txt');
-      out(`invoking ${flags.storlet} in scope "demo" (${config.backend} backend) on ${sample}`);
+      out(`invoking ${flags.storlet} in scope "demo" (${gateway.backendName} backend) on ${sample}`);
       const invoke = async () => {
         const fh = await fs.promises.open(sample);
         try {
@@ -60,9 +61,14 @@ export function registerDemo(program: Command): void {
       out('--- timings ---');
       out(`cold (start sandbox + daemon, invoke): ${cold}`);
       out(`warm (invoke only):                    ${warm}`);
-      out(`invocation log: ${gateway.sandbox('demo').paths.hostLogPath(flags.storlet)}`);
+      const log = fs.readFileSync(gateway.sandbox('demo').paths.hostLogPath(flags.storlet), 'utf8').trim();
+      if (log) {
+        out('--- storlet log ---');
+        out(log);
+      }
     } finally {
-      await gateway.close();
+      // The demo's root is temporary: its sandboxes go with it.
+      await gateway.close({ stopSandboxes: !flags.root });
       if (!flags.root) fs.rmSync(root, { recursive: true, force: true });
     }
   });

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { createGateway } from '../gateway.js';
 import { SandletError } from '../errors.js';
 import type { InvocationInput } from '../invocation/invocation.js';
-import { addCommonOptions, collectList, collectPair, configFromFlags, parseRange, type CommonFlags } from './common.js';
+import { addCommonOptions, collectList, collectPair, configFromFlags, parseRange, readyWithNotice, type CommonFlags } from './common.js';
 
 interface InvokeFlags extends CommonFlags {
   scope: string;
@@ -51,6 +51,7 @@ export function registerInvoke(program: Command): void {
     const gateway = createGateway(config);
     const opened: number[] = [];
     try {
+      await readyWithNotice(gateway);
       const input = openInput(flags.input, opened);
       const extraInputs = (flags.extra ?? []).map((e) => openInput(e, opened));
       const timeoutMs = flags.timeout === undefined ? undefined : Number(flags.timeout);

@@ -4,6 +4,7 @@ import { AGENT_VERSION } from '../version.js';
 import { registerDemo } from './demo.js';
 import { registerDeploy } from './deploy.js';
 import { registerInvoke } from './invoke.js';
+import { registerImage } from './image.js';
 
 export function buildProgram(): Command {
   const program = new Command('sandlet')
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerInvoke(program);
   registerDeploy(program);
+  registerImage(program);
   program
     .command('agent')
     .description('run the in-sandbox agent (what sandboxes start; not for everyday use)')

@@ -44,6 +44,8 @@ export interface InvocationSpec {
   withStatus: boolean;
   logger: Logger;
   onDone: (err: Error | null) => void;
+  /** Why the daemon may have died when a task ends without an outcome (e.g. an OOM kill). */
+  explainFailure?: () => Promise<string | undefined>;
 }
 
 export interface InvocationResult {
@@ -209,7 +211,8 @@ async function runTask(
       const outcome = status
         ? await withTimeout(status, spec.timeoutMs, `outcome of storlet ${spec.storlet}`).catch(() => undefined)
         : undefined;
-      throw new SandletError('ESTORLET', `storlet ${spec.storlet} failed: ${outcome?.message ?? 'it closed its metadata without writing any'}`);
+      const why = outcome?.message ?? (await spec.explainFailure?.()) ?? 'it ended without writing metadata or an outcome';
+      throw new SandletError('ESTORLET', `storlet ${spec.storlet} failed: ${why}`);
     }
   } catch (err) {
     if (err instanceof SandletError && err.code === 'ETIMEDOUT') {
@@ -238,6 +241,7 @@ async function runTask(
     idleTimeoutMs: spec.timeoutMs,
     status,
     onAbandon: () => cancel('output abandoned'),
+    explainFailure: spec.explainFailure,
     onClose: cleanup,
   });
   return { metadata, body, taskId };

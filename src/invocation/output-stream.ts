@@ -11,6 +11,7 @@ export interface OutputStreamOptions {
   status: Promise<{ status: boolean; message: string }> | undefined;
   /** Called when the storlet stalled or the reader gave up: the task should be cancelled. */
   onAbandon: () => void;
+  explainFailure?: () => Promise<string | undefined>;
   /** Called once when the stream is over, however it ended. */
   onClose: (err: Error | null) => void;
 }
@@ -72,8 +73,9 @@ export class OutputStream extends Readable {
       let outcome: { status: boolean; message: string };
       try {
         outcome = await this.opts.status;
-      } catch (err) {
-        this.destroy(new SandletError('ESTORLET', `storlet ${this.opts.storlet} ended without reporting its outcome (${(err as Error).message})`));
+      } catch {
+        const why = (await this.opts.explainFailure?.()) ?? 'its daemon ended without reporting the outcome';
+        if (!this.destroyed) this.destroy(new SandletError('ESTORLET', `storlet ${this.opts.storlet} failed after ${this.bytes} bytes of output: ${why}`));
         return;
       }
       if (this.destroyed) return;

@@ -18,6 +18,8 @@ export interface SandboxHandle {
   isAlive(): boolean;
   /** Ends the sandbox now (the graceful HALT is the Sandbox's job, done before this). */
   kill(): Promise<void>;
+  /** Calls back when the engine reports an OOM kill inside the sandbox (docker backend only). */
+  onOom?(listener: () => void): () => void;
   /** The last lines the agent logged, for error messages. */
   logTail(lines?: number): Promise<string>;
 }

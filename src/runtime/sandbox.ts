@@ -185,6 +185,24 @@ export class Sandbox {
     });
   }
 
+  /**
+   * Why a task's daemon died without a word, when the sandbox knows: an OOM kill reported by the
+   * engine within `waitMs` (its event may trail the pipes closing).
+   */
+  explainDeath(memoryLimit: string, waitMs = 1000): Promise<string | undefined> {
+    const handle = this.handle;
+    if (!handle?.onOom) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const done = (why: string | undefined): void => {
+        clearTimeout(timer);
+        off();
+        resolve(why);
+      };
+      const off = handle.onOom!(() => done(`it was killed: the sandbox ran out of memory (container_mem_limit ${memoryLimit})`));
+      const timer = setTimeout(() => done(undefined), waitMs);
+    });
+  }
+
   /** Forget a daemon that stopped answering, so the next activation starts it again. */
   forgetDaemon(name: string): void {
     this.daemons.delete(name);
@@ -209,15 +227,22 @@ export class Sandbox {
     this.daemons.clear();
     this._state = 'stopped';
     if (!handle) return;
-    if (handle.isAlive()) {
-      try {
-        await this.factory.halt(2000);
-        await Promise.race([handle.exited, new Promise((r) => setTimeout(r, 3000).unref())]);
-      } catch (err) {
-        this.log.debug({ err: oneLine(err) }, 'HALT failed; killing the sandbox');
-      }
+    try {
+      if (handle.isAlive()) await this.haltGracefully(handle);
+    } finally {
+      await handle.kill();
+      // Sockets of a stopped sandbox are stale: its pipe dir goes with it.
+      fs.rmSync(this.paths.hostPipeDir, { recursive: true, force: true });
     }
-    await handle.kill();
+  }
+
+  private async haltGracefully(handle: SandboxHandle): Promise<void> {
+    try {
+      await this.factory.halt(2000);
+      await Promise.race([handle.exited, new Promise((r) => setTimeout(r, 3000).unref())]);
+    } catch (err) {
+      this.log.debug({ err: oneLine(err) }, 'HALT failed; killing the sandbox');
+    }
   }
 
   private async doRestart(reason: string): Promise<void> {

@@ -30,7 +30,7 @@ afterAll(() => cleanup());
 
 describe('sandlet CLI', () => {
   it('demo deploys the samples, invokes one and prints output, metadata and timings', async () => {
-    const r = await sandlet(['demo']);
+    const r = await sandlet(['demo', '--backend', 'process']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('STORLETS RUN WHERE THE DATA LIVES.');
     expect(r.stdout).toContain('"Storlet-Transform":"uppercase"');
@@ -40,24 +40,25 @@ describe('sandlet CLI', () => {
   it('deploys and invokes: body to --output, metadata as one JSON line on stderr', async () => {
     const root = path.join(dir, 'root');
     const dep = await sandlet(['deploy', path.join(SAMPLES_DIR, 'uppercase.mjs'), '--root', root]);
+    // Docker sandboxes outlive a CLI run (for reuse); this temp root must not leave one behind.
     expect(dep.stdout).toMatch(/^deployed storlet uppercase.mjs \(\d+ bytes, sha256 [0-9a-f]{12}…\)/);
     const out = path.join(dir, 'out.txt');
-    const r = await sandlet(['invoke', '--root', root, '--scope', 'cli', '--storlet', 'uppercase.mjs', '--input', path.join(SAMPLES_DIR, 'sample.txt'), '--output', out, '--meta', 'Color=red']);
+    const r = await sandlet(['invoke', '--backend', 'process', '--root', root, '--scope', 'cli', '--storlet', 'uppercase.mjs', '--input', path.join(SAMPLES_DIR, 'sample.txt'), '--output', out, '--meta', 'Color=red']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stderr.trim())).toEqual({ Color: 'red', 'Storlet-Transform': 'uppercase' });
     expect(fs.readFileSync(out, 'utf8')).toBe(fs.readFileSync(path.join(SAMPLES_DIR, 'sample.txt'), 'utf8').toUpperCase());
-    const piped = await sandlet(['invoke', '--root', root, '--scope', 'cli', '--storlet', 'uppercase.mjs'], 'from stdin');
+    const piped = await sandlet(['invoke', '--backend', 'process', '--root', root, '--scope', 'cli', '--storlet', 'uppercase.mjs'], 'from stdin');
     expect(piped.stdout).toBe('FROM STDIN');
   });
 
   it('fails with one readable line and a non-zero exit', async () => {
     const root = path.join(dir, 'root');
     const cases: [string[], RegExp][] = [
-      [['invoke', '--root', root, '--scope', '../up', '--storlet', 'x.mjs', '--input', '/dev/null'], /^sandlet: scope name "\.\.\/up" may only hold/],
-      [['invoke', '--root', root, '--scope', 'cli', '--storlet', 'nope.mjs', '--input', '/dev/null'], /^sandlet: storlet nope\.mjs is not deployed/],
-      [['invoke', '--root', root, '--scope', 'cli', '--storlet', 'uppercase.mjs', '--input', path.join(dir, 'missing')], /^sandlet: cannot open input .*missing: ENOENT/],
+      [['invoke', '--backend', 'process', '--root', root, '--scope', '../up', '--storlet', 'x.mjs', '--input', '/dev/null'], /^sandlet: scope name "\.\.\/up" may only hold/],
+      [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli', '--storlet', 'nope.mjs', '--input', '/dev/null'], /^sandlet: storlet nope\.mjs is not deployed/],
+      [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli', '--storlet', 'uppercase.mjs', '--input', path.join(dir, 'missing')], /^sandlet: cannot open input .*missing: ENOENT/],
       [['deploy', path.join(SAMPLES_DIR, 'uppercase.mjs'), '--root', root, '--language', 'cobol'], /^sandlet: registration: language: "cobol" is not supported/],
-      [['invoke', '--root', root, '--scope', 'cli'], /required option '--storlet <name>' not specified/],
+      [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli'], /required option '--storlet <name>' not specified/],
     ];
     for (const [args, re] of cases) {
       const r = await sandlet(args);

@@ -30,6 +30,7 @@ type DockerConfig = Pick<
 
 interface Watched {
   resolve: (exit: SandboxExit) => void;
+  oomListeners: Set<() => void>;
   oom: boolean;
   exited: boolean;
 }
@@ -198,7 +199,7 @@ export class DockerBackend implements SandboxBackend {
 
   private handleFor(id: string, image: string): SandboxHandle {
     let exitInfo: SandboxExit | undefined;
-    const watched: Watched = { resolve: () => {}, oom: false, exited: false };
+    const watched: Watched = { resolve: () => {}, oomListeners: new Set(), oom: false, exited: false };
     const exited = new Promise<SandboxExit>((resolve) => {
       watched.resolve = (exit) => {
         if (watched.exited) return;
@@ -224,6 +225,10 @@ export class DockerBackend implements SandboxBackend {
         watched.resolve({ code: null, signal: 'SIGKILL', reason: 'stopped by the gateway' });
       },
       logTail: (lines = 20) => containerLogTail(this.docker, id, lines),
+      onOom: (listener) => {
+        watched.oomListeners.add(listener);
+        return () => watched.oomListeners.delete(listener);
+      },
     };
   }
 
@@ -269,7 +274,10 @@ export class DockerBackend implements SandboxBackend {
     const watched = this.watched.get(id);
     if (!watched) return;
     const action = ev.Action ?? ev.status ?? '';
-    if (action === 'oom') watched.oom = true;
+    if (action === 'oom') {
+      watched.oom = true;
+      for (const l of watched.oomListeners) l();
+    }
     else if (action === 'die') {
       const code = Number(ev.Actor?.Attributes?.exitCode ?? NaN);
       watched.resolve(exitOf(Number.isNaN(code) ? null : code, watched.oom, 'died'));
