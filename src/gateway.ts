@@ -145,6 +145,7 @@ export class Gateway {
     // Two tries: a daemon found dead when EXECUTE is sent (nothing consumed yet) is restarted once.
     for (let attempt = 1; ; attempt++) {
       await this.activate(sandbox, storlet);
+      const startedAt = Date.now();
       sandbox.inFlight++;
       let settled = false;
       const done = (): void => {
@@ -171,7 +172,7 @@ export class Gateway {
           withStatus: sandbox.agentIsSandlet,
           logger: this.logger,
           onDone: done,
-          explainFailure: () => sandbox.explainDeath(this.config.container_mem_limit),
+          explainFailure: () => sandbox.explainDeath(this.config.container_mem_limit, startedAt),
         });
         return { metadata: result.metadata, body: result.body };
       } catch (err) {

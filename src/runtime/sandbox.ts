@@ -76,6 +76,8 @@ export class Sandbox {
   backoffUntil = 0;
   lastExit: string | undefined;
   lastUsed = Date.now();
+  /** When the engine last reported an OOM kill in this sandbox (ms since epoch; 0 = never). */
+  lastOomAt = 0;
 
   constructor(opts: SandboxOptions) {
     this.opts = opts;
@@ -160,6 +162,10 @@ export class Sandbox {
   }
 
   private watchExit(handle: SandboxHandle): void {
+    handle.onOom?.(() => {
+      this.lastOomAt = Date.now();
+      this.log.warn('OOM kill in the sandbox');
+    });
     void handle.exited.then((exit) => {
       if (this.handle !== handle) return;
       this.daemons.clear();
@@ -189,8 +195,10 @@ export class Sandbox {
    * Why a task's daemon died without a word, when the sandbox knows: an OOM kill reported by the
    * engine within `waitMs` (its event may trail the pipes closing).
    */
-  explainDeath(memoryLimit: string, waitMs = 1000): Promise<string | undefined> {
+  explainDeath(memoryLimit: string, since: number, waitMs = 1000): Promise<string | undefined> {
     const handle = this.handle;
+    const why = `it was killed: the sandbox ran out of memory (container_mem_limit ${memoryLimit})`;
+    if (this.lastOomAt >= since) return Promise.resolve(why);
     if (!handle?.onOom) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const done = (why: string | undefined): void => {
@@ -198,7 +206,7 @@ export class Sandbox {
         off();
         resolve(why);
       };
-      const off = handle.onOom!(() => done(`it was killed: the sandbox ran out of memory (container_mem_limit ${memoryLimit})`));
+      const off = handle.onOom!(() => done(why));
       const timer = setTimeout(() => done(undefined), waitMs);
     });
   }

@@ -280,7 +280,7 @@ export class DockerBackend implements SandboxBackend {
     }
     else if (action === 'die') {
       const code = Number(ev.Actor?.Attributes?.exitCode ?? NaN);
-      watched.resolve(exitOf(Number.isNaN(code) ? null : code, watched.oom, 'died'));
+      watched.resolve(exitOf(Number.isNaN(code) ? null : code, watched.oom, 'exited'));
     }
   }
 }

@@ -1,0 +1,31 @@
+import { randomBytes } from 'node:crypto';
+import { connectDocker, inspectImage, pingEngine } from '../../src/runtime/docker-engine.js';
+
+export const ENGINE_IMAGE = process.env.SANDLET_TEST_IMAGE ?? 'sandlet/engine:latest';
+export const docker = connectDocker('/var/run/docker.sock');
+
+/** Why Docker tests cannot run here, or undefined when they can. */
+export async function dockerUnavailable(): Promise<string | undefined> {
+  try {
+    await pingEngine(docker, '/var/run/docker.sock', 2000);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (!(await inspectImage(docker, ENGINE_IMAGE))) return `engine image ${ENGINE_IMAGE} is missing (sandlet image build)`;
+  return undefined;
+}
+
+/**
+ * Docker tests run when an engine and the engine image are there. In CI they must run: a missing
+ * engine is a failure there, never a skip.
+ */
+export const dockerReason = await dockerUnavailable();
+export const skipDocker = dockerReason !== undefined && !process.env.CI;
+export function requireDocker(): void {
+  if (dockerReason) throw new Error(`Docker tests are required in CI: ${dockerReason}`);
+}
+
+/** Names unique to one test run, so runs on a shared engine never meet. */
+export function runId(): string {
+  return randomBytes(3).toString('hex');
+}

@@ -1,0 +1,193 @@
+// The Docker backend on a real engine: hardening as inspected and as seen from inside, limits,
+// failures, flapping, adoption, and nothing left behind.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SandletConfigInput } from '../../src/config.js';
+import { createGateway, type Gateway } from '../../src/gateway.js';
+import { LABEL_ROOT } from '../../src/runtime/backends/docker.js';
+import { collect } from '../helpers/streams.js';
+import { deploy, FIXTURES, SAMPLES } from '../helpers/gateway.js';
+import { SAMPLES_DIR } from '../../src/package-root.js';
+import { docker, ENGINE_IMAGE, requireDocker, runId, skipDocker } from '../helpers/docker.js';
+
+const id = runId();
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-'));
+const config: SandletConfigInput = {
+  host_root: root,
+  backend: 'docker',
+  container_prefix: `sltest-${id}-`,
+  image_namespace: `sandlet-test-${id}`,
+  container_mem_limit: '256m',
+  container_pids_limit: 128,
+  storlet_timeout_ms: 10_000,
+  sandbox_ready_timeout_ms: 20_000,
+};
+const logger = pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' });
+const text = async (body: NodeJS.ReadableStream): Promise<string> => (await collect(body)).toString();
+
+function newGateway(extra: SandletConfigInput = {}): Gateway {
+  const gw = createGateway({ ...config, ...extra }, { logger });
+  for (const name of SAMPLES) deploy(gw, path.join(SAMPLES_DIR, name));
+  for (const name of ['misbehave.mjs', 'probe.mjs', 'bad-syntax.mjs']) deploy(gw, path.join(FIXTURES, name));
+  return gw;
+}
+
+async function ourContainers(): Promise<{ Id: string; State: string; Names: string[] }[]> {
+  return docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABEL_ROOT}=${path.join(root, 'pipes')}`] }) });
+}
+
+describe.skipIf(skipDocker)('docker backend', () => {
+  let gw: Gateway;
+  const probe = async (scope: string, mode: string, params: Record<string, string> = {}) => {
+    const r = await gw.invoke({ scope, storlet: 'probe.mjs', params: { mode, ...params }, input: Buffer.from('') });
+    return JSON.parse(await text(r.body)) as Record<string, unknown>;
+  };
+
+  beforeAll(async () => {
+    requireDocker();
+    gw = newGateway();
+    await gw.ready();
+  });
+  afterAll(async () => {
+    await gw?.close({ stopSandboxes: true });
+    for (const c of await ourContainers()) await docker.getContainer(c.Id).remove({ force: true });
+    for (const img of await docker.listImages({ filters: JSON.stringify({ reference: [`sandlet-test-${id}/*`] }) })) {
+      await docker.getImage(img.Id).remove({ force: true }).catch(() => {});
+    }
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('runs every sample in a container', async () => {
+    const r1 = await gw.invoke({ scope: 'alpha', storlet: 'uppercase.mjs', input: Buffer.from('in a box') });
+    expect(await text(r1.body)).toBe('IN A BOX');
+    const r2 = await gw.invoke({ scope: 'alpha', storlet: 'concat.mjs', input: Buffer.from('a'), extraInputs: [Buffer.from('b')], params: { separator: '+' } });
+    expect(await text(r2.body)).toBe('a+b');
+    const r3 = await gw.invoke({ scope: 'alpha', storlet: 'metadata-echo.mjs', input: Buffer.from(''), inputMetadata: { k: 'v' }, params: { p: '1' } });
+    expect(r3.metadata).toEqual({ k: 'v', 'Param-p': '1' });
+    await text(r3.body);
+    const fh = await fs.promises.open(path.join(SAMPLES_DIR, 'sample.txt'));
+    try {
+      const r4 = await gw.invoke({ scope: 'alpha', storlet: 'identity.mjs', input: fh, range: { start: 0, end: 7 } });
+      expect(await text(r4.body)).toBe('Storlets');
+    } finally {
+      await fh.close();
+    }
+    expect(gw.sandbox('alpha').describe()).toMatchObject({ state: 'running', image: ENGINE_IMAGE });
+  });
+
+  it('creates the container with every hardening option', async () => {
+    const info = await docker.getContainer(gw.sandbox('alpha').describe().id!).inspect();
+    const h = info.HostConfig;
+    expect(info.Name).toBe(`/sltest-${id}-alpha`);
+    expect(info.Config.User).toBe('1000:1000');
+    expect(info.Config.Labels).toMatchObject({ 'io.sandlet.managed': 'true', 'io.sandlet.scope': 'alpha', 'io.sandlet.image': ENGINE_IMAGE });
+    expect(h.NetworkMode).toBe('none');
+    expect(h.ReadonlyRootfs).toBe(true);
+    expect(h.CapDrop).toEqual(['ALL']);
+    expect(h.SecurityOpt).toEqual(['no-new-privileges:true']);
+    expect(h.PidsLimit).toBe(128);
+    expect(h.Memory).toBe(256 * 1024 * 1024);
+    expect(h.MemorySwap).toBe(256 * 1024 * 1024);
+    expect(h.CpuPeriod).toBe(100_000);
+    expect(h.Ulimits).toEqual([{ Name: 'nofile', Soft: 4096, Hard: 4096 }]);
+    expect(Object.keys(h.Tmpfs ?? {})).toEqual(['/tmp']);
+    expect(h.Binds).toEqual([`${path.join(root, 'pipes', 'alpha')}:/mnt/channels:rw`, `${path.join(root, 'storlets', 'alpha')}:/home/storlet:ro`]);
+  });
+
+  it('keeps storlets off the network', async () => {
+    const r = await probe('alpha', 'network');
+    expect(r.public).not.toBe('connected');
+    expect(r.gatewayHost).not.toBe('connected');
+  });
+
+  it('lets storlets write only under /tmp', async () => {
+    expect(await probe('alpha', 'writes')).toEqual({ root: 'EROFS', opt: 'EROFS', storlets: 'EROFS', tmp: 'ok' });
+  });
+
+  it('runs storlets as non-root with no capabilities and no-new-privileges', async () => {
+    expect(await probe('alpha', 'identity')).toEqual({ uid: 1000, capEff: '0000000000000000', capPrm: '0000000000000000', noNewPrivs: '1' });
+  });
+
+  it("never shows a scope another scope's pipes or storlets", async () => {
+    await text((await gw.invoke({ scope: 'beta', storlet: 'identity.mjs', input: Buffer.from('b') })).body);
+    const seen = await probe('alpha', 'view', { otherPath: path.join(root, 'storlets', 'beta') });
+    expect(seen.otherScope).toBe(false);
+    expect(seen.storlets).not.toContain('beta');
+    expect((seen.channels as string[]).every((n) => ['factory_pipe', ...SAMPLES, 'probe.mjs', 'misbehave.mjs'].includes(n))).toBe(true);
+    expect(fs.readdirSync(path.join(root, 'pipes', 'beta'))).not.toContain('probe.mjs');
+  });
+
+  it('caps a fork bomb with the pids limit; the gateway and the sandbox survive', async () => {
+    const r = await probe('alpha', 'forkbomb');
+    expect(r.error).toBe('EAGAIN');
+    expect(r.spawned as number).toBeLessThan(128);
+    expect(await text((await gw.invoke({ scope: 'alpha', storlet: 'identity.mjs', input: Buffer.from('still here') })).body)).toBe('still here');
+  });
+
+  it('OOM-kills a memory hog with a clear error, and the next call succeeds', async () => {
+    await expect(probe('alpha', 'memhog')).rejects.toThrow(/storlet probe\.mjs failed: .*(ran out of memory \(container_mem_limit 256m\))/);
+    expect(await text((await gw.invoke({ scope: 'alpha', storlet: 'identity.mjs', input: Buffer.from('after oom') })).body)).toBe('after oom');
+  });
+
+  it('errors an invocation whose container is killed, then recovers', async () => {
+    const r = await gw.invoke({ scope: 'victim', storlet: 'misbehave.mjs', params: { mode: 'stall-after' }, input: Buffer.from('x') });
+    const before = gw.sandbox('victim').describe().id!;
+    const body = collect(r.body);
+    await docker.getContainer(before).kill();
+    await expect(body).rejects.toThrow(/storlet misbehave\.mjs failed after \d+ bytes of output/);
+    expect(await text((await gw.invoke({ scope: 'victim', storlet: 'identity.mjs', input: Buffer.from('back') })).body)).toBe('back');
+    expect(gw.sandbox('victim').describe().id).not.toBe(before);
+    expect(gw.sandbox('victim').restarts.map((r) => r.reason)).toEqual(['first use', expect.stringMatching(/^sandbox died/)]);
+  });
+
+  it('runs a tenant image when the scope has one, and backs off a flapping sandbox', async () => {
+    const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-img-'));
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${ENGINE_IMAGE}\nENTRYPOINT ["/bin/sh", "-c", "echo tenant image refuses to run >&2; exit 3", "--"]\n`);
+    const stream = await docker.buildImage({ context: ctx, src: ['Dockerfile'] }, { t: `sandlet-test-${id}/flappy:latest` });
+    await new Promise((resolve, reject) => docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve(null))));
+    fs.rmSync(ctx, { recursive: true, force: true });
+    const call = () => gw.invoke({ scope: 'flappy', storlet: 'identity.mjs', input: Buffer.from('') });
+    await expect(call()).rejects.toThrow(/sandbox of scope flappy exited with code 3 before it was ready; last agent log lines: tenant image refuses to run/);
+    await expect(call()).rejects.toThrow(/exited with code 3 before it was ready/);
+    await expect(call()).rejects.toThrow(/^scope flappy is backing off after 2 crashes; next try in 1 s/);
+  });
+
+  it('names the missing default image and the command that builds it', async () => {
+    const other = createGateway({ ...config, host_root: fs.mkdtempSync(path.join(os.tmpdir(), 'sl-')), default_container_image_name: `sandlet-test-${id}/missing:1` }, { logger });
+    deploy(other, path.join(SAMPLES_DIR, 'identity.mjs'));
+    await expect(other.invoke({ scope: 'nope', storlet: 'identity.mjs', input: Buffer.from('') })).rejects.toThrow(
+      `default image sandlet-test-${id}/missing:1 is missing: build it with \`sandlet image build --tag sandlet-test-${id}/missing:1\``,
+    );
+    await other.close({ stopSandboxes: true });
+    fs.rmSync(other.config.host_root, { recursive: true, force: true });
+  });
+
+  it('leaves sandboxes running on close; the next gateway adopts them and removes the rest', async () => {
+    const first = newGateway();
+    await text((await first.invoke({ scope: 'keep', storlet: 'identity.mjs', input: Buffer.from('1') })).body);
+    await text((await first.invoke({ scope: 'drop', storlet: 'identity.mjs', input: Buffer.from('1') })).body);
+    const kept = first.sandbox('keep').describe().id!;
+    const dropped = first.sandbox('drop').describe().id!;
+    await first.close();
+    await docker.getContainer(dropped).stop({ t: 1 }); // stopped: not adoptable
+    const second = newGateway();
+    await second.ready();
+    expect(second.sandbox('keep').describe()).toMatchObject({ state: 'running', id: kept });
+    expect(await text((await second.invoke({ scope: 'keep', storlet: 'identity.mjs', input: Buffer.from('adopted') })).body)).toBe('adopted');
+    expect(second.sandbox('keep').describe().id).toBe(kept);
+    await expect(docker.getContainer(dropped).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    await second.close({ stopSandboxes: true });
+  });
+
+  it('leaves no container or pipe dir behind when asked to stop', async () => {
+    const gw2 = newGateway();
+    await text((await gw2.invoke({ scope: 'tidy', storlet: 'identity.mjs', input: Buffer.from('t') })).body);
+    await gw2.close({ stopSandboxes: true });
+    const names = (await ourContainers()).map((c) => c.Names[0]);
+    expect(names).not.toContain(`/sltest-${id}-tidy`);
+    expect(fs.existsSync(path.join(root, 'pipes', 'tidy'))).toBe(false);
+  });
+});
