@@ -1,5 +1,6 @@
 // The facade object-store middleware uses: invoke a storlet in a scope's sandbox.
 import type { Readable } from 'node:stream';
+import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { resolveConfig, type SandletConfig, type SandletConfigInput } from './config.js';
 import { SandletError, isSandletError } from './errors.js';
@@ -50,6 +51,8 @@ export class Gateway {
   notice: string | undefined;
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly logs: InvocationLogs;
+  private readonly admission = new PQueue({ concurrency: 1 });
+  private readonly starting = new Set<Sandbox>();
   private readonly versions = new WeakMap<object, { deps: DependencyRegistration[]; version: string }>();
   private closed = false;
 
@@ -80,7 +83,16 @@ export class Gateway {
         this.notice = selected.notice;
         if (selected.notice) this.logger.warn(selected.notice);
       }
-      if (this.backend instanceof DockerBackend) await this.adoptOrRemove(this.backend);
+      if (this.backend instanceof DockerBackend) {
+        // A tag moved to a new image: sandboxes on that tag restart at their next idle moment.
+        this.backend.onImageTagged((ref) => {
+          for (const sb of this.sandboxes.values()) {
+            const tenant = `${this.config.image_namespace}/${sb.scope.toLowerCase()}:latest`;
+            if (sb.image === ref || ref === tenant) sb.markStale(`image ${ref} changed`);
+          }
+        });
+        await this.adoptOrRemove(this.backend);
+      }
     })();
     this.readying.catch(() => (this.readying = undefined));
     return this.readying;
@@ -119,6 +131,7 @@ export class Gateway {
         readyTimeoutMs: this.config.sandbox_ready_timeout_ms,
         maxDatagramBytes: this.config.max_datagram_bytes,
         logLevel: this.config.storlet_daemon_log_level,
+        idleTimeoutMs: this.config.idle_timeout * 1000,
       });
       this.sandboxes.set(name, sb);
       sb.lastUsed = Date.now();
@@ -144,14 +157,15 @@ export class Gateway {
     }
     // Two tries: a daemon found dead when EXECUTE is sent (nothing consumed yet) is restarted once.
     for (let attempt = 1; ; attempt++) {
+      if (sandbox.state !== 'running') await this.admit(sandbox);
       await this.activate(sandbox, storlet);
       const startedAt = Date.now();
-      sandbox.inFlight++;
+      sandbox.begin();
       let settled = false;
       const done = (): void => {
         if (!settled) {
           settled = true;
-          sandbox.inFlight--;
+          sandbox.end();
         }
       };
       try {
@@ -185,6 +199,33 @@ export class Gateway {
         throw err;
       }
     }
+  }
+
+  /**
+   * Makes room for a sandbox about to start: at max_containers_per_node, the least recently used
+   * idle sandbox is stopped; only when every one is busy is the start refused. One decision at a
+   * time, so a burst of new scopes cannot overshoot the cap.
+   */
+  private admit(sandbox: Sandbox): Promise<void> {
+    return this.admission.add(async () => {
+      if (sandbox.state === 'running' || this.starting.has(sandbox)) return;
+      const max = this.config.max_containers_per_node;
+      const live = [...this.sandboxes.values()].filter((s) => s !== sandbox && (s.state === 'running' || this.starting.has(s)));
+      if (live.length >= max) {
+        const idle = live.filter((s) => s.inFlight === 0 && !this.starting.has(s)).sort((a, b) => a.lastUsed - b.lastUsed)[0];
+        if (!idle) {
+          throw new SandletError('ESANDBOX', `all ${max} sandboxes are busy (max_containers_per_node ${max}); scope ${sandbox.scope} cannot start now`);
+        }
+        this.logger.info({ evicted: idle.scope, for: sandbox.scope }, 'at capacity: stopping the least recently used idle sandbox');
+        await idle.stop(`evicted for scope ${sandbox.scope} (max_containers_per_node ${max})`);
+      }
+      // Counted as live until it runs (or fails to), so concurrent admissions see it.
+      this.starting.add(sandbox);
+      sandbox.ensureRunning().then(
+        () => this.starting.delete(sandbox),
+        () => this.starting.delete(sandbox),
+      );
+    }) as Promise<void>;
   }
 
   private async activate(sandbox: Sandbox, storlet: string): Promise<void> {

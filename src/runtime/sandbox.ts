@@ -23,6 +23,8 @@ export interface SandboxOptions {
   logLevel: string;
   /** A sandbox that dies within this long of starting counts as a crash (flapping). */
   flapWindowMs?: number;
+  /** A sandbox idle (no invocation in flight) this long is stopped; 0 never. */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -78,6 +80,11 @@ export class Sandbox {
   lastUsed = Date.now();
   /** When the engine last reported an OOM kill in this sandbox (ms since epoch; 0 = never). */
   lastOomAt = 0;
+  /** Why the sandbox was last stopped (idle, evicted, asked to), if it was. */
+  lastStop: RestartRecord | undefined;
+  /** Set when the image the sandbox runs changed: it restarts at its next idle moment. */
+  private staleReason: string | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: SandboxOptions) {
     this.opts = opts;
@@ -211,6 +218,55 @@ export class Sandbox {
     });
   }
 
+  /** An invocation starts: the sandbox is not idle. */
+  begin(): void {
+    this.inFlight++;
+    this.lastUsed = Date.now();
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+    }
+  }
+
+  /** An invocation ended: at the last one, an idle moment (restart if stale, else arm the idle stop). */
+  end(): void {
+    this.inFlight--;
+    this.lastUsed = Date.now();
+    if (this.inFlight === 0 && this._state === 'running') this.onIdle();
+  }
+
+  private onIdle(): void {
+    if (this.staleReason) {
+      const reason = this.staleReason;
+      this.staleReason = undefined;
+      void this.lifecycle
+        .add(async () => {
+          if (this.inFlight === 0 && this.state === 'running') await this.doRestart(reason);
+        })
+        .catch((err) => this.log.warn({ err: oneLine(err) }, 'restart at idle failed'));
+      return;
+    }
+    const idleMs = this.opts.idleTimeoutMs ?? 0;
+    if (idleMs > 0) {
+      this.idleTimer = setTimeout(() => {
+        this.idleTimer = undefined;
+        if (this.inFlight === 0 && this.state === 'running') void this.stop(`idle for ${idleMs / 1000} s`).catch(() => {});
+      }, idleMs);
+      this.idleTimer.unref();
+    }
+  }
+
+  /** The image changed under the sandbox: restart now if idle, else at its next idle moment. */
+  markStale(reason: string): void {
+    if (this.state !== 'running') return;
+    this.staleReason = reason;
+    if (this.inFlight === 0) this.onIdle();
+  }
+
+  get image(): string | undefined {
+    return this.handle?.image;
+  }
+
   /** Forget a daemon that stopped answering, so the next activation starts it again. */
   forgetDaemon(name: string): void {
     this.daemons.delete(name);
@@ -225,8 +281,11 @@ export class Sandbox {
   }
 
   /** HALT the agent, then make sure the sandbox is gone. */
-  stop(): Promise<void> {
-    return this.lifecycle.add(() => this.doStop());
+  stop(reason = 'stopped'): Promise<void> {
+    return this.lifecycle.add(async () => {
+      if (this.handle) this.lastStop = { at: new Date(), reason };
+      await this.doStop();
+    });
   }
 
   private async doStop(): Promise<void> {
@@ -234,6 +293,8 @@ export class Sandbox {
     this.handle = undefined;
     this.daemons.clear();
     this._state = 'stopped';
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     if (!handle) return;
     try {
       if (handle.isAlive()) await this.haltGracefully(handle);
@@ -336,8 +397,13 @@ export class Sandbox {
     for (const main of new Set([known?.main ?? spec.main, spec.main])) {
       const status = await this.factory.daemonStatus(main);
       if (!status.status && known === undefined) continue;
-      const stopped = await this.factory.stopDaemon(main);
-      if (!stopped.status) throw new SandletError('ESANDBOX', `cannot stop daemon ${main} of storlet ${spec.name}: ${stopped.message}`);
+      const stopped = await this.factory.stopDaemon(main).catch((err: Error) => ({ status: false, message: oneLine(err) }));
+      if (!stopped.status) {
+        // A daemon that will not stop must not keep running old code: restart the whole sandbox.
+        this.log.warn({ storlet: spec.name, message: stopped.message }, 'STOP_DAEMON failed; restarting the sandbox');
+        await this.doRestart(`STOP_DAEMON of ${spec.name} failed: ${stopped.message}`);
+        break;
+      }
     }
     await spec.install();
     const reply = await this.factory.startDaemon(

@@ -191,3 +191,95 @@ describe.skipIf(skipDocker)('docker backend', () => {
     expect(fs.existsSync(path.join(root, 'pipes', 'tidy'))).toBe(false);
   });
 });
+
+describe.skipIf(skipDocker)('docker sandbox lifecycle', () => {
+  const lcRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-'));
+  const image = `sandlet-test-${id}/engine:latest`;
+  const gateways: Gateway[] = [];
+  const make = (extra: SandletConfigInput): Gateway => {
+    const gw = newGateway({ host_root: fs.mkdtempSync(path.join(lcRoot, 'g')), default_container_image_name: image, ...extra });
+    gateways.push(gw);
+    return gw;
+  };
+  const run = async (gw: Gateway, scope: string, input = 'x') =>
+    text((await gw.invoke({ scope, storlet: 'identity.mjs', input: Buffer.from(input) })).body);
+  /** Resolves when the container stops: the engine's own event, no polling. */
+  const stopped = (containerId: string) => docker.getContainer(containerId).wait();
+
+  beforeAll(async () => {
+    requireDocker();
+    await docker.getImage(ENGINE_IMAGE).tag({ repo: `sandlet-test-${id}/engine`, tag: 'latest' });
+  });
+  afterAll(async () => {
+    for (const gw of gateways) await gw.close({ stopSandboxes: true });
+    fs.rmSync(lcRoot, { recursive: true, force: true });
+  });
+
+  it('starts exactly one container for 20 concurrent first invocations of a cold scope', async () => {
+    const gw = make({});
+    const outs = await Promise.all(Array.from({ length: 20 }, (_, i) => run(gw, 'cold', `n${i}`)));
+    expect(outs).toEqual(Array.from({ length: 20 }, (_, i) => `n${i}`));
+    expect(gw.sandbox('cold').restarts).toHaveLength(1);
+    const mine = (await docker.listContainers({ all: true, filters: JSON.stringify({ name: [`sltest-${id}-cold`] }) })).filter(
+      (c) => c.Labels[LABEL_ROOT] === gw.config.pipes_dir,
+    );
+    expect(mine).toHaveLength(1);
+  });
+
+  it('at capacity stops the least recently used idle sandbox, and refuses only when all are busy', async () => {
+    const gw = make({ max_containers_per_node: 2, storlet_timeout_ms: 20_000 });
+    await run(gw, 'one');
+    await run(gw, 'two');
+    await run(gw, 'one'); // 'two' is now the least recently used
+    const twoId = gw.sandbox('two').describe().id!;
+    await run(gw, 'three');
+    expect(gw.sandbox('two').state).toBe('stopped');
+    expect(gw.sandbox('two').lastStop?.reason).toBe('evicted for scope three (max_containers_per_node 2)');
+    await expect(docker.getContainer(twoId).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    expect(gw.sandbox('one').state).toBe('running');
+    // Both live sandboxes busy: a third scope is refused, clearly.
+    const busy = await Promise.all(['one', 'three'].map((scope) =>
+      gw.invoke({ scope, storlet: 'misbehave.mjs', params: { mode: 'stall-after' }, input: Buffer.from('x') })));
+    await expect(run(gw, 'four')).rejects.toThrow('all 2 sandboxes are busy (max_containers_per_node 2); scope four cannot start now');
+    for (const b of busy) b.body.destroy();
+  });
+
+  it('stops a sandbox idle for idle_timeout', async () => {
+    const gw = make({ idle_timeout: 1 });
+    await run(gw, 'sleepy');
+    const containerId = gw.sandbox('sleepy').describe().id!;
+    await stopped(containerId);
+    expect(gw.sandbox('sleepy').lastStop?.reason).toBe('idle for 1 s');
+    expect(await run(gw, 'sleepy', 'woken')).toBe('woken');
+  });
+
+  it('restarts a sandbox on its next idle moment when its image tag moves to a new image', async () => {
+    const gw = make({});
+    await run(gw, 'fresh');
+    const before = gw.sandbox('fresh').describe().id!;
+    const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-img-'));
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${ENGINE_IMAGE}\nLABEL io.sandlet.test.rebuilt=${id}\n`);
+    const stream = await docker.buildImage({ context: ctx, src: ['Dockerfile'] }, { t: image });
+    await new Promise((resolve, reject) => docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve(null))));
+    fs.rmSync(ctx, { recursive: true, force: true });
+    await stopped(before);
+    expect(await run(gw, 'fresh', 'new image')).toBe('new image');
+    const info = await docker.getContainer(gw.sandbox('fresh').describe().id!).inspect();
+    expect(info.Config.Labels['io.sandlet.test.rebuilt']).toBe(id);
+    expect(gw.sandbox('fresh').restarts.at(-1)?.reason).toBe(`image ${image} changed`);
+  });
+
+  it('restarts the daemon when the storlet is deployed again, and runs the new code', async () => {
+    const gw = make({});
+    const file = path.join(lcRoot, 'versioned.mjs');
+    const write = (v: string) =>
+      fs.writeFileSync(file, `export async function invoke({ inputs, output }) { inputs[0].stream.resume(); output.setMetadata({}); output.stream.end('${v}'); }`);
+    write('v1');
+    deploy(gw, file);
+    expect(await text((await gw.invoke({ scope: 'ver', storlet: 'versioned.mjs', input: Buffer.from('') })).body)).toBe('v1');
+    write('v2');
+    deploy(gw, file);
+    expect(await text((await gw.invoke({ scope: 'ver', storlet: 'versioned.mjs', input: Buffer.from('') })).body)).toBe('v2');
+    expect(gw.sandbox('ver').restarts).toHaveLength(1); // the daemon restarted, not the container
+  });
+});

@@ -42,6 +42,7 @@ export class DockerBackend implements SandboxBackend {
   private readonly log: Logger;
   private readonly watched = new Map<string, Watched>();
   private events: Readable | undefined;
+  private readonly tagListeners = new Set<(ref: string) => void>();
   private eventsReady: Promise<void> | undefined;
 
   constructor(docker: DockerClient, cfg: DockerConfig, logger: Logger) {
@@ -126,6 +127,12 @@ export class DockerBackend implements SandboxBackend {
 
   async remove(id: string): Promise<void> {
     await removeContainer(this.docker, id);
+  }
+
+  /** Calls back with `repo:tag` whenever a tag is (re)pointed at an image. */
+  onImageTagged(listener: (ref: string) => void): void {
+    this.tagListeners.add(listener);
+    void this.watchEvents().catch(() => {});
   }
 
   async close(): Promise<void> {
@@ -237,7 +244,8 @@ export class DockerBackend implements SandboxBackend {
     if (this.eventsReady) return this.eventsReady;
     this.eventsReady = (async () => {
       const stream = (await this.docker.getEvents({
-        filters: JSON.stringify({ type: ['container'], event: ['die', 'oom', 'kill'], label: [`${LABEL_MANAGED}=true`] }),
+        // Container deaths and image tags; events of containers we do not watch are ignored.
+        filters: JSON.stringify({ type: ['container', 'image'], event: ['die', 'oom', 'kill', 'tag'] }),
       })) as unknown as Readable;
       this.events = stream;
       let buffered = '';
@@ -271,6 +279,11 @@ export class DockerBackend implements SandboxBackend {
       return;
     }
     const id = ev.id ?? '';
+    if ((ev.Action ?? ev.status) === 'tag') {
+      const name = ev.Actor?.Attributes?.name;
+      if (name) for (const l of this.tagListeners) l(name.includes(':') ? name : `${name}:latest`);
+      return;
+    }
     const watched = this.watched.get(id);
     if (!watched) return;
     const action = ev.Action ?? ev.status ?? '';
