@@ -19,7 +19,7 @@ export function testGateway(config: SandletConfigInput = {}): { gateway: Gateway
     gateway,
     root: dir,
     close: async () => {
-      await gateway.close();
+      await gateway.close({ stopSandboxes: true });
       cleanup();
     },
   };
