@@ -2,7 +2,8 @@
 //   warm invocation latency, 1 KiB through identity (p50/p99 over 2,000)  target p50 ≤ 0.5 ms, p99 ≤ 2 ms
 //   identity throughput on 1 GiB, beside `dd | cat | cat`                  target ≥ 70% of the raw pipe
 //   SBus PING round trip (p50/p99 over 5,000)
-// Options (env): BENCH_N (invocations), BENCH_GIB (GiB for throughput), BENCH_JSON=1 (one JSON line).
+// Options (env): BENCH_N (invocations), BENCH_GIB (GiB for throughput), BENCH_BACKEND (process |
+// docker; default process), BENCH_JSON=1 (one JSON line).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +17,7 @@ import { SAMPLES_DIR } from '../dist/package-root.js';
 const N = Number(process.env.BENCH_N ?? 2000);
 const GIB = Number(process.env.BENCH_GIB ?? 1);
 const TOTAL = GIB * 1024 * 1024 * 1024;
+const BACKEND = process.env.BENCH_BACKEND ?? 'process';
 
 function quantile(sorted, q) {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
@@ -50,7 +52,10 @@ function rawPipeMBps() {
 }
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-bench-'));
-const gw = createGateway({ host_root: root, log_level: 'warn' }, { logger: pino({ level: 'warn' }) });
+const gw = createGateway(
+  { host_root: root, backend: BACKEND, container_prefix: 'sandlet-bench-', log_level: 'warn' },
+  { logger: pino({ level: 'warn' }) },
+);
 const results = {};
 try {
   gw.store.deployStorlet(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs')), {
@@ -93,7 +98,7 @@ try {
   results.identity_MBps = TOTAL / 1e6 / s;
   results.throughput_ratio = results.identity_MBps / results.raw_pipe_MBps;
 } finally {
-  await gw.close();
+  await gw.close({ stopSandboxes: true });
   fs.rmSync(root, { recursive: true, force: true });
 }
 
@@ -101,7 +106,7 @@ if (process.env.BENCH_JSON) {
   console.log(JSON.stringify(results));
 } else {
   const ok = (cond) => (cond ? 'ok' : 'MISSED');
-  console.log(`sandlet bench  (node ${process.version}, ${os.cpus().length} cpus, ${N} invocations, ${GIB} GiB)`);
+  console.log(`sandlet bench  (${BACKEND} backend, node ${process.version}, ${os.cpus().length} cpus, ${N} invocations, ${GIB} GiB)`);
   console.log(`warm invoke, 1 KiB identity   p50 ${f(results.invoke_p50_ms)}   p99 ${f(results.invoke_p99_ms)}   target p50 ≤ 0.5 ms ${ok(results.invoke_p50_ms <= 0.5)}, p99 ≤ 2 ms ${ok(results.invoke_p99_ms <= 2)}`);
   console.log(`SBus PING round trip          p50 ${f(results.ping_p50_ms)}   p99 ${f(results.ping_p99_ms)}`);
   console.log(`throughput, identity          ${results.identity_MBps.toFixed(0)} MB/s`);

@@ -23,11 +23,13 @@ export interface DaemonOptions {
   poolSize: number;
   logger: Logger;
   maxDatagramBytes?: number;
+  /** A blank worker booted ahead of time (by a spare daemon), used as the first one. */
+  firstWorker?: TaskWorker;
 }
 
-class TaskWorker {
+export class TaskWorker {
   readonly worker: Worker;
-  readonly ready: Promise<void>;
+  private loaded: Promise<void> | undefined;
   private listeners = new Set<(msg: FromWorker) => void>();
   exited = false;
   readonly exit: Promise<void>;
@@ -35,8 +37,9 @@ class TaskWorker {
   /** The seq of the last task whose pipes this worker holds (see WorkerInit). */
   readonly opened = new Int32Array(new SharedArrayBuffer(4));
 
-  constructor(init: { modulePath: string; exportName: string | undefined }) {
-    const data: WorkerInit = { ...init, opened: this.opened };
+  /** Boots a blank worker thread; load() gives it its storlet. */
+  constructor() {
+    const data: WorkerInit = { opened: this.opened };
     this.worker = new Worker(WORKER_SCRIPT, { workerData: data, stdout: false, stderr: false });
     this.worker.on('message', (msg: FromWorker) => {
       for (const l of this.listeners) l(msg);
@@ -48,7 +51,12 @@ class TaskWorker {
         resolve();
       }),
     );
-    this.ready = new Promise((resolve, reject) => {
+  }
+
+  /** Loads the storlet module in the thread; resolves when it found invoke. Idempotent. */
+  load(modulePath: string, exportName: string | undefined): Promise<void> {
+    if (this.loaded) return this.loaded;
+    this.loaded = new Promise((resolve, reject) => {
       const off = this.subscribe((msg) => {
         if (msg.type === 'ready') resolve();
         else if (msg.type === 'load-error') reject(new Error(msg.message));
@@ -57,7 +65,9 @@ class TaskWorker {
       });
       void this.exit.then(() => reject(new Error('storlet worker exited while loading the module')));
     });
-    this.ready.catch(() => void this.worker.terminate());
+    this.loaded.catch(() => void this.worker.terminate());
+    this.worker.postMessage({ type: 'load', modulePath, exportName });
+    return this.loaded;
   }
 
   subscribe(fn: (msg: FromWorker) => void): () => void {
@@ -113,8 +123,8 @@ export class StorletDaemon {
 
   /** Loads the module in a first worker (so load errors surface now), then listens. */
   async start(): Promise<void> {
-    const first = this.spawnWorker();
-    await first.ready;
+    const first = this.opts.firstWorker ?? new TaskWorker();
+    await first.load(this.opts.modulePath, this.opts.exportName);
     this.idle.push(first);
     this.server.listen();
     this.log.info({ pipe: this.opts.pipe, module: this.opts.modulePath, poolSize: this.opts.poolSize }, 'storlet daemon listening');
@@ -130,7 +140,9 @@ export class StorletDaemon {
   }
 
   private spawnWorker(): TaskWorker {
-    return new TaskWorker({ modulePath: this.opts.modulePath, exportName: this.opts.exportName });
+    const worker = new TaskWorker();
+    void worker.load(this.opts.modulePath, this.opts.exportName).catch(() => {});
+    return worker;
   }
 
   private execute(req: SBusRequest): Reply {
@@ -201,9 +213,7 @@ export class StorletDaemon {
         return;
       }
       const worker = this.idle.pop() ?? this.spawnWorker();
-      await worker.ready.catch((err) => {
-        throw err;
-      });
+      await worker.load(this.opts.modulePath, this.opts.exportName);
       task.worker = worker;
       const healthy = await this.runOn(worker, task);
       if (healthy && !this.halted) this.idle.push(worker);

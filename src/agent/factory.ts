@@ -1,16 +1,14 @@
 // The daemon factory: the sandbox's one listener on factory_pipe. It starts, checks and stops
 // storlet daemons, one child process per storlet.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import { SBusClient } from '../sbus/client.js';
 import { Command, type Reply } from '../sbus/protocol.js';
 import { SBusServer, type SBusRequest } from '../sbus/server.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../version.js';
 import { oneLine } from '../errors.js';
+import { DaemonProcess } from './daemon-process.js';
 
-const AGENT_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 export const SUPPORTED_LANGUAGES = ['js'] as const;
 const LANGUAGE_ALIASES: Record<string, string> = { js: 'js', javascript: 'js', node: 'js', nodejs: 'js' };
 
@@ -21,6 +19,8 @@ export interface FactoryOptions {
   /** How long a daemon may take from spawn to answering PING. */
   daemonStartTimeoutMs?: number;
   maxDatagramBytes?: number;
+  /** A daemon process already booting (spawned before the factory loaded its code). */
+  spare?: DaemonProcess;
 }
 
 interface DaemonEntry {
@@ -43,6 +43,7 @@ export class DaemonFactory {
   constructor(opts: FactoryOptions) {
     this.opts = opts;
     this.log = opts.logger;
+    this.spare = opts.spare;
     this.server = new SBusServer(opts.pipe, { logger: opts.logger, maxDatagramBytes: opts.maxDatagramBytes });
     this.server
       .on(Command.PING, () => ({
@@ -62,6 +63,8 @@ export class DaemonFactory {
   }
 
   listen(): void {
+    // Boot the first daemon process now, beside our own start-up, so it is ready for START_DAEMON.
+    this.spare ??= new DaemonProcess(this.opts.maxDatagramBytes);
     this.server.listen();
     this.log.info({ pipe: this.opts.pipe, version: AGENT_VERSION }, 'daemon factory listening');
   }
@@ -70,6 +73,8 @@ export class DaemonFactory {
     if (this.halting) return;
     this.halting = true;
     await this.stopAll();
+    this.spare?.child.kill('SIGKILL');
+    this.spare = undefined;
     this.server.close();
     this.onHalt();
   }
@@ -110,48 +115,30 @@ export class DaemonFactory {
     }
   }
 
+  /** The next daemon to hand out, already booted; replaced as soon as it is taken. */
+  private spare: DaemonProcess | undefined;
+
+  private takeSpare(): DaemonProcess {
+    const ready = this.spare?.alive ? this.spare : new DaemonProcess(this.opts.maxDatagramBytes);
+    this.spare = this.halting ? undefined : new DaemonProcess(this.opts.maxDatagramBytes);
+    return ready;
+  }
+
   private spawnDaemon(name: string, storletPath: string, pipe: string, poolSize: number, logLevel: string): DaemonEntry {
-    const args = [
-      AGENT_MAIN, 'daemon', '--pipe', pipe, '--storlet-path', storletPath, '--storlet-name', name,
-      '--pool-size', String(poolSize), '--log-level', logLevel,
-    ];
-    // The IPC channel carries the ready/error message and ends the daemon if the factory dies.
-    // SANDLET_DAEMON_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp") reaches each daemon's node:
-    // for profiling or tuning a daemon without rebuilding anything.
-    const nodeArgs = (process.env.SANDLET_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-    const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
-    let stderrTail = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      process.stderr.write(chunk);
-      stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2000);
-    });
-    const exited = once(child, 'exit').then(([code, signal]) => {
+    const proc = this.takeSpare();
+    const child = proc.child;
+    const exited = proc.exited.then(({ code, signal }) => {
       if (this.daemons.get(name)?.child !== child) return; // stopped on purpose
       this.daemons.delete(name);
-      this.log.warn({ storlet: name, pid: child.pid, code, signal, stderr: lastErrorLine(stderrTail) }, 'storlet daemon exited');
+      this.log.warn({ storlet: name, pid: child.pid, code, signal, stderr: proc.lastError().slice(2) }, 'storlet daemon exited');
     });
-    const started = new Promise<void>((resolve, reject) => {
-      const timeoutMs = this.opts.daemonStartTimeoutMs ?? 10_000;
-      const timer = setTimeout(() => reject(new Error(`daemon ${name} did not start within ${timeoutMs / 1000} s`)), timeoutMs);
-      child.on('message', (msg: { type?: string; message?: string }) => {
-        if (msg.type === 'error') {
-          clearTimeout(timer);
-          reject(new Error(msg.message ?? 'daemon failed to start'));
-        } else if (msg.type === 'listening') {
-          // Trust but verify: START_DAEMON succeeds only once the daemon answers PING itself.
-          new SBusClient(pipe, { timeoutMs: 5000 })
-            .ping()
-            .then((r) => (r.status ? resolve() : reject(new Error(`daemon ${name} answered PING with failure: ${r.message}`))))
-            .catch(reject)
-            .finally(() => clearTimeout(timer));
-        }
+    const started = proc
+      .assign({ pipe, storletPath, storletName: name, poolSize, logLevel }, this.opts.daemonStartTimeoutMs ?? 10_000)
+      .then(async () => {
+        // Trust but verify: START_DAEMON succeeds only once the daemon answers PING itself.
+        const r = await new SBusClient(pipe, { timeoutMs: 5000 }).ping();
+        if (!r.status) throw new Error(`daemon ${name} answered PING with failure: ${r.message}`);
       });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        const last = lastErrorLine(stderrTail);
-        reject(new Error(`daemon ${name} exited (${signal ?? `code ${code}`}) before it was ready${last ? `: ${last}` : ''}`));
-      });
-    });
     started.catch(() => {});
     return { name, pipe, child, exited, started };
   }
@@ -203,17 +190,4 @@ function requireName(req: SBusRequest): string {
     throw new Error(`storlet_name ${JSON.stringify(name)} is missing or invalid`);
   }
   return name;
-}
-
-function lastErrorLine(text: string): string {
-  const lines = text.trim().split('\n').filter(Boolean);
-  for (let i = lines.length - 1; i >= 0; i--) {
-    try {
-      const rec = JSON.parse(lines[i]!) as { msg?: string; err?: string };
-      if (rec.err || rec.msg) return rec.err ?? rec.msg ?? '';
-    } catch {
-      return lines[i]!.slice(0, 300);
-    }
-  }
-  return '';
 }

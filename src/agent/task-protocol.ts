@@ -6,8 +6,6 @@
  * a message (and a thread wake-up) per task.
  */
 export interface WorkerInit {
-  modulePath: string;
-  exportName: string | undefined;
   opened: Int32Array;
 }
 
@@ -33,7 +31,11 @@ export interface TaskMessage {
   params: Record<string, string>;
 }
 
-export type ToWorker = TaskMessage | { type: 'cancel'; taskId: string };
+/** A worker boots blank (so a spare daemon can boot one ahead) and loads its module on `load`. */
+export type ToWorker =
+  | { type: 'load'; modulePath: string; exportName: string | undefined }
+  | TaskMessage
+  | { type: 'cancel'; taskId: string };
 
 export type FromWorker =
   | { type: 'ready' }

@@ -172,13 +172,13 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
   post({ type: 'done', taskId: task.taskId, ok, message });
 }
 
-async function main(): Promise<void> {
+async function load(modulePath: string, exportName: string | undefined): Promise<void> {
   let makeInvoke: () => InvokeFn;
   try {
-    const mod = (await import(pathToFileURL(init.modulePath).href)) as Record<string, unknown>;
-    makeInvoke = resolveInvoke(mod, init.exportName);
+    const mod = (await import(pathToFileURL(modulePath).href)) as Record<string, unknown>;
+    makeInvoke = resolveInvoke(mod, exportName);
   } catch (err) {
-    post({ type: 'load-error', message: `cannot load storlet ${init.modulePath}: ${describe(err)}` });
+    post({ type: 'load-error', message: `cannot load storlet ${modulePath}: ${describe(err)}` });
     return;
   }
   port.on('message', (msg: ToWorker) => {
@@ -188,4 +188,6 @@ async function main(): Promise<void> {
   post({ type: 'ready' });
 }
 
-void main();
+port.once('message', (msg: ToWorker) => {
+  if (msg.type === 'load') void load(msg.modulePath, msg.exportName);
+});

@@ -222,10 +222,6 @@ export class Sandbox {
   begin(): void {
     this.inFlight++;
     this.lastUsed = Date.now();
-    if (this.idleTimer) {
-      clearTimeout(this.idleTimer);
-      this.idleTimer = undefined;
-    }
   }
 
   /** An invocation ended: at the last one, an idle moment (restart if stale, else arm the idle stop). */
@@ -247,13 +243,18 @@ export class Sandbox {
       return;
     }
     const idleMs = this.opts.idleTimeoutMs ?? 0;
-    if (idleMs > 0) {
-      this.idleTimer = setTimeout(() => {
-        this.idleTimer = undefined;
-        if (this.inFlight === 0 && this.state === 'running') void this.stop(`idle for ${idleMs / 1000} s`).catch(() => {});
-      }, idleMs);
-      this.idleTimer.unref();
+    if (idleMs <= 0) return;
+    // One timer per sandbox, pushed back at every idle moment: nothing allocated per invocation.
+    if (this.idleTimer) {
+      this.idleTimer.refresh();
+      return;
     }
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      // Busy now: its last invocation's end arms the timer again.
+      if (this.inFlight === 0 && this.state === 'running') void this.stop(`idle for ${idleMs / 1000} s`).catch(() => {});
+    }, idleMs);
+    this.idleTimer.unref();
   }
 
   /** The image changed under the sandbox: restart now if idle, else at its next idle moment. */
