@@ -21,6 +21,12 @@ describe('config', () => {
     expect(() => resolveConfig({ stroage_dir: '/x' } as never)).toThrow(/Unrecognized key\(s\) in object: 'stroage_dir'/);
   });
 
+  it('parses sizes as Docker does', async () => {
+    const { parseSize } = await import('../src/config.js');
+    expect([parseSize('512m'), parseSize('1g'), parseSize('64k'), parseSize('1048576')]).toEqual([512 * 2 ** 20, 2 ** 30, 65536, 1048576]);
+    expect(() => resolveConfig({ container_mem_limit: 'lots' })).toThrow(/container_mem_limit: must be a size such as 512m or 1g/);
+  });
+
   it('reads YAML, then environment, then flags', () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
@@ -37,6 +43,8 @@ describe('config', () => {
 
   it('parses the documented example', () => {
     const example = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'config', 'sandlet.example.yaml');
-    expect(loadConfig(example).backend).toBe('process');
+    const c = loadConfig(example);
+    expect(c.backend).toBe('auto');
+    expect(c.container_mem_limit).toBe('512m');
   });
 });

@@ -24,7 +24,8 @@ function writeInt(buf: Buffer, value: number, offset: number): void {
   else buf.writeInt32BE(value, offset);
 }
 
-function readInt(buf: Buffer, offset: number): number {
+/** A native-endian int32 of the SBus header. */
+export function readInt(buf: Buffer, offset: number): number {
   return LE ? buf.readInt32LE(offset) : buf.readInt32BE(offset);
 }
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { oneLine } from '../errors.js';
-import { decodeDatagram, encodeValue, detectCodec, HEADER_BYTES, type DecodedDatagram } from './codec.js';
+import { decodeDatagram, encodeValue, detectCodec, readInt, HEADER_BYTES, type DecodedDatagram } from './codec.js';
 import { closeQuietly, native } from './native.js';
 import { formatBytes } from './fd-io.js';
 import { DEFAULT_MAX_DATAGRAM_BYTES, FdType, MAX_REPLY_BYTES, type Codec, type FdMetadata, type Reply } from './protocol.js';
@@ -165,7 +165,7 @@ export class SBusServer {
 
 function guessCodec(body: Buffer): Codec {
   if (body.length >= HEADER_BYTES) {
-    const metaLen = body.readInt32LE(4);
+    const metaLen = readInt(body, 4);
     const at = HEADER_BYTES + Math.max(0, metaLen);
     if (at < body.length) return detectCodec(body[at]) ?? 'json';
   }

@@ -2,7 +2,6 @@
 // Storlets' gateway does, drives sandlet's agent: PING, START_DAEMON, EXECUTE, read output.
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/sbus/native.js';
@@ -10,14 +9,8 @@ import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
 import { startFactory } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
+import { int32 } from '../helpers/wire.js';
 
-const LE = os.endianness() === 'LE';
-function int32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  if (LE) b.writeInt32LE(n);
-  else b.writeInt32BE(n);
-  return b;
-}
 
 /** storlets.sbus: JSON metadata list (omitted with no fds) and JSON params, after 3 ints. */
 async function storletsRequest(

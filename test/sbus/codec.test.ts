@@ -1,14 +1,7 @@
-import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { decodeDatagram, detectCodec, encodeDatagram, HEADER_BYTES } from '../../src/sbus/codec.js';
+import { int32 } from '../helpers/wire.js';
 
-const LE = os.endianness() === 'LE';
-function int32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  if (LE) b.writeInt32LE(n);
-  else b.writeInt32BE(n);
-  return b;
-}
 
 describe('SBus codec', () => {
   it('decodes a Storlets JSON datagram built byte by byte', () => {

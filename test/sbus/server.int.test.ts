@@ -1,4 +1,3 @@
-import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -8,14 +7,8 @@ import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
 import { native } from '../../src/sbus/native.js';
 import { SBusServer } from '../../src/sbus/server.js';
 import { openFds, tempDir } from '../helpers/fs.js';
+import { int32 } from '../helpers/wire.js';
 
-const LE = os.endianness() === 'LE';
-const int32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  if (LE) b.writeInt32LE(n);
-  else b.writeInt32BE(n);
-  return b;
-};
 const logger = pino({ level: 'silent' });
 
 let dir: string;
