@@ -68,17 +68,22 @@ export async function stageContext(): Promise<string> {
     if (!fs.existsSync(f)) throw new SandletError('ESANDBOX', `${f} is missing: run npm install (or npm run build) first`);
   }
   const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'sandlet-image-'));
-  const agent = path.join(ctx, 'agent');
-  fs.copyFileSync(path.join(PACKAGE_ROOT, 'images', 'engine', 'Dockerfile'), path.join(ctx, 'Dockerfile'));
-  fs.mkdirSync(path.join(agent, 'build', 'Release'), { recursive: true });
-  fs.copyFileSync(addon, path.join(agent, 'build', 'Release', 'sandlet_sbus.node'));
-  fs.writeFileSync(path.join(agent, 'package.json'), JSON.stringify({ name: 'sandlet-agent', version: AGENT_VERSION, type: 'module', private: true }));
-  // Same layout either way: dist/agent/main.js and the addon at build/Release, two levels up.
-  if (!(await bundleAgent(path.join(agent, 'dist', 'agent')))) {
-    fs.cpSync(path.join(PACKAGE_ROOT, 'dist'), path.join(agent, 'dist'), { recursive: true, filter: (src) => !src.endsWith('.map') });
-    for (const mod of agentModuleClosure()) {
-      fs.cpSync(path.join(PACKAGE_ROOT, 'node_modules', mod), path.join(agent, 'node_modules', mod), { recursive: true });
+  try {
+    const agent = path.join(ctx, 'agent');
+    fs.copyFileSync(path.join(PACKAGE_ROOT, 'images', 'engine', 'Dockerfile'), path.join(ctx, 'Dockerfile'));
+    fs.mkdirSync(path.join(agent, 'build', 'Release'), { recursive: true });
+    fs.copyFileSync(addon, path.join(agent, 'build', 'Release', 'sandlet_sbus.node'));
+    fs.writeFileSync(path.join(agent, 'package.json'), JSON.stringify({ name: 'sandlet-agent', version: AGENT_VERSION, type: 'module', private: true }));
+    // Same layout either way: dist/agent/main.js and the addon at build/Release, two levels up.
+    if (!(await bundleAgent(path.join(agent, 'dist', 'agent')))) {
+      fs.cpSync(path.join(PACKAGE_ROOT, 'dist'), path.join(agent, 'dist'), { recursive: true, filter: (src) => !src.endsWith('.map') });
+      for (const mod of agentModuleClosure()) {
+        fs.cpSync(path.join(PACKAGE_ROOT, 'node_modules', mod), path.join(agent, 'node_modules', mod), { recursive: true });
+      }
     }
+  } catch (err) {
+    fs.rmSync(ctx, { recursive: true, force: true }); // no half-staged context left behind
+    throw err;
   }
   return ctx;
 }
