@@ -115,10 +115,11 @@ export class Gateway {
 
   /** The scope's sandbox object (created on first use; nothing is started until needed). */
   sandbox(scope: string): Sandbox {
-    const name = validateScopeName(scope);
-    if (!this.backend) throw new SandletError('ESANDBOX', 'the gateway has not chosen its backend yet: await gateway.ready() first');
-    let sb = this.sandboxes.get(name);
+    // The map holds validated names only: a hit needs no second check (invoke() calls this per call).
+    let sb = this.sandboxes.get(scope);
     if (!sb) {
+      const name = validateScopeName(scope);
+      if (!this.backend) throw new SandletError('ESANDBOX', 'the gateway has not chosen its backend yet: await gateway.ready() first');
       const host = { pipesDir: this.config.pipes_dir, storletsDir: this.config.storlets_dir, logDir: this.config.log_dir };
       const probe = new ScopePaths(name, host);
       const paths = new ScopePaths(name, host, this.backend.sandboxRoots(probe.hostPipeDir, probe.hostStorletsDir));
@@ -134,7 +135,6 @@ export class Gateway {
         idleTimeoutMs: this.config.idle_timeout * 1000,
       });
       this.sandboxes.set(name, sb);
-      sb.lastUsed = Date.now();
     }
     return sb;
   }
@@ -149,7 +149,6 @@ export class Gateway {
     validateScopeName(req.scope);
     if (!this.backend || this.readying === undefined) await this.ready();
     const sandbox = this.sandbox(req.scope);
-    sandbox.lastUsed = Date.now();
     const params = checkStringRecord(req.params ?? {}, 'params');
     const inputMetadata = checkStringRecord(req.inputMetadata ?? {}, 'inputMetadata');
     if (req.range && !(Number.isSafeInteger(req.range.start) && Number.isSafeInteger(req.range.end) && req.range.start >= 0 && req.range.end >= req.range.start)) {

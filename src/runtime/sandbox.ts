@@ -326,11 +326,17 @@ export class Sandbox {
     // A factory_pipe left by a dead sandbox would make wait() talk to nobody.
     fs.rmSync(this.paths.hostFactoryPipe, { force: true });
     this.startedAt = new Date();
-    const handle = await this.opts.backend.start({
-      paths: this.paths,
-      logLevel: this.opts.logLevel,
-      maxDatagramBytes: this.opts.maxDatagramBytes,
-    });
+    let handle: SandboxHandle;
+    try {
+      handle = await this.opts.backend.start({
+        paths: this.paths,
+        logLevel: this.opts.logLevel,
+        maxDatagramBytes: this.opts.maxDatagramBytes,
+      });
+    } catch (err) {
+      this._state = 'dead'; // never 'starting' with nothing started
+      throw err;
+    }
     this.handle = handle;
     try {
       await this.wait(handle, this.opts.readyTimeoutMs);

@@ -205,13 +205,11 @@ export class DockerBackend implements SandboxBackend {
   }
 
   private handleFor(id: string, image: string): SandboxHandle {
-    let exitInfo: SandboxExit | undefined;
     const watched: Watched = { resolve: () => {}, oomListeners: new Set(), oom: false, exited: false };
     const exited = new Promise<SandboxExit>((resolve) => {
       watched.resolve = (exit) => {
         if (watched.exited) return;
         watched.exited = true;
-        exitInfo = exit;
         this.watched.delete(id);
         resolve(exit);
       };
@@ -221,7 +219,7 @@ export class DockerBackend implements SandboxBackend {
       id,
       image,
       exited,
-      isAlive: () => exitInfo === undefined,
+      isAlive: () => !watched.exited,
       kill: async () => {
         try {
           await this.docker.getContainer(id).stop({ t: this.cfg.restart_linux_container_timeout });

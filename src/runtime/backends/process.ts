@@ -30,8 +30,12 @@ export class ProcessBackend implements SandboxBackend {
       '--log-level', spec.logLevel, '--max-datagram-bytes', String(spec.maxDatagramBytes),
     ];
     // The IPC channel ties the factory's life to the gateway's: no orphan survives a crash.
-    const child = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd, 'ipc'], detached: false });
-    fs.closeSync(logFd);
+    let child;
+    try {
+      child = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd, 'ipc'], detached: false });
+    } finally {
+      fs.closeSync(logFd); // the child has its own copy; ours goes whether spawn worked or threw
+    }
     child.channel?.unref();
     const exited = new Promise<SandboxExit>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal, reason: signal ? `killed by ${signal}` : `exited with code ${code}` }));
