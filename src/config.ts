@@ -36,6 +36,20 @@ export const configSchema = z
     pipe_buffer_bytes: z.coerce.number().int().min(4096).default(1024 * 1024),
     log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 
+    // Storlet store and the node's verified cache.
+    storlet_store: z
+      .string()
+      .regex(/^(local|https?:\/\/\S+)$/, 'must be "local" or an http(s) URL such as http://swift:8080/v1/AUTH_acct')
+      .default('local'),
+    store_token: z.string().min(1).optional(),
+    store_token_file: z.string().min(1).optional(),
+    storlet_container: z.string().regex(/^[^/]{1,256}$/, 'must be a container name (no "/")').default('storlet'),
+    storlet_dependency: z.string().regex(/^[^/]{1,256}$/, 'must be a container name (no "/")').default('dependency'),
+    store_timeout_ms: z.coerce.number().int().positive().default(30_000),
+    cache_dir: z.string().min(1).optional(),
+    cache_max_bytes: z.string().regex(SIZE_RE, 'must be a size such as 512m or 1g').default('1g'),
+    cache_ttl: z.coerce.number().min(0).default(10),
+
     // Docker backend. Names follow Storlets' docker gateway settings where one exists.
     docker_socket: z.string().min(1).default('/var/run/docker.sock'),
     default_container_image_name: z.string().min(1).default('sandlet/engine:latest'),
@@ -63,6 +77,7 @@ export type SandletConfig = z.output<typeof configSchema> & {
   storlets_dir: string;
   log_dir: string;
   store_dir: string;
+  cache_dir: string;
 };
 
 /** Validates a config object; unset directories derive from host_root. */
@@ -82,6 +97,7 @@ export function resolveConfig(input: SandletConfigInput = {}): SandletConfig {
     storlets_dir: path.resolve(c.storlets_dir ?? path.join(root, 'storlets')),
     log_dir: path.resolve(c.log_dir ?? path.join(root, 'logs')),
     store_dir: path.resolve(c.store_dir ?? path.join(root, 'store')),
+    cache_dir: path.resolve(c.cache_dir ?? path.join(root, 'cache')),
   };
 }
 

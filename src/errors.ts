@@ -13,7 +13,11 @@ export type SandletErrorCode =
   | 'ESANDBOX'
   | 'ECANCELLED'
   | 'EBACKOFF'
-  | 'ECLOSED';
+  | 'ECLOSED'
+  | 'ESTORE'
+  | 'EDIGEST'
+  | 'ECACHE'
+  | 'ECACHEMISS';
 
 export class SandletError extends Error {
   readonly code: SandletErrorCode;

@@ -2,13 +2,17 @@
 import type { Readable } from 'node:stream';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import { resolveConfig, type SandletConfig, type SandletConfigInput } from './config.js';
+import { parseSize, resolveConfig, type SandletConfig, type SandletConfigInput } from './config.js';
 import { SandletError, isSandletError } from './errors.js';
 import { validateScopeName, validateStorletName } from './names.js';
 import { createLogger } from './log.js';
-import { LocalStore, storletVersion } from './cache/local-store.js';
-import { installStorlet } from './cache/scope-installer.js';
-import type { DependencyRegistration } from './cache/registration.js';
+import { CacheMetrics } from './cache/cache-metrics.js';
+import { StorletCatalog } from './cache/catalog.js';
+import { ContentCache } from './cache/content-cache.js';
+import { openStore } from './cache/open-store.js';
+import { replaceDir } from './cache/scope-installer.js';
+import type { DeployInput, StorletStore } from './cache/storlet-store.js';
+import type { DependencyRegistration, StorletRegistration } from './cache/registration.js';
 import { InvocationLogs } from './invocation/invocation-log.js';
 import { invokeStorlet, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
 import { ProcessBackend } from './runtime/backends/process.js';
@@ -43,7 +47,13 @@ export interface GatewayOptions {
 
 export class Gateway {
   readonly config: SandletConfig;
-  readonly store: LocalStore;
+  /** Where storlets come from (config `storlet_store`). */
+  readonly store: StorletStore;
+  /** The node's verified content cache, and the name → content resolution above it. */
+  readonly cache: ContentCache;
+  readonly catalog: StorletCatalog;
+  /** Cache hits, misses, evictions, bytes and fetch time; `observe()` adds hooks. */
+  readonly cacheMetrics = new CacheMetrics();
   readonly logger: Logger;
   private backend: SandboxBackend | undefined;
   private readying: Promise<void> | undefined;
@@ -53,7 +63,6 @@ export class Gateway {
   private readonly logs: InvocationLogs;
   private readonly admission = new PQueue({ concurrency: 1 });
   private readonly starting = new Set<Sandbox>();
-  private readonly versions = new WeakMap<object, { deps: DependencyRegistration[]; version: string }>();
   private closed = false;
 
   constructor(config: SandletConfig, opts: GatewayOptions = {}) {
@@ -61,7 +70,27 @@ export class Gateway {
     this.logger = opts.logger ?? createLogger(config.log_level);
     // `process` needs no probing; `auto` and `docker` are resolved by ready().
     this.backend = opts.backend ?? (config.backend === 'process' ? new ProcessBackend(this.logger) : undefined);
-    this.store = new LocalStore(config.store_dir);
+    this.store = openStore(config);
+    this.cache = new ContentCache({
+      dir: config.cache_dir,
+      maxBytes: parseSize(config.cache_max_bytes),
+      logger: this.logger,
+      metrics: this.cacheMetrics,
+      inUse: () => this.contentsInUse(),
+    });
+    this.catalog = new StorletCatalog({
+      store: this.store,
+      cache: this.cache,
+      metrics: this.cacheMetrics,
+      logger: this.logger,
+      ttlMs: config.cache_ttl * 1000,
+      onRepaired: (sha) => {
+        for (const sb of this.sandboxes.values()) {
+          const names = sb.forgetDaemonsUsing(sha);
+          if (names.length > 0) this.logger.warn({ scope: sb.scope, storlets: names, sha256: sha }, 'cached file was corrupted: these daemons reinstall and restart at their next invocation');
+        }
+      },
+    });
     this.logs = new InvocationLogs(config.storlet_log_max_bytes, config.storlet_log_keep);
   }
 
@@ -77,6 +106,7 @@ export class Gateway {
    */
   ready(): Promise<void> {
     this.readying ??= (async () => {
+      this.catalog.open();
       if (!this.backend) {
         const selected = await selectBackend(this.config, this.logger);
         this.backend = selected.backend;
@@ -228,24 +258,32 @@ export class Gateway {
   }
 
   private async activate(sandbox: Sandbox, storlet: string): Promise<void> {
-    const reg = this.store.getStorlet(storlet);
-    const deps = reg.dependencies.map((d) => this.store.getDependency(d));
-    // The store hands out the same registration objects until a file changes: hash once per version.
-    let known = this.versions.get(reg);
-    if (!known || known.deps.length !== deps.length || known.deps.some((d, i) => d !== deps[i])) {
-      known = { deps, version: storletVersion(reg, deps) };
-      this.versions.set(reg, known);
-    }
+    const r = await this.catalog.resolve(storlet);
+    const reg = r.storlet.meta;
     await sandbox.activateDaemon({
       name: reg.name,
       main: reg.main,
-      version: known.version,
+      version: r.version,
+      contents: r.contents,
       language: reg.language,
       ...(reg.languageVersion ? { languageVersion: reg.languageVersion } : {}),
       poolSize: this.config.storlet_daemon_thread_pool_size,
       logLevel: this.config.storlet_daemon_log_level,
-      install: () => installStorlet(this.store, sandbox.paths.hostStorletDir(reg.name), reg, deps),
+      install: () => replaceDir(sandbox.paths.hostStorletDir(reg.name), (stage) => this.catalog.install(r, stage, this.backend?.fileOwner)),
     });
+  }
+
+  /** Cache digests running daemons use: never evicted. */
+  private *contentsInUse(): Iterable<string> {
+    for (const sb of this.sandboxes.values()) yield* sb.daemonContents();
+  }
+
+  /**
+   * Deploys a storlet or dependency to the configured store. The next invocation of that name asks
+   * the store again (whatever `cache_ttl` says) and, when the content changed, restarts its daemon.
+   */
+  async deploy(content: Buffer, input: DeployInput): Promise<StorletRegistration | DependencyRegistration> {
+    return this.catalog.deploy(content, input);
   }
 
   /**

@@ -82,7 +82,7 @@ for (const backend of ['process', 'docker'] as const) {
       });
 
       it('puts dependencies beside the storlet', async () => {
-        gw.store.deployDependency(Buffer.from('hello from a dependency\n'), 'greeting.txt');
+        await gw.deploy(Buffer.from('hello from a dependency\n'), { kind: 'dependency', name: 'greeting.txt', version: '1' });
         deploy(gw, path.join(FIXTURES, 'uses-dep.mjs'), { dependencies: ['greeting.txt'] });
         const r = await gw.invoke({ scope: 's1', storlet: 'uses-dep.mjs', input: Buffer.from('') });
         expect(await text(r.body)).toBe('hello from a dependency');

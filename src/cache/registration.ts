@@ -31,13 +31,27 @@ export interface StorletRegistration {
   deployedAt: string;
 }
 
+export interface DependencyRegistrationInput {
+  name: string;
+  version?: string;
+  /** Octal, as a string (`0755`) or a number (0o755). */
+  permissions?: string | number;
+}
+
 export interface DependencyRegistration {
   kind: 'dependency';
   name: string;
+  version: string;
+  /** File mode in the storlet's dir; absent: read-only (0444). */
+  permissions?: number;
   sha256: string;
   size: number;
   deployedAt: string;
 }
+
+/** A registration as validated, before content is attached. */
+export type StorletMeta = Omit<StorletRegistration, 'sha256' | 'size' | 'deployedAt'>;
+export type DependencyMeta = Omit<DependencyRegistration, 'sha256' | 'size' | 'deployedAt'>;
 
 function fail(field: string, rule: string): never {
   throw new SandletError('EBADREGISTRATION', `registration: ${field}: ${rule}`);
@@ -51,10 +65,40 @@ function named(validate: (n: unknown) => string, field: string, value: unknown):
   }
 }
 
+/** Checks a dependency registration; returns it normalised (without content fields). */
+export function validateDependencyRegistration(
+  input: DependencyRegistrationInput,
+): DependencyMeta {
+  const name = named(validateDependencyName, 'name', input.name);
+  const version = (input.version ?? '').trim();
+  if (!version) fail('dependency version', 'is mandatory');
+  if (version.length > 64 || !/^[\x21-\x7e]+$/.test(version)) {
+    fail('dependency version', `must be at most 64 printable characters without spaces, not ${JSON.stringify(version.slice(0, 80))}`);
+  }
+  if (input.permissions === undefined || input.permissions === '') return { kind: 'dependency', name, version };
+  return { kind: 'dependency', name, version, permissions: parsePermissions(input.permissions) };
+}
+
+/** `0755`, `755`, `0o755` or 0o755 → 0o755. The owner keeps read and write; no special bits. */
+export function parsePermissions(value: string | number): number {
+  let mode: number;
+  if (typeof value === 'number') mode = value;
+  else {
+    const m = /^(?:0o?)?([0-7]{3,4})$/i.exec(value.trim());
+    if (!m) fail('dependency permissions', `must be octal such as 0644 or 0755, not ${JSON.stringify(value)}`);
+    mode = parseInt(m[1]!, 8);
+  }
+  const shown = `0${mode.toString(8)}`;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) fail('dependency permissions', `${value} is not a file mode`);
+  if (mode > 0o777) fail('dependency permissions', `${shown} sets setuid, setgid or sticky bits, which are not allowed`);
+  if ((mode & 0o600) !== 0o600) fail('dependency permissions', `${shown} must keep read and write for the owner (0600)`);
+  return mode;
+}
+
 /** Checks a storlet registration; returns it normalised (without content fields). */
 export function validateStorletRegistration(
   input: StorletRegistrationInput,
-): Omit<StorletRegistration, 'sha256' | 'size' | 'deployedAt'> {
+): StorletMeta {
   const name = named(validateStorletName, 'name', input.name);
   if (!input.language) fail('language', 'is mandatory');
   const language = input.language.toLowerCase();

@@ -1,17 +1,11 @@
-// Puts a storlet and its dependencies into a scope's storlet dir, as one directory swap: the
-// daemon (stopped meanwhile) finds the complete old set or the complete new one.
+// Replaces a storlet's dir in a scope as one directory swap: the daemon (stopped meanwhile) finds
+// the complete old set of files or the complete new one, never a mix.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { LocalStore } from './local-store.js';
-import type { DependencyRegistration, StorletRegistration } from './registration.js';
 
-export async function installStorlet(
-  store: LocalStore,
-  targetDir: string,
-  reg: StorletRegistration,
-  deps: DependencyRegistration[],
-): Promise<void> {
+/** Builds the new dir with `fill(stage)`, then swaps it in for `targetDir`. */
+export async function replaceDir(targetDir: string, fill: (stage: string) => Promise<void>): Promise<void> {
   const parent = path.dirname(targetDir);
   await fs.mkdir(parent, { recursive: true });
   const tag = randomBytes(6).toString('hex');
@@ -19,11 +13,7 @@ export async function installStorlet(
   const old = path.join(parent, `.old-${path.basename(targetDir)}-${tag}`);
   await fs.mkdir(staging, { mode: 0o755 });
   try {
-    for (const item of [reg, ...deps]) {
-      const dest = path.join(staging, item.name);
-      await fs.copyFile(store.objectPath(item.sha256), dest, fs.constants.COPYFILE_FICLONE);
-      await fs.chmod(dest, 0o444);
-    }
+    await fill(staging);
     let hadOld = true;
     try {
       await fs.rename(targetDir, old);

@@ -25,9 +25,11 @@ export function addCommonOptions(cmd: Command): Command {
     .addOption(new Option('--log-level <level>', 'gateway log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']));
 }
 
-export function configFromFlags(flags: CommonFlags, defaults: Record<string, unknown> = {}): SandletConfig {
+/** Config from file, environment and flags; `overrides` are further flags that win when set. */
+export function configFromFlags(flags: CommonFlags, defaults: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}): SandletConfig {
   return loadConfig(flags.config, {
     ...defaults,
+    ...overrides,
     backend: flags.backend,
     host_root: flags.root ?? (defaults.host_root as string | undefined),
     log_level: flags.logLevel ?? defaults.log_level,

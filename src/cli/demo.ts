@@ -32,7 +32,8 @@ export function registerDemo(program: Command): void {
     try {
       await readyWithNotice(gateway);
       for (const name of SAMPLE_STORLETS) {
-        gateway.store.deployStorlet(fs.readFileSync(path.join(SAMPLES_DIR, name)), {
+        await gateway.deploy(fs.readFileSync(path.join(SAMPLES_DIR, name)), {
+          kind: 'storlet',
           name, language: 'js', main: name, interfaceVersion: '1.0', objectMetadata: 'no',
         });
       }

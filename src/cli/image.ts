@@ -61,7 +61,8 @@ export function registerImage(program: Command): void {
       const out = (k: string, v: string): boolean => process.stdout.write(`${k.padEnd(18)} ${v}\n`);
       try {
         await gateway.ready();
-        gateway.store.deployStorlet(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs')), {
+        await gateway.deploy(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs')), {
+          kind: 'storlet',
           name: 'identity.mjs', language: 'js', main: 'identity.mjs', interfaceVersion: '1.0', objectMetadata: 'no',
         });
         const sandbox = gateway.sandbox('check');

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { oneLine } from '../errors.js';
 import { AGENT_VERSION } from '../version.js';
 import { registerDemo } from './demo.js';
+import { registerCache } from './cache.js';
 import { registerDeploy } from './deploy.js';
 import { registerInvoke } from './invoke.js';
 import { registerImage } from './image.js';
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerInvoke(program);
   registerDeploy(program);
   registerImage(program);
+  registerCache(program);
   program
     .command('agent')
     .description('run the in-sandbox agent (what sandboxes start; not for everyday use)')

@@ -35,6 +35,8 @@ export interface SandboxBackend {
   readonly name: string;
   /** Where this backend's sandboxes see the scope's dirs. */
   sandboxRoots(hostPipeDir: string, hostStorletsDir: string): SandboxRoots;
+  /** The user the storlet runs as, when it differs from the gateway's: files with declared permissions go to it. */
+  readonly fileOwner?: { uid: number; gid: number };
   start(spec: SandboxStartSpec): Promise<SandboxHandle>;
   /** A sandbox of this scope left running by an earlier gateway, if it may be kept. */
   adopt?(paths: ScopePaths): Promise<SandboxHandle | undefined>;

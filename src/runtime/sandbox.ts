@@ -49,6 +49,8 @@ export interface DaemonSpec {
   logLevel: string;
   /** Puts the storlet's files in its host dir; runs with the daemon stopped. */
   install: () => Promise<void>;
+  /** Cache digests of the files the daemon runs: kept from eviction while it runs. */
+  contents?: string[];
 }
 
 export interface RestartRecord {
@@ -65,7 +67,7 @@ export class Sandbox {
   private readonly factory: SBusClient;
   private handle: SandboxHandle | undefined;
   /** Running daemons by storlet name: the version and main they were started with. */
-  private readonly daemons = new Map<string, { version: string; main: string }>();
+  private readonly daemons = new Map<string, { version: string; main: string; contents: string[] }>();
   private _state: SandboxState = 'stopped';
   /** True when the factory's PING reply carried a sandlet version (it understands TASK_STATUS). */
   agentIsSandlet = false;
@@ -273,6 +275,21 @@ export class Sandbox {
     this.daemons.delete(name);
   }
 
+  /** Cache digests the running daemons use. */
+  *daemonContents(): Iterable<string> {
+    for (const d of this.daemons.values()) yield* d.contents;
+  }
+
+  /**
+   * Daemons whose files include `sha256` are no longer trusted to match the cache: the next
+   * activation stops them, reinstalls their dir and starts them again.
+   */
+  forgetDaemonsUsing(sha256: string): string[] {
+    const names = [...this.daemons.entries()].filter(([, d]) => d.contents.includes(sha256)).map(([n]) => n);
+    for (const n of names) this.daemons.delete(n);
+    return names;
+  }
+
   async stopDaemon(name: string): Promise<void> {
     await this.lifecycle.add(async () => {
       const known = this.daemons.get(name);
@@ -427,7 +444,7 @@ export class Sandbox {
       Math.max(this.opts.sbusTimeoutMs, 15_000),
     );
     if (!reply.status) throw new SandletError('ESTORLET', `storlet ${spec.name} could not start: ${reply.message}`);
-    this.daemons.set(spec.name, { version: spec.version, main: spec.main });
+    this.daemons.set(spec.name, { version: spec.version, main: spec.main, contents: spec.contents ?? [] });
     this.log.info({ storlet: spec.name, version: spec.version }, 'storlet daemon active');
   }
 

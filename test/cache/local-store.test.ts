@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalStore, storletVersion } from '../../src/cache/local-store.js';
-import { installStorlet } from '../../src/cache/scope-installer.js';
+import { LocalStore } from '../../src/cache/local-store.js';
+import { replaceDir } from '../../src/cache/scope-installer.js';
+import { collect } from '../helpers/streams.js';
 import { tempDir } from '../helpers/fs.js';
 
 let dir: string;
@@ -28,30 +29,46 @@ describe('local store', () => {
 
   it('refuses a dependency that is not deployed, and accepts it once it is', () => {
     expect(() => store.deployStorlet(Buffer.from('x'), { ...reg, dependencies: ['lib.txt'] })).toThrow(/"lib.txt" is not deployed/);
-    store.deployDependency(Buffer.from('lib'), 'lib.txt');
+    store.deployDependency(Buffer.from('lib'), { name: 'lib.txt', version: '1.0' });
     expect(store.deployStorlet(Buffer.from('x'), { ...reg, dependencies: ['lib.txt'] }).dependencies).toEqual(['lib.txt']);
   });
 
+  it('keeps a dependency\'s version and permissions', () => {
+    const d = store.deployDependency(Buffer.from('#!/bin/sh\n'), { name: 'tool.sh', version: '2.1', permissions: '0755' });
+    expect(d).toMatchObject({ kind: 'dependency', name: 'tool.sh', version: '2.1', permissions: 0o755 });
+    expect(() => store.deployDependency(Buffer.from('x'), { name: 'lib.txt' })).toThrow('registration: dependency version: is mandatory');
+  });
+
   it('says which storlet is missing', () => {
-    expect(() => store.getStorlet('nope.mjs')).toThrow(`storlet nope.mjs is not deployed (store ${path.join(dir, 'store')})`);
+    expect(() => store.getStorlet('nope.mjs')).toThrow(`storlet nope.mjs is not deployed in the local store ${path.join(dir, 'store')}`);
   });
 
-  it('changes the version when the storlet or a dependency changes', () => {
-    const dep1 = store.deployDependency(Buffer.from('v1'), 'lib.txt');
-    const s = store.deployStorlet(Buffer.from('x'), { ...reg, dependencies: ['lib.txt'] });
-    const dep2 = store.deployDependency(Buffer.from('v2'), 'lib.txt');
-    expect(storletVersion(s, [dep1])).not.toBe(storletVersion(s, [dep2]));
+  it('serves stat and content through the store interface, the digest being the stamp', async () => {
+    const r = store.deployStorlet(Buffer.from('v1'), reg);
+    const item = await store.stat('storlet', 'a.mjs');
+    expect(item).toMatchObject({ kind: 'storlet', stamp: r.sha256, expected: { sha256: r.sha256, size: 2 }, meta: { main: 'a.mjs' } });
+    const { body } = await store.open('storlet', 'a.mjs');
+    expect((await collect(body)).toString()).toBe('v1');
+    await expect(store.stat('dependency', 'nope')).rejects.toThrow('dependency nope is not deployed');
+    await expect(store.stat('storlet', '../x')).rejects.toThrow(/may only hold/);
   });
 
-  it('installs a storlet and its dependencies into a scope dir, replacing the old set whole', async () => {
-    const dep = store.deployDependency(Buffer.from('lib'), 'lib.txt');
-    const s = store.deployStorlet(Buffer.from('v1'), { ...reg, dependencies: ['lib.txt'] });
+  it('swaps a scope dir whole: the old set or the new, and no staging left on failure', async () => {
     const target = path.join(dir, 'storlets', 'scope', 'a.mjs');
-    await installStorlet(store, target, s, [dep]);
+    await replaceDir(target, async (stage) => {
+      fs.writeFileSync(path.join(stage, 'a.mjs'), 'v1');
+      fs.writeFileSync(path.join(stage, 'lib.txt'), 'lib');
+    });
     expect(fs.readdirSync(target).sort()).toEqual(['a.mjs', 'lib.txt']);
-    const s2 = store.deployStorlet(Buffer.from('v2'), reg);
-    await installStorlet(store, target, s2, []);
+    await replaceDir(target, async (stage) => fs.writeFileSync(path.join(stage, 'a.mjs'), 'v2'));
     expect(fs.readdirSync(target)).toEqual(['a.mjs']);
+    expect(fs.readFileSync(path.join(target, 'a.mjs'), 'utf8')).toBe('v2');
+    await expect(
+      replaceDir(target, async (stage) => {
+        fs.writeFileSync(path.join(stage, 'a.mjs'), 'v3');
+        throw new Error('fill failed');
+      }),
+    ).rejects.toThrow('fill failed');
     expect(fs.readFileSync(path.join(target, 'a.mjs'), 'utf8')).toBe('v2');
     expect(fs.readdirSync(path.dirname(target))).toEqual(['a.mjs']);
   });

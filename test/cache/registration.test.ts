@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateStorletRegistration } from '../../src/cache/registration.js';
+import { parsePermissions, validateDependencyRegistration, validateStorletRegistration } from '../../src/cache/registration.js';
 
 const ok = { name: 'rot13.mjs', language: 'js', interfaceVersion: '1.0', objectMetadata: 'no', main: 'rot13.mjs' };
 
@@ -27,5 +27,27 @@ describe('storlet registration', () => {
     [{ dependencies: ['../a'] }, 'registration: dependency: dependency name "../a" may only hold'],
   ])('rejects %j', (change, message) => {
     expect(() => validateStorletRegistration({ ...ok, ...change } as never)).toThrow(message);
+  });
+});
+
+describe('dependency registration', () => {
+  it('normalises version and octal permissions', () => {
+    expect(validateDependencyRegistration({ name: 'tool.sh', version: ' 1.2 ', permissions: '0755' })).toEqual({ kind: 'dependency', name: 'tool.sh', version: '1.2', permissions: 0o755 });
+    expect(validateDependencyRegistration({ name: 'a.txt', version: '1', permissions: '600' }).permissions).toBe(0o600);
+    expect(validateDependencyRegistration({ name: 'a.txt', version: '1' })).toEqual({ kind: 'dependency', name: 'a.txt', version: '1' });
+    expect(parsePermissions('0o644')).toBe(0o644);
+  });
+
+  it.each([
+    [{ version: undefined }, 'registration: dependency version: is mandatory'],
+    [{ version: 'has space' }, 'registration: dependency version: must be at most 64 printable characters'],
+    [{ permissions: 'rwxr-xr-x' }, 'registration: dependency permissions: must be octal such as 0644 or 0755, not "rwxr-xr-x"'],
+    [{ permissions: '0955' }, 'registration: dependency permissions: must be octal'],
+    [{ permissions: '0444' }, 'registration: dependency permissions: 0444 must keep read and write for the owner (0600)'],
+    [{ permissions: '0500' }, 'registration: dependency permissions: 0500 must keep read and write for the owner'],
+    [{ permissions: '4755' }, 'registration: dependency permissions: 04755 sets setuid, setgid or sticky bits'],
+    [{ name: '..' }, 'registration: name: dependency name ".." is not allowed'],
+  ])('rejects %j', (change, message) => {
+    expect(() => validateDependencyRegistration({ name: 'tool.sh', version: '1', ...change } as never)).toThrow(message);
   });
 });

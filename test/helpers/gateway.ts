@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { createGateway, type Gateway } from '../../src/gateway.js';
+import { LocalStore } from '../../src/cache/local-store.js';
 import type { SandletConfigInput } from '../../src/config.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
 import { tempDir } from './fs.js';
@@ -25,9 +26,10 @@ export function testGateway(config: SandletConfigInput = {}): { gateway: Gateway
   };
 }
 
+/** Deploys into the gateway's local store; the next invocation of that name asks the store again. */
 export function deploy(gateway: Gateway, file: string, extra: { main?: string; dependencies?: string[]; name?: string } = {}): void {
   const name = extra.name ?? path.basename(file);
-  gateway.store.deployStorlet(fs.readFileSync(file), {
+  localStore(gateway).deployStorlet(fs.readFileSync(file), {
     name,
     language: 'js',
     interfaceVersion: '1.0',
@@ -35,4 +37,10 @@ export function deploy(gateway: Gateway, file: string, extra: { main?: string; d
     main: extra.main ?? name,
     dependencies: extra.dependencies ?? [],
   });
+  gateway.catalog.invalidate('storlet', name);
+}
+
+export function localStore(gateway: Gateway): LocalStore {
+  if (!(gateway.store instanceof LocalStore)) throw new Error('this test needs the local store');
+  return gateway.store;
 }

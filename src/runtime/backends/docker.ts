@@ -51,6 +51,11 @@ export class DockerBackend implements SandboxBackend {
     this.log = logger.child({ backend: 'docker' });
   }
 
+  get fileOwner(): { uid: number; gid: number } {
+    const [uid, gid] = this.cfg.sandbox_user.split(':').map(Number);
+    return { uid: uid!, gid: gid ?? uid! };
+  }
+
   sandboxRoots(): SandboxRoots {
     return { pipesDir: SANDBOX_PIPES, storletsDir: SANDBOX_STORLETS };
   }
@@ -143,10 +148,10 @@ export class DockerBackend implements SandboxBackend {
 
   private prepareDirs(paths: ScopePaths): void {
     // The agent runs as sandbox_user and binds its sockets in the pipe dir.
-    const [uid, gid] = this.cfg.sandbox_user.split(':').map(Number);
+    const { uid, gid } = this.fileOwner;
     fs.mkdirSync(paths.hostPipeDir, { recursive: true, mode: 0o770 });
     fs.mkdirSync(paths.hostStorletsDir, { recursive: true, mode: 0o755 });
-    fs.chownSync(paths.hostPipeDir, uid!, gid ?? uid!);
+    fs.chownSync(paths.hostPipeDir, uid, gid);
     fs.chmodSync(paths.hostPipeDir, 0o770);
   }
 
