@@ -14,6 +14,15 @@ import { SAMPLES_DIR } from '../../src/package-root.js';
 import { docker, ENGINE_IMAGE, requireDocker, runId, skipDocker } from '../helpers/docker.js';
 
 const id = runId();
+
+// By tag, never by id: a tag may name the shared engine image, which must survive.
+async function removeTestImages(): Promise<void> {
+  for (const img of await docker.listImages({ filters: JSON.stringify({ reference: [`sandlet-test-${id}/*`] }) })) {
+    for (const tag of img.RepoTags ?? []) {
+      if (tag.startsWith(`sandlet-test-${id}/`)) await docker.getImage(tag).remove().catch(() => {});
+    }
+  }
+}
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-'));
 const config: SandletConfigInput = {
   host_root: root,
@@ -54,9 +63,7 @@ describe.skipIf(skipDocker)('docker backend', () => {
   afterAll(async () => {
     await gw?.close({ stopSandboxes: true });
     for (const c of await ourContainers()) await docker.getContainer(c.Id).remove({ force: true });
-    for (const img of await docker.listImages({ filters: JSON.stringify({ reference: [`sandlet-test-${id}/*`] }) })) {
-      await docker.getImage(img.Id).remove({ force: true }).catch(() => {});
-    }
+    await removeTestImages();
     fs.rmSync(root, { recursive: true, force: true });
   });
 
@@ -212,6 +219,8 @@ describe.skipIf(skipDocker)('docker sandbox lifecycle', () => {
   });
   afterAll(async () => {
     for (const gw of gateways) await gw.close({ stopSandboxes: true });
+    // The retag test moves this run's tags to new images: none may outlive the run.
+    await removeTestImages();
     fs.rmSync(lcRoot, { recursive: true, force: true });
   });
 

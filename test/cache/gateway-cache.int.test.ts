@@ -1,0 +1,146 @@
+// The store and cache behind real invocations, on both backends, with a real HTTP object store.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { HttpStore } from '../../src/cache/http-store.js';
+import { createGateway, type Gateway } from '../../src/gateway.js';
+import { SAMPLES_DIR } from '../../src/package-root.js';
+import { requireDocker, runId, skipDocker } from '../helpers/docker.js';
+import { FIXTURES } from '../helpers/gateway.js';
+import { collect } from '../helpers/streams.js';
+import { startObjectServer, type ObjectServer } from '../helpers/object-server.js';
+
+const text = async (body: NodeJS.ReadableStream): Promise<string> => (await collect(body)).toString();
+const storlet = (name: string, extra: { dependencies?: string[] } = {}) =>
+  ({ kind: 'storlet', name, language: 'js', interfaceVersion: '1.0', objectMetadata: 'no', main: name, ...extra }) as const;
+const versioned = (tag: string, pad = 0): Buffer =>
+  Buffer.from(`// ${'x'.repeat(pad)}\nexport async function invoke({ inputs, output }) { inputs[0].stream.resume(); output.setMetadata({}); output.stream.end(${JSON.stringify(tag)}); }\n`);
+
+for (const backend of ['process', 'docker'] as const) {
+  describe.skipIf(backend === 'docker' && skipDocker)(`storlet store and cache on the ${backend} backend`, () => {
+    let server: ObjectServer;
+    let store: HttpStore;
+    let root: string;
+    let gw: Gateway;
+    const gateways: Gateway[] = [];
+    const prefix = `sltest-${runId()}-`;
+    const make = (extra: Record<string, unknown> = {}): Gateway => {
+      const g = createGateway(
+        { host_root: fs.mkdtempSync(path.join(root, 'g')), backend, storlet_store: server.url, container_prefix: prefix, ...extra },
+        { logger: pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' }) },
+      );
+      gateways.push(g);
+      return g;
+    };
+    const run = async (g: Gateway, name: string, scope = 's1'): Promise<string> =>
+      text((await g.invoke({ scope, storlet: name, input: Buffer.from('') })).body);
+
+    beforeAll(() => {
+      if (backend === 'docker') requireDocker();
+      root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-'));
+    });
+    beforeEach(async () => {
+      server = await startObjectServer();
+      store = new HttpStore({ url: server.url, storletContainer: 'storlet', dependencyContainer: 'dependency', timeoutMs: 5000 });
+      gw = make({ cache_ttl: 3600 });
+    });
+    afterEach(async () => {
+      for (const g of gateways.splice(0)) await g.close({ stopSandboxes: true });
+      await server.close();
+    });
+    afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+    it('100 concurrent invocations of a new storlet fetch it from the store once', async () => {
+      await store.deploy(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs')), storlet('identity.mjs'));
+      const outs = await Promise.all(
+        Array.from({ length: 100 }, async (_, i) => text((await gw.invoke({ scope: 's1', storlet: 'identity.mjs', input: Buffer.from(`n${i}`) })).body)),
+      );
+      expect(outs).toEqual(Array.from({ length: 100 }, (_, i) => `n${i}`));
+      expect(server.count('GET', '/storlet/identity.mjs')).toBe(1);
+      expect(gw.cacheMetrics.misses).toBe(1);
+    });
+
+    it('picks up a storlet updated in the store once cache_ttl has passed, restarting its daemon', async () => {
+      const g = make({ cache_ttl: 0.2 });
+      await store.deploy(versioned('v1'), storlet('v.mjs'));
+      expect(await run(g, 'v.mjs')).toBe('v1');
+      await store.deploy(versioned('v2'), storlet('v.mjs'));
+      await new Promise((r) => setTimeout(r, 250)); // let the TTL lapse; no timing is asserted
+      expect(await run(g, 'v.mjs')).toBe('v2');
+      expect(server.count('GET', '/storlet/v.mjs')).toBe(2);
+    });
+
+    it('runs the new code on the next invocation after a deploy through the gateway', async () => {
+      await gw.deploy(versioned('v1'), storlet('w.mjs'));
+      expect(await run(gw, 'w.mjs')).toBe('v1');
+      await gw.deploy(versioned('v2'), storlet('w.mjs'));
+      expect(await run(gw, 'w.mjs')).toBe('v2');
+    });
+
+    it('a dependency file and an executable dependency reach the storlet with their permissions', async () => {
+      await gw.deploy(Buffer.from('payload\n'), { kind: 'dependency', name: 'data.txt', version: '1' });
+      await gw.deploy(Buffer.from('#!/bin/sh\necho "tool ran with $1 in $(pwd)"\n'), { kind: 'dependency', name: 'tool.sh', version: '1', permissions: '0750' });
+      await gw.deploy(fs.readFileSync(path.join(FIXTURES, 'deps-probe.mjs')), storlet('deps-probe.mjs', { dependencies: ['data.txt', 'tool.sh'] }));
+      const report = JSON.parse(await run(gw, 'deps-probe.mjs')) as Record<string, unknown>;
+      const dir = backend === 'docker' ? '/home/storlet/deps-probe.mjs' : gw.sandbox('s1').paths.hostStorletDir('deps-probe.mjs');
+      expect(report).toEqual({
+        data: 'payload\n',
+        dataMode: '0444',
+        toolMode: '0750',
+        tool: `tool ran with arg in ${dir}\n`,
+        files: ['data.txt', 'deps-probe.mjs', 'tool.sh'],
+      });
+    });
+
+    it('never runs a tampered cache: a changed cached file is fetched again before a sandbox sees it', async () => {
+      await store.deploy(versioned('trusted'), storlet('t.mjs'));
+      expect(await run(gw, 't.mjs')).toBe('trusted');
+      const sha = (await gw.catalog.resolve('t.mjs')).storlet.sha256;
+      const file = gw.cache.pathOf(sha);
+      const evil = versioned('EVIL!!!');
+      expect(evil.length).toBe(versioned('trusted').length);
+      fs.chmodSync(file, 0o644);
+      fs.writeFileSync(file, evil);
+      // A new sandbox must install the storlet again: it gets verified bytes.
+      await gw.sandbox('s1').stop('test');
+      expect(await run(gw, 't.mjs')).toBe('trusted');
+      expect(gw.cacheMetrics.corruptions).toBe(1);
+      expect(fs.readFileSync(gw.cache.pathOf(sha), 'utf8')).toBe(versioned('trusted').toString());
+      expect(server.count('GET', '/storlet/t.mjs')).toBe(2);
+    });
+
+    it('a running daemon is restarted on fresh files when its cached file is found tampered at the TTL check', async () => {
+      const g = make({ cache_ttl: 0.2 });
+      await store.deploy(versioned('trusted'), storlet('t.mjs'));
+      expect(await run(g, 't.mjs')).toBe('trusted');
+      const sha = (await g.catalog.resolve('t.mjs')).storlet.sha256;
+      const installed = path.join(g.sandbox('s1').paths.hostStorletDir('t.mjs'), 't.mjs');
+      fs.chmodSync(g.cache.pathOf(sha), 0o644);
+      fs.writeFileSync(g.cache.pathOf(sha), versioned('EVIL!!!'));
+      await new Promise((r) => setTimeout(r, 250));
+      expect(await run(g, 't.mjs')).toBe('trusted');
+      expect(fs.readFileSync(installed, 'utf8')).toBe(versioned('trusted').toString());
+      expect(g.cacheMetrics.corruptions).toBe(1);
+    });
+
+    it('keeps the cache under its cap by evicting least recently used entries, never one a running daemon uses', async () => {
+      const g = make({ cache_max_bytes: '2k' });
+      for (const n of ['a', 'b', 'c', 'd']) await store.deploy(versioned(n, 500), storlet(`${n}.mjs`));
+      const size = versioned('a', 500).length;
+      for (const n of ['a', 'b', 'c']) expect(await run(g, `${n}.mjs`)).toBe(n);
+      expect(g.cache.totalBytes).toBe(3 * size);
+      // a is the least recently used, but its daemon runs; b's daemon stops, so b must go instead.
+      await g.sandbox('s1').stopDaemon('b.mjs');
+      expect(await run(g, 'd.mjs')).toBe('d');
+      const shas = await Promise.all(['a', 'c', 'd'].map(async (n) => (await g.catalog.resolve(`${n}.mjs`)).storlet.sha256));
+      expect(g.cache.list().map((e) => e.sha256).sort()).toEqual(shas.sort());
+      expect(g.cache.totalBytes).toBeLessThanOrEqual(2048);
+      expect(g.cacheMetrics.evictions).toBe(1);
+      // An evicted storlet is simply fetched again.
+      expect(await run(g, 'b.mjs')).toBe('b');
+      expect(server.count('GET', '/storlet/b.mjs')).toBe(2);
+    });
+  });
+}
