@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig, resolveConfig } from '../src/config.js';
+import { configSchema, loadConfig, resolveConfig } from '../src/config.js';
 import { tempDir } from './helpers/fs.js';
 
 const cleanups: (() => void)[] = [];
@@ -46,5 +46,23 @@ describe('config', () => {
     const c = loadConfig(example);
     expect(c.backend).toBe('auto');
     expect(c.container_mem_limit).toBe('512m');
+  });
+
+  it('documents every option in the README and the example config', () => {
+    const rootDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+    const readme = fs.readFileSync(path.join(rootDir, 'README.md'), 'utf8');
+    const example = fs.readFileSync(path.join(rootDir, 'config', 'sandlet.example.yaml'), 'utf8');
+    for (const key of Object.keys(configSchema.shape)) {
+      expect(readme, `README lacks ${key}`).toContain(`\`${key}\``);
+      expect(example, `example lacks ${key}`).toMatch(new RegExp(`^#? ?${key}:`, 'm'));
+    }
+  });
+
+  it('checks the store and cache options', () => {
+    const c = resolveConfig({ host_root: '/r' });
+    expect([c.storlet_store, c.cache_dir, c.cache_max_bytes, c.cache_ttl]).toEqual(['local', '/r/cache', '1g', 10]);
+    expect(() => resolveConfig({ storlet_store: 'swift' })).toThrow('config: storlet_store: must be "local" or an http(s) URL');
+    expect(() => resolveConfig({ cache_max_bytes: 'lots' })).toThrow('config: cache_max_bytes: must be a size');
+    expect(() => resolveConfig({ cache_ttl: -1 } as never)).toThrow(/config: cache_ttl:/);
   });
 });

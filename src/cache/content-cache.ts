@@ -98,9 +98,10 @@ export class ContentCache {
       }
       found.push([name, st]);
     }
-    // Recency is not kept on disk: the order files were put in stands in for it.
-    for (const [name, st] of found.sort((a, b) => a[1].mtimeMs - b[1].mtimeMs)) {
-      this.index.set(name, { size: st.size, lastUsed: st.mtimeMs, order: ++this.tick });
+    // Recency is not written to disk: the last access (relatime) or put time stands in for it.
+    const seen = (st: fs.Stats): number => Math.max(st.atimeMs, st.mtimeMs);
+    for (const [name, st] of found.sort((a, b) => seen(a[1]) - seen(b[1]))) {
+      this.index.set(name, { size: st.size, lastUsed: seen(st), order: ++this.tick });
       this.total += st.size;
     }
     this.opened = true;

@@ -5,12 +5,13 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT, SAMPLES_DIR } from '../../src/package-root.js';
 import { tempDir } from '../helpers/fs.js';
+import { startObjectServer } from '../helpers/object-server.js';
 
 const run = promisify(execFile);
 const BIN = path.join(PACKAGE_ROOT, 'bin', 'sandlet.js');
 
-async function sandlet(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = run(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+async function sandlet(args: string[], input?: string, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = run(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   if (input !== undefined) {
     child.child.stdin!.end(input);
   }
@@ -66,5 +67,58 @@ describe('sandlet CLI', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr.trim()).toMatch(re);
     }
+  });
+
+  it('deploys to an object store by URL with the token from the environment', async () => {
+    const server = await startObjectServer({ token: 's3cret' });
+    try {
+      const env = { SANDLET_STORE_TOKEN: 's3cret' };
+      const tool = path.join(dir, 'tool.sh');
+      fs.writeFileSync(tool, '#!/bin/sh\necho hi\n');
+      const d = await sandlet(['deploy', tool, '--store', server.url, '--dependency-file', '--dependency-version', '1.2', '--permissions', '0755'], undefined, env);
+      expect(d.stdout).toMatch(new RegExp(`^deployed dependency tool.sh \\(\\d+ bytes, sha256 [0-9a-f]{12}…\\) to the store ${server.url}\n$`));
+      const s = await sandlet(['deploy', path.join(SAMPLES_DIR, 'uppercase.mjs'), '--store', server.url, '--dependency', 'tool.sh', '--object-metadata', 'yes'], undefined, env);
+      expect(s.code).toBe(0);
+      expect(server.objects.get('/dependency/tool.sh')!.meta['x-object-meta-storlet-dependency-permissions']).toBe('0755');
+      expect(server.objects.get('/storlet/uppercase.mjs')!.meta).toMatchObject({ 'x-object-meta-storlet-dependency': 'tool.sh', 'x-object-meta-storlet-object-metadata': 'yes' });
+      const denied = await sandlet(['deploy', tool, '--store', server.url, '--dependency-file', '--dependency-version', '1']);
+      expect(denied.stderr.trim()).toMatch(/^sandlet: the store http:\/\/127\.0\.0\.1:\d+\/v1\/AUTH_test answered 401 Unauthorized to PUT dependency tool\.sh \(check the store token\)$/);
+      const bad = await sandlet(['deploy', tool, '--store', server.url, '--dependency-file', '--dependency-version', '1', '--permissions', '0444'], undefined, env);
+      expect(bad.stderr.trim()).toBe('sandlet: registration: dependency permissions: 0444 must keep read and write for the owner (0600)');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('cache ls, verify and prune', async () => {
+    const root = path.join(dir, 'cache-root');
+    await sandlet(['deploy', path.join(SAMPLES_DIR, 'identity.mjs'), '--root', root]);
+    await sandlet(['deploy', path.join(SAMPLES_DIR, 'uppercase.mjs'), '--root', root]);
+    for (const storlet of ['identity.mjs', 'uppercase.mjs']) {
+      const r = await sandlet(['invoke', '--backend', 'process', '--root', root, '--scope', 'c', '--storlet', storlet], 'x');
+      expect(r.code).toBe(0);
+    }
+    const ls = await sandlet(['cache', 'ls', '--root', root]);
+    const lines = ls.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^SHA256 +SIZE +LAST USED +LINKS +NAMES$/);
+    expect(lines.slice(1, 3).map((l) => l.split(/\s{2,}/).at(-1)).sort()).toEqual(['storlet:identity.mjs', 'storlet:uppercase.mjs']);
+    expect(lines[3]).toMatch(/^2 entries, .* of 1\.0 GiB in .*cache$/);
+    const json = JSON.parse((await sandlet(['cache', 'ls', '--root', root, '--json'])).stdout) as { entries: { sha256: string; links: number }[] };
+    expect(json.entries.map((e) => e.links)).toEqual([1, 1]);
+
+    expect((await sandlet(['cache', 'verify', '--root', root])).stdout).toBe('2 verified, 0 corrupt\n');
+    // Tamper with one entry: verify removes it and says so with a non-zero exit.
+    const victim = path.join(root, 'cache', 'objects', json.entries[0]!.sha256);
+    fs.chmodSync(victim, 0o644);
+    fs.appendFileSync(victim, '// extra');
+    const v = await sandlet(['cache', 'verify', '--root', root]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(new RegExp(`^corrupt  ${json.entries[0]!.sha256}  \\(now sha256 [0-9a-f]{64}; removed\\)\n1 verified, 1 corrupt\n$`));
+    expect(fs.existsSync(victim)).toBe(false);
+
+    // The remaining entry is linked into the scope's dir: in use, so prune --all keeps it.
+    expect((await sandlet(['cache', 'prune', '--all', '--root', root])).stdout).toMatch(/^evicted 0 entries \(0 B\); .* left/);
+    fs.rmSync(path.join(root, 'storlets'), { recursive: true });
+    expect((await sandlet(['cache', 'prune', '--all', '--root', root])).stdout).toMatch(/^evicted 1 entries \(\d+ B\); 0 B left/);
   });
 });
