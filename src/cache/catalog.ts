@@ -226,7 +226,7 @@ export class StorletCatalog {
       return true;
     } catch (err) {
       if (!isSandletError(err, 'EDIGEST') && !isSandletError(err, 'ECACHEMISS')) throw err;
-      if (isSandletError(err, 'EDIGEST')) queueMicrotask(() => this.opts.onRepaired?.(rec.sha256));
+      if (isSandletError(err, 'EDIGEST')) this.opts.onRepaired?.(rec.sha256);
       return false;
     }
   }

@@ -164,6 +164,9 @@ export class ContentCache {
         if (expected.size !== undefined && size > expected.size) {
           throw new SandletError('EDIGEST', `${what}: the store sent more than the ${expected.size} bytes it announced`);
         }
+        if (size > this.maxBytes) {
+          throw new SandletError('ECACHE', `${what} is larger than the whole cache (cache_max_bytes ${this.maxBytes}); nothing kept`);
+        }
         sha.update(chunk);
         md5?.update(chunk);
         await fh.write(chunk);

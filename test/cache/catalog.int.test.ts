@@ -135,7 +135,6 @@ describe('storlet catalog', () => {
     const r2 = await c.resolve('a.mjs');
     expect(r2.storlet.sha256).toBe(sha('trusted'));
     expect(fs.readFileSync(file, 'utf8')).toBe('trusted');
-    await new Promise((r) => queueMicrotask(() => r(undefined)));
     expect(repaired).toEqual([sha('trusted')]);
     expect(metrics.corruptions).toBe(1);
   });

@@ -65,6 +65,12 @@ describe('content cache', () => {
     expect(c.totalBytes).toBe(0);
   });
 
+  it('refuses content larger than the whole cache', async () => {
+    const c = cache(100);
+    await expect(c.put(body(Buffer.alloc(101)), {}, 'storlet big.mjs')).rejects.toThrow('storlet big.mjs is larger than the whole cache (cache_max_bytes 100); nothing kept');
+    expect(tmpFiles(c)).toEqual([]);
+  });
+
   it('keeps nothing when the source stream fails halfway', async () => {
     const c = cache();
     const failing = new Readable({
