@@ -14,6 +14,14 @@ export function parseSize(value: string): number {
   return Math.round(Number(m[1]) * 1024 ** power);
 }
 
+// Environment values are strings: "false" must not coerce to true.
+const flag = z.preprocess((v) => {
+  if (typeof v !== 'string') return v;
+  if (/^(true|yes|1|on)$/i.test(v.trim())) return true;
+  if (/^(false|no|0|off)$/i.test(v.trim())) return false;
+  return v;
+}, z.boolean({ message: 'must be true or false' }));
+
 // Option names follow Storlets' gateway settings where one exists, so operators recognise them.
 export const configSchema = z
   .object({
@@ -67,7 +75,18 @@ export const configSchema = z
     restart_linux_container_timeout: z.coerce.number().int().min(0).default(3),
     max_containers_per_node: z.coerce.number().int().min(1).default(20),
     idle_timeout: z.coerce.number().int().min(0).default(900),
-    stop_sandboxes_on_close: z.coerce.boolean().default(false),
+    stop_sandboxes_on_close: flag.default(false),
+
+    // `sandlet serve`.
+    listen_socket: z.string().optional(),
+    listen_socket_mode: z.string().regex(/^0?[0-7]{3}$/, 'must be an octal mode such as 0660').default('0660'),
+    listen_tcp: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 127.0.0.1:8080')
+      .optional(),
+    tokens_file: z.string().min(1).optional(),
+    trust_unix_peers: z.enum(['none', 'invoke', 'operate', 'admin']).default('none'),
+    drain_timeout_ms: z.coerce.number().int().min(0).default(30_000),
   })
   .strict();
 
@@ -78,6 +97,9 @@ export type SandletConfig = z.output<typeof configSchema> & {
   log_dir: string;
   store_dir: string;
   cache_dir: string;
+  /** Empty: no Unix socket. */
+  listen_socket: string;
+  tokens_file: string;
 };
 
 /** Validates a config object; unset directories derive from host_root. */
@@ -98,6 +120,8 @@ export function resolveConfig(input: SandletConfigInput = {}): SandletConfig {
     log_dir: path.resolve(c.log_dir ?? path.join(root, 'logs')),
     store_dir: path.resolve(c.store_dir ?? path.join(root, 'store')),
     cache_dir: path.resolve(c.cache_dir ?? path.join(root, 'cache')),
+    listen_socket: c.listen_socket === '' ? '' : path.resolve(c.listen_socket ?? path.join(root, 'sandlet.sock')),
+    tokens_file: path.resolve(c.tokens_file ?? path.join(root, 'tokens.json')),
   };
 }
 

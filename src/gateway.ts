@@ -173,6 +173,17 @@ export class Gateway {
     return [...this.sandboxes.values()];
   }
 
+  /** The scope's sandbox if this gateway has one (never creates it). */
+  findSandbox(scope: string): Sandbox | undefined {
+    return this.sandboxes.get(validateScopeName(scope));
+  }
+
+  /** Where a storlet's invocation log of a scope lives (whether or not it exists yet). */
+  logPath(scope: string, storlet: string): string {
+    const host = { pipesDir: this.config.pipes_dir, storletsDir: this.config.storlets_dir, logDir: this.config.log_dir };
+    return new ScopePaths(scope, host).hostLogPath(storlet);
+  }
+
   async invoke(req: InvokeRequest): Promise<InvokeResult> {
     if (this.closed) throw new SandletError('ECLOSED', 'gateway is closed');
     const storlet = validateStorletName(req.storlet);

@@ -58,6 +58,12 @@ describe('config', () => {
     }
   });
 
+  it('reads booleans from the environment as written', () => {
+    expect(resolveConfig({ stop_sandboxes_on_close: 'false' } as never).stop_sandboxes_on_close).toBe(false);
+    expect(resolveConfig({ stop_sandboxes_on_close: 'yes' } as never).stop_sandboxes_on_close).toBe(true);
+    expect(() => resolveConfig({ stop_sandboxes_on_close: 'maybe' } as never)).toThrow('config: stop_sandboxes_on_close: must be true or false');
+  });
+
   it('checks the store and cache options', () => {
     const c = resolveConfig({ host_root: '/r' });
     expect([c.storlet_store, c.cache_dir, c.cache_max_bytes, c.cache_ttl]).toEqual(['local', '/r/cache', '1g', 10]);

@@ -3,9 +3,13 @@ import { oneLine } from '../errors.js';
 import { AGENT_VERSION } from '../version.js';
 import { registerDemo } from './demo.js';
 import { registerCache } from './cache.js';
+import { ServerCommandError } from './server-client.js';
 import { registerDeploy } from './deploy.js';
 import { registerInvoke } from './invoke.js';
 import { registerImage } from './image.js';
+import { registerOperator } from './operator.js';
+import { registerServe } from './serve.js';
+import { registerToken } from './token.js';
 
 export function buildProgram(): Command {
   const program = new Command('sandlet')
@@ -18,6 +22,9 @@ export function buildProgram(): Command {
   registerDeploy(program);
   registerImage(program);
   registerCache(program);
+  registerServe(program);
+  registerToken(program);
+  registerOperator(program);
   program
     .command('agent')
     .description('run the in-sandbox agent (what sandboxes start; not for everyday use)')
@@ -37,6 +44,11 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (err) {
+    if (err instanceof ServerCommandError) {
+      process.stderr.write(`sandlet: ${oneLine(err)}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode;
       return; // commander already printed its one line

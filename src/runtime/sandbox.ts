@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
+import { Availability } from './availability.js';
 import { SandletError, oneLine } from '../errors.js';
 import { SBusClient } from '../sbus/client.js';
 import type { Codec } from '../sbus/protocol.js';
@@ -53,9 +54,13 @@ export interface DaemonSpec {
   contents?: string[];
 }
 
+/** Why a sandbox started, as a metrics label: the free-text reason says more. */
+export type RestartKind = 'start' | 'crash' | 'adopted' | 'operator' | 'image-changed' | 'daemon-stop-failed';
+
 export interface RestartRecord {
   at: Date;
   reason: string;
+  kind?: RestartKind;
 }
 
 export class Sandbox {
@@ -74,7 +79,11 @@ export class Sandbox {
   agentVersion: unknown;
   startedAt: Date | undefined;
   inFlight = 0;
+  /** The last 100 starts, with their reasons. */
   readonly restarts: RestartRecord[] = [];
+  /** Starts by kind since the gateway began (not capped like `restarts`). */
+  readonly restartCounts = new Map<RestartKind, number>();
+  readonly availability = new Availability();
   /** Crashes in a row (deaths within the flap window of a start); 0 once a sandbox stays up. */
   crashes = 0;
   backoffUntil = 0;
@@ -85,7 +94,7 @@ export class Sandbox {
   /** Why the sandbox was last stopped (idle, evicted, asked to), if it was. */
   lastStop: RestartRecord | undefined;
   /** Set when the image the sandbox runs changed: it restarts at its next idle moment. */
-  private staleReason: string | undefined;
+  private staleReason: { reason: string; kind: RestartKind } | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: SandboxOptions) {
@@ -144,7 +153,8 @@ export class Sandbox {
       this.watchExit(handle);
       this.startedAt = new Date();
       this._state = 'running';
-      this.restarts.push({ at: new Date(), reason: 'adopted after a gateway restart' });
+      this.record('adopted after a gateway restart', 'adopted');
+      this.availability.up(Date.now());
       this.log.info({ id: handle.id }, 'adopted running sandbox');
       return true;
     });
@@ -160,7 +170,8 @@ export class Sandbox {
         `scope ${this.scope} is backing off after ${this.crashes} crash${this.crashes === 1 ? '' : 'es'}; next try in ${Math.ceil(wait / 1000)} s${this.lastExit ? ` (last: ${this.lastExit})` : ''}`,
       );
     }
-    await this.doRestart(this._state === 'stopped' ? 'first use' : `sandbox died${this.lastExit ? `: ${this.lastExit}` : ''}`);
+    if (this._state === 'stopped') await this.doRestart('first use', 'start');
+    else await this.doRestart(`sandbox died${this.lastExit ? `: ${this.lastExit}` : ''}`, 'crash');
   }
 
   private noteCrash(reason: string): void {
@@ -177,6 +188,7 @@ export class Sandbox {
     });
     void handle.exited.then((exit) => {
       if (this.handle !== handle) return;
+      this.availability.failed(Date.now());
       this.daemons.clear();
       this.lastExit = exit.reason;
       const upMs = Date.now() - (this.startedAt?.getTime() ?? 0);
@@ -186,8 +198,9 @@ export class Sandbox {
     });
   }
 
+  /** Restarts now (an operator's request); the reason is recorded. */
   restart(reason: string): Promise<void> {
-    return this.lifecycle.add(() => this.doRestart(reason));
+    return this.lifecycle.add(() => this.doRestart(reason, 'operator'));
   }
 
   /** Makes sure the storlet's daemon runs at `spec.version`; cheap when it does. */
@@ -235,11 +248,11 @@ export class Sandbox {
 
   private onIdle(): void {
     if (this.staleReason) {
-      const reason = this.staleReason;
+      const { reason, kind } = this.staleReason;
       this.staleReason = undefined;
       void this.lifecycle
         .add(async () => {
-          if (this.inFlight === 0 && this.state === 'running') await this.doRestart(reason);
+          if (this.inFlight === 0 && this.state === 'running') await this.doRestart(reason, kind);
         })
         .catch((err) => this.log.warn({ err: oneLine(err) }, 'restart at idle failed'));
       return;
@@ -259,10 +272,10 @@ export class Sandbox {
     this.idleTimer.unref();
   }
 
-  /** The image changed under the sandbox: restart now if idle, else at its next idle moment. */
-  markStale(reason: string): void {
+  /** Restart now if idle, else at the next idle moment (an image changed, or an operator asked). */
+  markStale(reason: string, kind: RestartKind = 'image-changed'): void {
     if (this.state !== 'running') return;
-    this.staleReason = reason;
+    this.staleReason = { reason, kind };
     if (this.inFlight === 0) this.onIdle();
   }
 
@@ -332,11 +345,16 @@ export class Sandbox {
     }
   }
 
-  private async doRestart(reason: string): Promise<void> {
+  private record(reason: string, kind: RestartKind): void {
+    this.restarts.push({ at: new Date(), reason, kind });
+    if (this.restarts.length > 100) this.restarts.shift();
+    this.restartCounts.set(kind, (this.restartCounts.get(kind) ?? 0) + 1);
+  }
+
+  private async doRestart(reason: string, kind: RestartKind): Promise<void> {
     await this.doStop();
     this._state = 'starting';
-    this.restarts.push({ at: new Date(), reason });
-    if (this.restarts.length > 100) this.restarts.shift();
+    this.record(reason, kind);
     this.log.info({ reason }, 'starting sandbox');
     fs.mkdirSync(this.paths.hostPipeDir, { recursive: true, mode: 0o770 });
     fs.mkdirSync(this.paths.hostStorletsDir, { recursive: true });
@@ -366,6 +384,7 @@ export class Sandbox {
     this.startedAt = new Date();
     this.watchExit(handle);
     this._state = 'running';
+    this.availability.up(Date.now());
   }
 
   /**
@@ -425,7 +444,7 @@ export class Sandbox {
       if (!stopped.status) {
         // A daemon that will not stop must not keep running old code: restart the whole sandbox.
         this.log.warn({ storlet: spec.name, message: stopped.message }, 'STOP_DAEMON failed; restarting the sandbox');
-        await this.doRestart(`STOP_DAEMON of ${spec.name} failed: ${stopped.message}`);
+        await this.doRestart(`STOP_DAEMON of ${spec.name} failed: ${stopped.message}`, 'daemon-stop-failed');
         break;
       }
     }

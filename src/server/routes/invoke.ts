@@ -1,0 +1,163 @@
+// POST /v1/invoke/{scope}/{storlet}: the request body is the object, the response body the output.
+import fs from 'node:fs';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SandletError } from '../../errors.js';
+import type { ExtraInput, InvocationInput } from '../../invocation/invocation.js';
+import { validateScopeName, validateStorletName } from '../../names.js';
+import type { ServerContext } from '../context.js';
+import { RequestError, toHttpError } from '../http-errors.js';
+import type { Outcome } from '../metrics.js';
+import { boundaryOf, metaFromHeaders, spoolDir, spoolMultipart } from '../multipart.js';
+
+const PARAM_PREFIX = 'x-storlet-parameter-';
+/** Multipart bodies are spooled to disk: bounded. A single-part body streams and is not. */
+const MAX_MULTIPART_BYTES = 8 * 1024 ** 3;
+
+function outcomeOf(status: number): Outcome {
+  if (status === 404) return 'not_found';
+  if (status === 502) return 'storlet_error';
+  if (status === 503) return 'unavailable';
+  if (status === 504) return 'timeout';
+  if (status >= 400 && status < 500) return 'client_error';
+  return 'error';
+}
+
+/** Counts bytes as they pass, without copying them. */
+function counter(): Transform & { bytes: number } {
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      t.bytes += chunk.length;
+      cb(null, chunk);
+    },
+  }) as Transform & { bytes: number };
+  t.bytes = 0;
+  return t;
+}
+
+export function parseRange(value: string): { start: number; end: number } {
+  const m = /^bytes=(\d{1,15})-(\d{1,15})$/.exec(value.trim());
+  if (!m || Number(m[2]) < Number(m[1])) {
+    throw new RequestError(400, 'EBADNAME', `X-Storlet-Range must be bytes=START-END with START <= END, not ${JSON.stringify(value.slice(0, 80))}`);
+  }
+  return { start: Number(m[1]), end: Number(m[2]) };
+}
+
+function paramsOf(req: FastifyRequest): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.query as Record<string, unknown>)) {
+    if (typeof v !== 'string') throw new RequestError(400, 'EBADNAME', `query parameter ${k} is given more than once`);
+    params[k] = v;
+  }
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (!k.startsWith(PARAM_PREFIX)) continue;
+    if (typeof v !== 'string') throw new RequestError(400, 'EBADNAME', `header ${k} is given more than once`);
+    const name = k.slice(PARAM_PREFIX.length);
+    if (!name) throw new RequestError(400, 'EBADNAME', `${PARAM_PREFIX}<name> needs a name`);
+    params[name] = v;
+  }
+  return params;
+}
+
+/** Output metadata as response headers; a storlet cannot smuggle header syntax through it. */
+function metadataHeaders(metadata: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = { 'content-type': 'application/octet-stream' };
+  for (const [k, v] of Object.entries(metadata)) {
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(k)) throw new SandletError('ESTORLET', `the storlet's output metadata key ${JSON.stringify(k.slice(0, 80))} cannot be an HTTP header`);
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(v)) throw new SandletError('ESTORLET', `the storlet's output metadata ${k} holds control characters`);
+    out[`x-object-meta-${k}`] = Buffer.from(v, 'utf8').toString('latin1'); // UTF-8 on the wire, as Swift sends it
+  }
+  return out;
+}
+
+/**
+ * The request body through a byte counter. An aborted upload errors the counter (the storlet must
+ * not see a short object as whole); a storlet that stops reading does not break the connection.
+ */
+function requestBody(req: FastifyRequest, count: Transform): Readable {
+  const raw = req.raw;
+  raw.on('error', (err) => count.destroy(err));
+  raw.on('close', () => {
+    if (!raw.complete) count.destroy(new Error('the client aborted the upload'));
+  });
+  return raw.pipe(count);
+}
+
+export function registerInvoke(app: FastifyInstance, ctx: ServerContext): void {
+  app.post<{ Params: { scope: string; storlet: string } }>('/v1/invoke/:scope/:storlet', { config: { action: 'invoke' } }, async (req, reply) => {
+    const started = performance.now();
+    const fds: number[] = [];
+    let scope = '-';
+    let storlet = '-';
+    const bytesIn = counter();
+    let bytesOut = 0;
+    ctx.metrics.started();
+    ctx.inflight.enter();
+    let outcome: Outcome = 'error';
+    try {
+      scope = validateScopeName(req.params.scope);
+      storlet = validateStorletName(req.params.storlet);
+      const params = paramsOf(req);
+      const rangeHeader = req.headers['x-storlet-range'];
+      const range = typeof rangeHeader === 'string' ? parseRange(rangeHeader) : undefined;
+      const headerMeta = metaFromHeaders(Object.entries(req.headers).filter((e): e is [string, string] => typeof e[1] === 'string'));
+      const boundary = boundaryOf(req.headers['content-type'] ?? '');
+      let input: InvocationInput;
+      let inputMetadata = headerMeta;
+      const extraInputs: ExtraInput[] = [];
+      if (boundary) {
+        const parts = await spoolMultipart(requestBody(req, bytesIn), boundary, spoolDir(ctx.config.host_root), MAX_MULTIPART_BYTES);
+        fds.push(...parts.map((p) => p.fd));
+        input = { fd: parts[0]!.fd };
+        inputMetadata = { ...headerMeta, ...parts[0]!.metadata };
+        for (const p of parts.slice(1)) extraInputs.push({ input: { fd: p.fd }, metadata: p.metadata });
+      } else {
+        input = requestBody(req, bytesIn);
+      }
+      const result = await ctx.gateway.invoke({ scope, storlet, params, input, inputMetadata, extraInputs, range });
+      let headers: Record<string, string>;
+      try {
+        headers = metadataHeaders(result.metadata);
+      } catch (err) {
+        result.body.destroy();
+        throw err;
+      }
+      outcome = await stream(reply, headers, result.body, (n) => (bytesOut = n));
+    } catch (err) {
+      const e = toHttpError(err);
+      outcome = outcomeOf(e.status);
+      if (e.status >= 500) ctx.logger.warn({ scope, storlet, status: e.status, err: e.body.error }, 'invocation failed');
+      if (!reply.sent) {
+        if (e.retryAfter !== undefined) void reply.header('retry-after', String(e.retryAfter));
+        return reply.code(e.status).send(e.body);
+      }
+    } finally {
+      for (const fd of fds) fs.close(fd, () => {});
+      ctx.metrics.finished(scope, storlet, outcome, (performance.now() - started) / 1000, bytesIn.bytes, bytesOut);
+      ctx.inflight.leave();
+    }
+    return reply;
+  });
+}
+
+/**
+ * Streams the output with backpressure. A failure after the headers went out destroys the
+ * connection: the client sees a broken response, never a clean short object.
+ */
+async function stream(reply: FastifyReply, headers: Record<string, string>, body: Readable, onBytes: (n: number) => void): Promise<Outcome> {
+  reply.hijack();
+  const res = reply.raw;
+  const count = counter();
+  res.writeHead(200, headers);
+  try {
+    await pipeline(body, count, res);
+    return 'ok';
+  } catch {
+    res.destroy();
+    return res.writableFinished ? 'ok' : body.errored ? 'failed_midstream' : 'aborted';
+  } finally {
+    onBytes(count.bytes);
+  }
+}
