@@ -8,15 +8,14 @@ import { HttpStore } from '../../src/cache/http-store.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
 import { requireDocker, runId, skipDocker } from '../helpers/docker.js';
-import { FIXTURES } from '../helpers/gateway.js';
+import { FIXTURES, versionedStorlet } from '../helpers/gateway.js';
 import { collect } from '../helpers/streams.js';
 import { startObjectServer, type ObjectServer } from '../helpers/object-server.js';
 
 const text = async (body: NodeJS.ReadableStream): Promise<string> => (await collect(body)).toString();
 const storlet = (name: string, extra: { dependencies?: string[] } = {}) =>
   ({ kind: 'storlet', name, language: 'js', interfaceVersion: '1.0', objectMetadata: 'no', main: name, ...extra }) as const;
-const versioned = (tag: string, pad = 0): Buffer =>
-  Buffer.from(`// ${'x'.repeat(pad)}\nexport async function invoke({ inputs, output }) { inputs[0].stream.resume(); output.setMetadata({}); output.stream.end(${JSON.stringify(tag)}); }\n`);
+const versioned = versionedStorlet;
 
 for (const backend of ['process', 'docker'] as const) {
   describe.skipIf(backend === 'docker' && skipDocker)(`storlet store and cache on the ${backend} backend`, () => {

@@ -44,3 +44,10 @@ export function localStore(gateway: Gateway): LocalStore {
   if (!(gateway.store instanceof LocalStore)) throw new Error('this test needs the local store');
   return gateway.store;
 }
+
+/** A storlet whose output is `tag` (padded with a comment to `pad` extra bytes). */
+export function versionedStorlet(tag: string, pad = 0): Buffer {
+  return Buffer.from(
+    `// ${'x'.repeat(pad)}\nexport async function invoke({ inputs, output }) { inputs[0].stream.resume(); output.setMetadata({}); output.stream.end(${JSON.stringify(tag)}); }\n`,
+  );
+}

@@ -1,0 +1,59 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TokenVerifier, createToken } from '../../src/server/tokens.js';
+import { tempDir } from '../helpers/fs.js';
+
+let dir: string;
+let cleanup: () => void;
+let file: string;
+beforeEach(() => {
+  ({ dir, cleanup } = tempDir());
+  file = path.join(dir, 'tokens.json');
+});
+afterEach(() => cleanup());
+
+describe('tokens', () => {
+  it('stores only a scrypt hash, in a 0600 file, and verifies the token it printed', async () => {
+    const { token, entry } = await createToken(file, 'invoke', ['a', 'b'], 'proxy-1');
+    expect(token).toMatch(/^sl_[a-z0-9]{12}\.[A-Za-z0-9_-]{43}$/);
+    const text = fs.readFileSync(file, 'utf8');
+    expect(text).not.toContain(token.split('.')[1]);
+    expect(text).toContain('"hash": "scrypt$16384$8$1$');
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    const v = new TokenVerifier(file);
+    expect(await v.verify(token)).toEqual({ id: entry.id, role: 'invoke', scopes: ['a', 'b'] });
+    expect(await v.verify(token)).toEqual({ id: entry.id, role: 'invoke', scopes: ['a', 'b'] }); // remembered
+  });
+
+  it('refuses wrong, malformed and unknown tokens', async () => {
+    const { token } = await createToken(file, 'admin');
+    const v = new TokenVerifier(file);
+    const [head, secret] = token.split('.');
+    expect(await v.verify(`${head}.${secret!.slice(0, -1)}${secret!.endsWith('A') ? 'B' : 'A'}`)).toBeUndefined();
+    expect(await v.verify('sl_unknown00000.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx')).toBeUndefined();
+    expect(await v.verify('garbage')).toBeUndefined();
+    expect(await v.verify('')).toBeUndefined();
+  });
+
+  it('sees tokens added or revoked in the file without a restart', async () => {
+    const a = await createToken(file, 'operate');
+    const v = new TokenVerifier(file);
+    expect(await v.verify(a.token)).toBeDefined();
+    const b = await createToken(file, 'admin');
+    expect((await v.verify(b.token))?.role).toBe('admin');
+    // Revoke a: rewrite the file without it.
+    const kept = JSON.parse(fs.readFileSync(file, 'utf8')).tokens.filter((t: { id: string }) => t.id !== a.entry.id);
+    fs.writeFileSync(file, JSON.stringify({ tokens: kept, revoked: 1 }));
+    expect(await v.verify(a.token)).toBeUndefined();
+    expect(await v.verify(b.token)).toBeDefined();
+  });
+
+  it('names what is wrong', async () => {
+    await expect(createToken(file, 'root')).rejects.toThrow('role "root" is not one of invoke, operate, admin');
+    await expect(createToken(file, 'admin', ['a'])).rejects.toThrow('--scopes limits invoke tokens; a admin token covers every scope');
+    await expect(createToken(file, 'invoke', ['../x'])).rejects.toThrow(/scope name "..\/x" may only hold/);
+    fs.writeFileSync(file, '{nope');
+    expect(() => new TokenVerifier(file)).toThrow(`tokens file ${file} is not valid JSON`);
+  });
+});
