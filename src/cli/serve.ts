@@ -22,7 +22,7 @@ export function registerServe(program: Command): void {
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         process.stderr.write(`sandlet: ${signal}: draining (up to ${config.drain_timeout_ms} ms)\n`);
-        void server.close({ stopSandboxes: flags.stopSandboxes ?? config.stop_sandboxes_on_close }).then(({ drained }) => {
+        void server.close({ stopSandboxes: flags.stopSandboxes }).then(({ drained }) => {
           process.stderr.write(`sandlet: stopped${drained ? '' : ' (drain deadline passed)'}\n`);
           resolve();
         });

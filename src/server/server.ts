@@ -129,7 +129,8 @@ export async function startServer(opts: ServerOptions): Promise<SandletServer> {
         for (const s of servers) s.closeAllConnections();
         await app.close();
         if (socketPath) fs.rmSync(socketPath, { force: true });
-        await gateway.close({ stopSandboxes: o.stopSandboxes ?? false });
+        // Unset: the gateway's rule (process sandboxes always stop; Docker ones per stop_sandboxes_on_close).
+        await gateway.close({ stopSandboxes: o.stopSandboxes });
         logger.info({ drained }, 'sandlet serve stopped');
         return { drained };
       })()),

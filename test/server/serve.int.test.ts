@@ -1,0 +1,210 @@
+// `sandlet serve` as a real process: memory under load, SIGTERM drain, the operator CLI.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalStore } from '../../src/cache/local-store.js';
+import { PACKAGE_ROOT, SAMPLES_DIR } from '../../src/package-root.js';
+import { createToken } from '../../src/server/tokens.js';
+import { tempDir } from '../helpers/fs.js';
+import { patternStream } from '../helpers/streams.js';
+
+const BIN = path.join(PACKAGE_ROOT, 'bin', 'sandlet.js');
+const run = promisify(execFile);
+
+interface Served {
+  child: ChildProcess;
+  socket: string;
+  port: number;
+  exited: Promise<number | null>;
+  /** Resolves when the server's stderr matches. */
+  said: (re: RegExp) => Promise<void>;
+}
+
+let root: string;
+let cleanup: () => void;
+let tokens: { operate: string; invoke: string };
+
+/** Starts `sandlet serve` and resolves once it says where it listens. */
+async function serve(name: string): Promise<Served> {
+  const socket = path.join(root, `${name}.sock`);
+  const child = spawn(process.execPath, [BIN, 'serve', '--root', root, '--backend', 'process', '--listen-socket', socket, '--listen-tcp', '127.0.0.1:0', '--log-level', 'warn'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const said = (re: RegExp): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!re.test(err)) return;
+        child.stderr!.off('data', check);
+        resolve();
+      };
+      child.stderr!.on('data', check);
+      void exited.then(() => reject(new Error(`serve exited before saying ${re}: ${err}`)));
+      check();
+    });
+  await said(/serving on .*http:\/\/127\.0\.0\.1:\d+/);
+  const port = Number(/http:\/\/127\.0\.0\.1:(\d+)/.exec(err)![1]);
+  return { child, socket, port, exited, said };
+}
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) * 1024;
+}
+
+function post(s: Served, urlPath: string, body: Readable | string, onResponse?: (res: http.IncomingMessage) => void): Promise<{ status: number; sha256: string; bytes: number; peakRss: number }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: s.socket, method: 'POST', path: urlPath, headers: { authorization: `Bearer ${tokens.invoke}` } }, (res) => {
+      onResponse?.(res);
+      const h = createHash('sha256');
+      let bytes = 0;
+      let peakRss = 0;
+      let nextSample = 0;
+      res.on('data', (c: Buffer) => {
+        h.update(c);
+        bytes += c.length;
+        // Sample the server's RSS as data flows (every 16 MiB): event-driven, no timers.
+        if (bytes >= nextSample) {
+          peakRss = Math.max(peakRss, rssBytes(s.child.pid!));
+          nextSample += 16 * 1024 * 1024;
+        }
+      });
+      res.on('end', () => resolve({ status: res.statusCode!, sha256: h.digest('hex'), bytes, peakRss }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (typeof body === 'string') req.end(body);
+    else body.pipe(req);
+  });
+}
+
+beforeAll(async () => {
+  ({ dir: root, cleanup } = tempDir());
+  const store = new LocalStore(path.join(root, 'store'));
+  for (const name of ['identity.mjs', 'uppercase.mjs']) {
+    store.deployStorlet(fs.readFileSync(path.join(SAMPLES_DIR, name)), { name, language: 'js', main: name, interfaceVersion: '1.0', objectMetadata: 'no' });
+  }
+  const file = path.join(root, 'tokens.json');
+  tokens = { operate: (await createToken(file, 'operate')).token, invoke: (await createToken(file, 'invoke')).token };
+});
+afterAll(() => cleanup());
+
+describe('sandlet serve (a real process)', () => {
+  let s: Served;
+  beforeAll(async () => {
+    s = await serve('main');
+  });
+  afterAll(async () => {
+    s.child.kill('SIGTERM');
+    await s.exited;
+  });
+
+  it('streams 1 GiB through HTTP with server RSS growing by less than 50 MB', async () => {
+    await post(s, '/v1/invoke/big/identity.mjs', patternStream(8 * 1024 * 1024)); // warm: sandbox, daemon, buffers
+    const before = rssBytes(s.child.pid!);
+    const total = 1024 ** 3;
+    const expected = createHash('sha256');
+    const source = patternStream(total).on('data', (c: Buffer) => expected.update(c));
+    const r = await post(s, '/v1/invoke/big/identity.mjs', source);
+    expect(r.status).toBe(200);
+    expect(r.bytes).toBe(total);
+    expect(r.sha256).toBe(expected.digest('hex'));
+    expect(Math.max(r.peakRss, rssBytes(s.child.pid!)) - before).toBeLessThan(50 * 1024 * 1024);
+  });
+
+  it('a slow reader does not grow the server\'s memory: backpressure reaches the storlet', async () => {
+    await post(s, '/v1/invoke/slow/identity.mjs', 'warm');
+    const before = rssBytes(s.child.pid!);
+    const total = 256 * 1024 * 1024;
+    let peak = 0;
+    const r = await post(s, '/v1/invoke/slow/identity.mjs', patternStream(total), (res) => {
+      // Read in small bites, yielding to the event loop between them: far slower than the producer.
+      res.pause();
+      const bite = (): void => {
+        let chunk: Buffer | null;
+        let n = 0;
+        while (n < 256 * 1024 && (chunk = res.read() as Buffer | null)) n += chunk.length;
+        peak = Math.max(peak, rssBytes(s.child.pid!));
+        if (!res.readableEnded) setImmediate(bite);
+      };
+      res.once('readable', bite);
+    });
+    expect(r.bytes).toBe(total);
+    expect(peak - before).toBeLessThan(50 * 1024 * 1024);
+  });
+
+  it('the operator CLI drives it, with exit codes scripts can rely on', async () => {
+    await post(s, '/v1/invoke/cli/uppercase.mjs', 'x');
+    const cli = async (args: string[], token = tokens.operate) => {
+      try {
+        const r = await run(process.execPath, [BIN, ...args, '--server', `unix:${s.socket}`], { env: { ...process.env, SANDLET_TOKEN: token } });
+        return { code: 0, stdout: r.stdout, stderr: r.stderr };
+      } catch (err) {
+        const e = err as { code: number; stdout: string; stderr: string };
+        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+      }
+    };
+    const ls = await cli(['scopes', 'ls']);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/^SCOPE +STATE +UPTIME +IN-FLIGHT +DAEMONS +RESTARTS\n/);
+    expect(ls.stdout).toMatch(/\ncli +running +\d+s +0 +1 +start:1\n/);
+
+    const restart = await cli(['scopes', 'restart', 'cli', '--reason', 'new certs']);
+    expect([restart.code, restart.stdout]).toEqual([0, 'cli: restarted (running)\n']);
+    const status = JSON.parse((await cli(['scopes', 'status', 'cli', '--json'])).stdout) as { restarts: Record<string, number>; recentRestarts: { reason: string }[] };
+    expect(status.restarts).toEqual({ start: 1, operator: 1 });
+    expect(status.recentRestarts.at(-1)!.reason).toMatch(/^operator restart by token [a-z0-9]{12}: new certs$/);
+    expect((await cli(['scopes', 'status', 'cli'])).stdout).toMatch(/^scope +cli\nstate +running\n/);
+    expect((await cli(['scopes', 'restart', '--all', '--when-idle'])).stdout).toContain('cli: restart at its next idle moment');
+
+    await post(s, '/v1/invoke/cli/uppercase.mjs', 'x');
+    expect((await cli(['daemons', 'stop', 'cli', 'uppercase.mjs'])).stdout).toBe('cli: stopped the daemon of uppercase.mjs\n');
+    const logs = await cli(['logs', 'cli', 'uppercase.mjs', '-n', '1']);
+    expect(logs.code).toBe(0);
+    expect(logs.stdout.trim().split('\n')).toHaveLength(1);
+
+    const missing = await cli(['scopes', 'status', 'nowhere']);
+    expect([missing.code, missing.stderr]).toEqual([3, 'sandlet: 404: scope nowhere has no sandbox on this node\n']);
+    const denied = await cli(['scopes', 'restart', 'cli'], tokens.invoke);
+    expect([denied.code, denied.stderr]).toEqual([4, 'sandlet: 403: a invoke token may not operate sandboxes\n']);
+    const unauth = await cli(['scopes', 'ls'], 'sl_000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+    expect(unauth.code).toBe(4);
+    const usage = await cli(['scopes', 'restart']);
+    expect([usage.code, usage.stderr]).toEqual([2, 'sandlet: name a scope or pass --all (not both)\n']);
+    const down = await run(process.execPath, [BIN, 'scopes', 'ls', '--server', `unix:${path.join(root, 'nobody.sock')}`]).catch((e: { code: number; stderr: string }) => e);
+    expect([down.code, down.stderr]).toEqual([5, `sandlet: cannot reach the server at unix:${path.join(root, 'nobody.sock')}: ENOENT\n`]);
+  });
+});
+
+describe('SIGTERM', () => {
+  it('drains: stops accepting, finishes the invocation in flight, then exits 0', async () => {
+    const s = await serve('drain');
+    const input = new Readable({ read() {} });
+    input.push('first half, ');
+    let gotHeaders!: () => void;
+    const headersIn = new Promise<void>((r) => (gotHeaders = r));
+    const pending = post(s, '/v1/invoke/drain/identity.mjs', input, () => gotHeaders());
+    await headersIn;
+    s.child.kill('SIGTERM');
+    // Once it says so, the listener is closed: new connections are refused while the old one streams on.
+    await s.said(/SIGTERM: draining/);
+    const refused = await new Promise<string>((resolve) => {
+      http.get({ socketPath: s.socket, path: '/healthz' }, () => resolve('answered')).on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    });
+    expect(['ECONNREFUSED', 'ENOENT']).toContain(refused);
+    input.push('second half');
+    input.push(null);
+    const r = await pending;
+    expect(r.status).toBe(200);
+    expect(r.bytes).toBe('first half, second half'.length);
+    expect(await s.exited).toBe(0);
+    expect(fs.existsSync(s.socket)).toBe(false);
+  });
+});
