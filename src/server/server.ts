@@ -60,7 +60,8 @@ export async function startServer(opts: ServerOptions): Promise<SandletServer> {
   });
   const metrics = new ServerMetrics(gateway);
   const ctx: ServerContext = { gateway, config, metrics, logger, inflight: new InflightCounter() };
-  const auth = new Authorizer({ tokens: new TokenVerifier(config.tokens_file), trustUnixPeers: config.trust_unix_peers });
+  const tokens = new TokenVerifier(config.tokens_file);
+  const auth = new Authorizer({ tokens, trustUnixPeers: config.trust_unix_peers });
 
   // Bodies are streams the routes read themselves (the object may be any size).
   app.removeAllContentTypeParsers();
@@ -128,6 +129,7 @@ export async function startServer(opts: ServerOptions): Promise<SandletServer> {
         if (!drained) logger.warn({ inFlight: ctx.inflight.count }, 'drain deadline passed; closing the remaining connections');
         for (const s of servers) s.closeAllConnections();
         await app.close();
+        tokens.close();
         if (socketPath) fs.rmSync(socketPath, { force: true });
         // Unset: the gateway's rule (process sandboxes always stop; Docker ones per stop_sandboxes_on_close).
         await gateway.close({ stopSandboxes: o.stopSandboxes });

@@ -96,17 +96,41 @@ export class TokenVerifier {
   private entries = new Map<string, TokenEntry>();
   private stamp = '';
   private readonly verified = new Map<string, Principal>();
+  /** Set by a watch on the file's dir: the file is read again only after it changed. */
+  private dirty = true;
+  private watcher: fs.FSWatcher | undefined;
 
   constructor(file: string) {
     this.file = file;
     this.reload();
+    try {
+      const base = file.slice(file.lastIndexOf('/') + 1);
+      this.watcher = fs.watch(file.slice(0, file.lastIndexOf('/')) || '/', (_event, name) => {
+        if (!name || name === base || name.startsWith('.tmp-')) this.dirty = true;
+      });
+      this.watcher.unref();
+      this.watcher.on('error', () => (this.watcher = undefined));
+    } catch {
+      this.watcher = undefined; // no dir to watch yet: stat on every check instead
+    }
+  }
+
+  close(): void {
+    this.watcher?.close();
   }
 
   get size(): number {
     return this.entries.size;
   }
 
+  private checkedAt = 0;
+
   private reload(): void {
+    // The watch makes changes visible at once; a stat a second covers a watch that missed one.
+    const now = Date.now();
+    if (!this.dirty && this.watcher && now - this.checkedAt < 1000) return;
+    this.dirty = false;
+    this.checkedAt = now;
     let stamp = 'absent';
     try {
       const st = fs.statSync(this.file);

@@ -12,6 +12,7 @@ import { PACKAGE_ROOT, SAMPLES_DIR } from '../../src/package-root.js';
 import { createToken } from '../../src/server/tokens.js';
 import { tempDir } from '../helpers/fs.js';
 import { patternStream } from '../helpers/streams.js';
+import { docker, requireDocker, runId, skipDocker } from '../helpers/docker.js';
 
 const BIN = path.join(PACKAGE_ROOT, 'bin', 'sandlet.js');
 const run = promisify(execFile);
@@ -30,11 +31,10 @@ let cleanup: () => void;
 let tokens: { operate: string; invoke: string };
 
 /** Starts `sandlet serve` and resolves once it says where it listens. */
-async function serve(name: string): Promise<Served> {
+async function serve(name: string, opts: { backend?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<Served> {
   const socket = path.join(root, `${name}.sock`);
-  const child = spawn(process.execPath, [BIN, 'serve', '--root', root, '--backend', 'process', '--listen-socket', socket, '--listen-tcp', '127.0.0.1:0', '--log-level', 'warn'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const args = ['serve', '--root', root, '--backend', opts.backend ?? 'process', '--listen-socket', socket, '--listen-tcp', '127.0.0.1:0', '--log-level', 'warn', ...(opts.args ?? [])];
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   let err = '';
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
@@ -178,7 +178,7 @@ describe('sandlet serve (a real process)', () => {
     expect(unauth.code).toBe(4);
     const usage = await cli(['scopes', 'restart']);
     expect([usage.code, usage.stderr]).toEqual([2, 'sandlet: name a scope or pass --all (not both)\n']);
-    const down = await run(process.execPath, [BIN, 'scopes', 'ls', '--server', `unix:${path.join(root, 'nobody.sock')}`]).catch((e: { code: number; stderr: string }) => e);
+    const down = (await run(process.execPath, [BIN, 'scopes', 'ls', '--server', `unix:${path.join(root, 'nobody.sock')}`]).catch((e: { code: number; stderr: string }) => e)) as { code?: number; stderr: string };
     expect([down.code, down.stderr]).toEqual([5, `sandlet: cannot reach the server at unix:${path.join(root, 'nobody.sock')}: ENOENT\n`]);
   });
 });
@@ -206,5 +206,31 @@ describe('SIGTERM', () => {
     expect(r.bytes).toBe('first half, second half'.length);
     expect(await s.exited).toBe(0);
     expect(fs.existsSync(s.socket)).toBe(false);
+  });
+});
+
+describe.skipIf(skipDocker)('SIGTERM with Docker sandboxes', () => {
+  it('leaves them running for the next server to adopt, unless --stop-sandboxes', async () => {
+    requireDocker();
+    const prefix = `sltest-${runId()}-`;
+    const env = { SANDLET_CONTAINER_PREFIX: prefix };
+    const container = async () => (await docker.listContainers({ filters: JSON.stringify({ name: [`${prefix}kept`] }) }))[0];
+    try {
+      const first = await serve('docker1', { backend: 'docker', env });
+      expect((await post(first, '/v1/invoke/kept/identity.mjs', 'one')).status).toBe(200);
+      const id = (await container())!.Id;
+      first.child.kill('SIGTERM');
+      expect(await first.exited).toBe(0);
+      expect((await container())?.Id).toBe(id);
+
+      const second = await serve('docker2', { backend: 'docker', env, args: ['--stop-sandboxes'] });
+      expect((await post(second, '/v1/invoke/kept/identity.mjs', 'two')).status).toBe(200);
+      expect((await container())?.Id).toBe(id); // adopted, not replaced
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+      expect(await container()).toBeUndefined();
+    } finally {
+      for (const c of await docker.listContainers({ all: true, filters: JSON.stringify({ name: [prefix] }) })) await docker.getContainer(c.Id).remove({ force: true });
+    }
   });
 });

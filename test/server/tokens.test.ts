@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TokenVerifier, createToken } from '../../src/server/tokens.js';
 import { tempDir } from '../helpers/fs.js';
 
@@ -41,11 +41,12 @@ describe('tokens', () => {
     const v = new TokenVerifier(file);
     expect(await v.verify(a.token)).toBeDefined();
     const b = await createToken(file, 'admin');
-    expect((await v.verify(b.token))?.role).toBe('admin');
+    // The verifier learns of the change from a watch on the file's dir.
+    await vi.waitFor(async () => expect((await v.verify(b.token))?.role).toBe('admin'), { timeout: 3000 });
     // Revoke a: rewrite the file without it.
     const kept = JSON.parse(fs.readFileSync(file, 'utf8')).tokens.filter((t: { id: string }) => t.id !== a.entry.id);
     fs.writeFileSync(file, JSON.stringify({ tokens: kept, revoked: 1 }));
-    expect(await v.verify(a.token)).toBeUndefined();
+    await vi.waitFor(async () => expect(await v.verify(a.token)).toBeUndefined(), { timeout: 3000 });
     expect(await v.verify(b.token)).toBeDefined();
   });
 

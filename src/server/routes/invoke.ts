@@ -1,7 +1,6 @@
 // POST /v1/invoke/{scope}/{storlet}: the request body is the object, the response body the output.
 import fs from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SandletError } from '../../errors.js';
 import type { ExtraInput, InvocationInput } from '../../invocation/invocation.js';
@@ -72,6 +71,21 @@ function metadataHeaders(metadata: Record<string, string>): Record<string, strin
   return out;
 }
 
+const SMALL_BODY_BYTES = 64 * 1024;
+
+async function readSmall(req: FastifyRequest, length: number): Promise<Buffer> {
+  const raw = req.raw;
+  const buf = Buffer.allocUnsafe(length);
+  let at = 0;
+  for await (const chunk of raw as AsyncIterable<Buffer>) {
+    if (at + chunk.length > length) throw new RequestError(400, 'EBADNAME', 'the request body is longer than its Content-Length');
+    chunk.copy(buf, at);
+    at += chunk.length;
+  }
+  if (at !== length) throw new RequestError(400, 'EBADNAME', 'the request body ended before its Content-Length');
+  return buf;
+}
+
 /**
  * The request body through a byte counter. An aborted upload errors the counter (the storlet must
  * not see a short object as whole); a storlet that stops reading does not break the connection.
@@ -114,7 +128,10 @@ export function registerInvoke(app: FastifyInstance, ctx: ServerContext): void {
         inputMetadata = { ...headerMeta, ...parts[0]!.metadata };
         for (const p of parts.slice(1)) extraInputs.push({ input: { fd: p.fd }, metadata: p.metadata });
       } else {
-        input = requestBody(req, bytesIn);
+        const length = Number(req.headers['content-length'] ?? NaN);
+        // A small body is read whole: the gateway then writes it before EXECUTE, saving a pump.
+        input = length <= SMALL_BODY_BYTES ? await readSmall(req, length) : requestBody(req, bytesIn);
+        if (Buffer.isBuffer(input)) bytesIn.bytes = input.length;
       }
       const result = await ctx.gateway.invoke({ scope, storlet, params, input, inputMetadata, extraInputs, range });
       let headers: Record<string, string>;
@@ -146,18 +163,31 @@ export function registerInvoke(app: FastifyInstance, ctx: ServerContext): void {
  * Streams the output with backpressure. A failure after the headers went out destroys the
  * connection: the client sees a broken response, never a clean short object.
  */
-async function stream(reply: FastifyReply, headers: Record<string, string>, body: Readable, onBytes: (n: number) => void): Promise<Outcome> {
+function stream(reply: FastifyReply, headers: Record<string, string>, body: Readable, onBytes: (n: number) => void): Promise<Outcome> {
   reply.hijack();
   const res = reply.raw;
-  const count = counter();
   res.writeHead(200, headers);
-  try {
-    await pipeline(body, count, res);
-    return 'ok';
-  } catch {
-    res.destroy();
-    return res.writableFinished ? 'ok' : body.errored ? 'failed_midstream' : 'aborted';
-  } finally {
-    onBytes(count.bytes);
-  }
+  let bytes = 0;
+  // pipe() plus two listeners: lighter per call than pipeline() with a counting stage.
+  body.on('data', (c: Buffer) => (bytes += c.length));
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (outcome: Outcome): void => {
+      if (settled) return;
+      settled = true;
+      onBytes(bytes);
+      resolve(outcome);
+    };
+    body.once('error', () => {
+      res.destroy();
+      done('failed_midstream');
+    });
+    res.once('finish', () => done('ok'));
+    res.once('close', () => {
+      if (res.writableFinished) return done('ok');
+      body.destroy(); // the client went away: stop the storlet's output
+      done('aborted');
+    });
+    body.pipe(res);
+  });
 }
