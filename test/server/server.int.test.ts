@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { versionedStorlet } from '../helpers/gateway.js';
 import { call, json, startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -248,5 +248,43 @@ describe('health and metrics', () => {
     expect(await metric('sandlet_invocations_in_flight')).toBe(0);
     expect(await metric('sandlet_scope_uptime_ratio{scope="m"}')).toBe(1);
     expect(await metric('sandlet_invocation_duration_seconds_count{outcome="ok"}')).toBeGreaterThan(0);
+  });
+});
+
+describe('availability metrics', () => {
+  it('an unplanned death counts as a crash restart, lowers the uptime ratio and yields a recovery time', async () => {
+    const metric = async (name: string): Promise<number | undefined> => {
+      const text = (await call(s, 'GET', '/metrics', { token: s.tokens.operate })).body.toString();
+      const line = text.split('\n').find((l) => l.startsWith(name));
+      return line ? Number(line.split(' ').at(-1)) : undefined;
+    };
+    await invoke('crashy/identity.mjs', { body: 'x' });
+    expect(await metric('sandlet_scope_mean_time_to_recovery_seconds{scope="crashy"}')).toBeUndefined();
+    const sb = s.gateway.findSandbox('crashy')!;
+    process.kill(Number(sb.describe().id), 'SIGKILL');
+    await vi.waitFor(() => expect(sb.state).toBe('dead'), { timeout: 5000 });
+    expect((await invoke('crashy/identity.mjs', { body: 'back' })).body.toString()).toBe('back');
+    expect(await metric('sandlet_sandbox_restarts_total{scope="crashy",reason="crash"}')).toBe(1);
+    expect(await metric('sandlet_cold_starts_total{scope="crashy"}')).toBe(2);
+    expect(await metric('sandlet_scope_mean_time_to_recovery_seconds{scope="crashy"}')).toBeGreaterThan(0);
+    expect(await metric('sandlet_scope_uptime_ratio{scope="crashy"}')).toBeLessThan(1);
+  });
+});
+
+describe('trusted Unix-socket peers', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ trust_unix_peers: 'operate' });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('gives tokenless Unix peers the configured role, and nobody on TCP', async () => {
+    expect((await call(t, 'GET', '/v1/scopes', { via: 'unix' })).status).toBe(200);
+    expect((await call(t, 'PUT', '/v1/dependencies/x.txt', { via: 'unix', body: 'x', headers: { 'X-Object-Meta-Storlet-Dependency-Version': '1' } })).status).toBe(403);
+    expect((await call(t, 'GET', '/v1/scopes', { via: 'tcp' })).status).toBe(401);
+    // A token sent over the socket is still checked.
+    expect((await call(t, 'GET', '/v1/scopes', { via: 'unix', token: 'sl_000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' })).status).toBe(401);
   });
 });
