@@ -23,8 +23,9 @@ const gw = createGateway(
   { logger: pino({ level: 'warn' }) },
 );
 const identity = fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs'));
+// Through the gateway: the next invocation asks the store at once (whatever cache_ttl says).
 const deploy = (content) =>
-  gw.store.deployStorlet(content, { name: 'identity.mjs', language: 'js', main: 'identity.mjs', interfaceVersion: '1.0', objectMetadata: 'no' });
+  gw.deploy(content, { kind: 'storlet', name: 'identity.mjs', language: 'js', main: 'identity.mjs', interfaceVersion: '1.0', objectMetadata: 'no' });
 async function firstByte(scope) {
   const t = process.hrtime.bigint();
   const r = await gw.invoke({ scope, storlet: 'identity.mjs', input: Buffer.from('x') });
@@ -35,7 +36,7 @@ async function firstByte(scope) {
 
 const results = {};
 try {
-  deploy(identity);
+  await deploy(identity);
   execFileSync('docker', ['run', '--rm', '--entrypoint', 'true', IMAGE]); // warm the engine's caches
   const baseline = [];
   for (let i = 0; i < N; i++) {
@@ -55,7 +56,7 @@ try {
   const warm = [];
   for (let i = 0; i < 50; i++) warm.push(await firstByte('warm'));
   const update = async (i) => {
-    deploy(Buffer.concat([identity, Buffer.from(`\n// version ${i}\n`)]));
+    await deploy(Buffer.concat([identity, Buffer.from(`\n// version ${i}\n`)]));
     return firstByte('warm');
   };
   const spaced = [];

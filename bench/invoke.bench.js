@@ -58,8 +58,8 @@ const gw = createGateway(
 );
 const results = {};
 try {
-  gw.store.deployStorlet(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs')), {
-    name: 'identity.mjs', language: 'js', main: 'identity.mjs', interfaceVersion: '1.0', objectMetadata: 'no',
+  await gw.deploy(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs')), {
+    kind: 'storlet', name: 'identity.mjs', language: 'js', main: 'identity.mjs', interfaceVersion: '1.0', objectMetadata: 'no',
   });
   const kib = Buffer.alloc(1024, 7);
   const once = async () => {
