@@ -111,7 +111,9 @@ export class StorletCatalog {
   async resolve(name: string): Promise<ResolvedStorlet> {
     this.open();
     const storlet = (await this.item('storlet', name)) as ResolvedStorlet['storlet'];
-    const dependencies = (await Promise.all(storlet.meta.dependencies.map((d) => this.item('dependency', d)))) as ResolvedStorlet['dependencies'];
+    // Most storlets have no dependencies: skip Promise.all on the invocation path then.
+    const deps = storlet.meta.dependencies;
+    const dependencies = (deps.length === 0 ? [] : await Promise.all(deps.map((d) => this.item('dependency', d)))) as ResolvedStorlet['dependencies'];
     const prev = this.resolved.get(storlet.name);
     // The same records as last time: the same object, so callers can memoise on it.
     if (prev && prev.storlet === storlet && prev.dependencies.length === dependencies.length && prev.dependencies.every((d, i) => d === dependencies[i])) {

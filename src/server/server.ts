@@ -91,21 +91,30 @@ export async function startServer(opts: ServerOptions): Promise<SandletServer> {
   await app.ready();
 
   const addresses: string[] = [];
-  if (socketPath) {
-    await removeStaleSocket(socketPath);
-    fs.mkdirSync(socketPath.slice(0, socketPath.lastIndexOf('/')) || '/', { recursive: true });
-    await listen(servers[0]!, { path: socketPath });
-    fs.chmodSync(socketPath, parseInt(config.listen_socket_mode, 8));
-    addresses.push(`unix:${socketPath}`);
-  }
-  if (tcp) {
-    const server = socketPath ? http.createServer(handler!) : servers[0]!;
-    if (server !== servers[0]) servers.push(server);
-    const at = tcp.lastIndexOf(':');
-    const host = tcp.slice(0, at).replace(/^\[|\]$/g, '');
-    await listen(server, { host, port: Number(tcp.slice(at + 1)) });
-    const addr = server.address() as net.AddressInfo;
-    addresses.push(`http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`);
+  try {
+    if (socketPath) {
+      await removeStaleSocket(socketPath);
+      fs.mkdirSync(socketPath.slice(0, socketPath.lastIndexOf('/')) || '/', { recursive: true });
+      await listen(servers[0]!, { path: socketPath });
+      fs.chmodSync(socketPath, parseInt(config.listen_socket_mode, 8));
+      addresses.push(`unix:${socketPath}`);
+    }
+    if (tcp) {
+      const server = socketPath ? http.createServer(handler!) : servers[0]!;
+      if (server !== servers[0]) servers.push(server);
+      const at = tcp.lastIndexOf(':');
+      const host = tcp.slice(0, at).replace(/^\[|\]$/g, '');
+      await listen(server, { host, port: Number(tcp.slice(at + 1)) });
+      const addr = server.address() as net.AddressInfo;
+      addresses.push(`http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`);
+    }
+  } catch (err) {
+    // A second address that cannot be bound must not leave the first one listening.
+    for (const s of servers) if (s.listening) s.close();
+    if (addresses.length > 0 && socketPath) fs.rmSync(socketPath, { force: true });
+    tokens.close();
+    await app.close();
+    throw err;
   }
   for (const s of servers) {
     // Invocations may stream for long: no server-side request timeout; keep-alive stays short.

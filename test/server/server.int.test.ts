@@ -288,3 +288,15 @@ describe('trusted Unix-socket peers', () => {
     expect((await call(t, 'GET', '/v1/scopes', { via: 'unix', token: 'sl_000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' })).status).toBe(401);
   });
 });
+
+describe('start-up failure', () => {
+  it('a TCP address that cannot be bound leaves no Unix listener or socket file behind', async () => {
+    const pino = (await import('pino')).default;
+    const { startServer } = await import('../../src/server/server.js');
+    const socket = `${s.root}/second.sock`;
+    await expect(
+      startServer({ gateway: s.gateway, config: { ...s.gateway.config, listen_socket: socket, listen_tcp: `127.0.0.1:${s.port}` }, logger: pino({ level: 'silent' }) }),
+    ).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    expect(fs.existsSync(socket)).toBe(false);
+  });
+});
