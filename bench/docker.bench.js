@@ -2,8 +2,8 @@
 //   cold start: no container → first output byte of an identity invocation (p50 over BENCH_COLD_N)
 //     beside `docker run --rm --entrypoint true <engine image>`     target ≤ 1.5 × that baseline
 //   daemon restart after a storlet update: (update + invoke) − warm invoke (p50)   target ≤ 100 ms
-//     measured with updates 0.5 s apart (the factory boots its next spare daemon in between), and
-//     back to back (no spare ready: a daemon process starts from scratch), for the worst case.
+//     measured with updates 0.5 s apart (the factory boots its next blank worker in between), and
+//     back to back (the next blank worker may still be booting), for the worst case.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -82,5 +82,5 @@ else {
   console.log(`cold start → first byte       p50 ${results.cold_start_p50_ms.toFixed(0)} ms   ${results.cold_ratio.toFixed(2)} × baseline, target ≤ 1.5 × ${ok(results.cold_ratio <= 1.5)}`);
   console.log(`warm invoke                   p50 ${results.warm_invoke_p50_ms.toFixed(2)} ms`);
   console.log(`daemon restart after update   p50 ${results.daemon_restart_p50_ms.toFixed(0)} ms   target ≤ 100 ms ${ok(results.daemon_restart_p50_ms <= 100)}`);
-  console.log(`  … updates back to back      p50 ${results.daemon_restart_back_to_back_p50_ms.toFixed(0)} ms   (no spare daemon ready yet)`);
+  console.log(`  … updates back to back      p50 ${results.daemon_restart_back_to_back_p50_ms.toFixed(0)} ms   (next blank worker may still be booting)`);
 }

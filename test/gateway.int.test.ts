@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../src/gateway.js';
 import { SAMPLES_DIR } from '../src/package-root.js';
 import { collect } from './helpers/streams.js';
+import { SBusClient } from '../src/sbus/client.js';
 import { childPids, isAlive, openFds, wallFds } from './helpers/fs.js';
 import { deploy, FIXTURES, testGateway } from './helpers/gateway.js';
 import { requireDocker, runId, skipDocker } from './helpers/docker.js';
@@ -183,16 +184,17 @@ for (const backend of ['process', 'docker'] as const) {
       if (backend === 'process') it('recovers when the factory is killed', async () => {
         await text((await gw.invoke({ scope: 'killme', storlet: 'identity.mjs', input: Buffer.from('a') })).body);
         const factoryPid = Number(gw.sandbox('killme').describe().id);
-        const daemons = childPids(factoryPid);
-        expect(daemons.length).toBeGreaterThan(0);
+        const daemonPipe = path.join(root, 'pipes', 'killme', 'identity.mjs');
+        // The daemon is hosted by the factory: it reports the factory's pid.
+        expect((await new SBusClient(path.join(root, 'pipes', 'killme', 'factory_pipe')).daemonStatus('identity.mjs')).pid).toBe(factoryPid);
         process.kill(factoryPid, 'SIGKILL');
         await new Promise((r) => setTimeout(r, 100));
         const r = await gw.invoke({ scope: 'killme', storlet: 'identity.mjs', input: Buffer.from('again') });
         expect(await text(r.body)).toBe('again');
         expect(Number(gw.sandbox('killme').describe().id)).not.toBe(factoryPid);
-        // The old factory's daemons followed it (no orphans).
-        await new Promise((r) => setTimeout(r, 500));
-        for (const pid of daemons) expect(isAlive(pid)).toBe(false);
+        expect(isAlive(factoryPid)).toBe(false);
+        // The daemon pipe answers again, from the new factory.
+        expect((await new SBusClient(daemonPipe).ping()).status).toBe(true);
       });
 
       it('rejects hostile scope and storlet names before any path is built', async () => {
@@ -243,7 +245,7 @@ describe('resources (process backend: its processes are ours to inspect)', () =>
     expect(gw.sandbox('cold').restarts).toHaveLength(1);
   });
 
-  it('2,000 invocations leave the open-fd counts of gateway, factory and daemon unchanged', async () => {
+  it('2,000 invocations leave the open-fd counts of gateway and agent unchanged', async () => {
     const run = async (i: number) => {
       const input = i % 2 === 0 ? Buffer.alloc(1024, i) : Readable.from([Buffer.alloc(1024, i)]);
       const r = await gw.invoke({ scope: 'fds', storlet: 'identity.mjs', input });
@@ -251,9 +253,10 @@ describe('resources (process backend: its processes are ours to inspect)', () =>
     };
     // Warm up as the measured loop runs (4 at a time), so the worker pool is grown already.
     for (let i = 0; i < 100; i += 4) await Promise.all([run(i), run(i + 1), run(i + 2), run(i + 3)]);
-    const factoryPid = Number(gw.sandbox('fds').describe().id);
-    const [daemonPid] = childPids(factoryPid);
-    const counts = () => [gatewayFds().length, openFds(factoryPid).length, wallFds(daemonPid!).length];
+    // The factory hosts its daemons: one agent process, whose fds from across the wall are counted.
+    const agentPid = Number(gw.sandbox('fds').describe().id);
+    expect(childPids(agentPid)).toEqual([]);
+    const counts = () => [gatewayFds().length, wallFds(agentPid).length];
     // The daemon closes a task's logger fd just after the gateway saw the task end: let it.
     await new Promise((r) => setTimeout(r, 300));
     const before = counts();
@@ -269,9 +272,8 @@ describe('resources (process backend: its processes are ours to inspect)', () =>
     // Warm up every storlet used below: each keeps one invocation-log fd open in the gateway.
     await text((await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', input: Buffer.from('warm') })).body);
     await text((await gw.invoke({ scope: 'fds2', storlet: 'identity.mjs', input: Buffer.from('warm') })).body);
-    const factoryPid = Number(gw.sandbox('fds2').describe().id);
-    const [daemonPid] = childPids(factoryPid);
-    const counts = () => [gatewayFds().length, wallFds(daemonPid!).length];
+    const agentPid = Number(gw.sandbox('fds2').describe().id);
+    const counts = () => [gatewayFds().length, wallFds(agentPid).length];
     await new Promise((r) => setTimeout(r, 300));
     const before = counts();
     for (let i = 0; i < 5; i++) {
@@ -285,8 +287,9 @@ describe('resources (process backend: its processes are ours to inspect)', () =>
       early.body.destroy(); // the reader walks away
     }
     await new Promise((r) => setTimeout(r, 1000));
-    // Cancelled and failed tasks never take the daemon down with them.
-    expect(isAlive(daemonPid!)).toBe(true);
+    // Cancelled and failed tasks never take the agent down with them.
+    expect(isAlive(agentPid)).toBe(true);
+    expect(gw.sandbox('fds2').restarts).toHaveLength(1);
     expect(counts()).toEqual(before);
   });
 });

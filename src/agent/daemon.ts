@@ -1,8 +1,6 @@
 // A storlet daemon: serves one storlet on its own SBus pipe and runs up to pool_size tasks at a
 // time, each in a task worker thread, so that CANCEL can stop any one of them.
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { closeQuietly, native } from '../sbus/native.js';
@@ -10,9 +8,9 @@ import { isPollable, writableFromFd } from '../sbus/fd-io.js';
 import { Command, FdType, type Reply } from '../sbus/protocol.js';
 import { SBusServer, type ReceivedFd, type SBusRequest } from '../sbus/server.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../version.js';
-import type { FromWorker, TaskFd, TaskInput, TaskMessage, WorkerInit } from './task-protocol.js';
+import type { TaskFd, TaskInput, TaskMessage } from './task-protocol.js';
+import { TaskWorker } from './task-thread.js';
 
-const WORKER_SCRIPT = fileURLToPath(new URL('./task-worker.js', import.meta.url));
 /** After CANCEL a storlet gets this long to notice its signal before its thread is terminated. */
 const CANCEL_GRACE_MS = 200;
 
@@ -23,57 +21,8 @@ export interface DaemonOptions {
   poolSize: number;
   logger: Logger;
   maxDatagramBytes?: number;
-  /** A blank worker booted ahead of time (by a spare daemon), used as the first one. */
+  /** A blank worker booted ahead of time (by the factory), used as the first one. */
   firstWorker?: TaskWorker;
-}
-
-export class TaskWorker {
-  readonly worker: Worker;
-  private loaded: Promise<void> | undefined;
-  private listeners = new Set<(msg: FromWorker) => void>();
-  exited = false;
-  readonly exit: Promise<void>;
-
-  /** The seq of the last task whose pipes this worker holds (see WorkerInit). */
-  readonly opened = new Int32Array(new SharedArrayBuffer(4));
-
-  /** Boots a blank worker thread; load() gives it its storlet. */
-  constructor() {
-    const data: WorkerInit = { opened: this.opened };
-    this.worker = new Worker(WORKER_SCRIPT, { workerData: data, stdout: false, stderr: false });
-    this.worker.on('message', (msg: FromWorker) => {
-      for (const l of this.listeners) l(msg);
-    });
-    this.worker.on('error', () => {}); // surfaces through 'exit'
-    this.exit = new Promise((resolve) =>
-      this.worker.once('exit', () => {
-        this.exited = true;
-        resolve();
-      }),
-    );
-  }
-
-  /** Loads the storlet module in the thread; resolves when it found invoke. Idempotent. */
-  load(modulePath: string, exportName: string | undefined): Promise<void> {
-    if (this.loaded) return this.loaded;
-    this.loaded = new Promise((resolve, reject) => {
-      const off = this.subscribe((msg) => {
-        if (msg.type === 'ready') resolve();
-        else if (msg.type === 'load-error') reject(new Error(msg.message));
-        else return;
-        off();
-      });
-      void this.exit.then(() => reject(new Error('storlet worker exited while loading the module')));
-    });
-    this.loaded.catch(() => void this.worker.terminate());
-    this.worker.postMessage({ type: 'load', modulePath, exportName });
-    return this.loaded;
-  }
-
-  subscribe(fn: (msg: FromWorker) => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
-  }
 }
 
 interface Task {
@@ -101,6 +50,8 @@ export class StorletDaemon {
   private readonly tasks = new Map<string, Task>();
   private readonly log: Logger;
   private halted = false;
+  /** The first worker while it loads the module (a halt during start must end it too). */
+  private loading: TaskWorker | undefined;
   // Task ids: a random prefix per daemon and a counter, so ids never repeat and cost nothing.
   private readonly idPrefix = randomBytes(4).toString('hex');
   private taskSeq = 0;
@@ -124,7 +75,12 @@ export class StorletDaemon {
   /** Loads the module in a first worker (so load errors surface now), then listens. */
   async start(): Promise<void> {
     const first = this.opts.firstWorker ?? new TaskWorker();
-    await first.load(this.opts.modulePath, this.opts.exportName);
+    this.loading = first;
+    await first.load(this.opts.modulePath, this.opts.exportName).finally(() => (this.loading = undefined));
+    if (this.halted) {
+      await first.worker.terminate();
+      throw new Error('daemon was stopped while it started');
+    }
     this.idle.push(first);
     this.server.listen();
     this.log.info({ pipe: this.opts.pipe, module: this.opts.modulePath, poolSize: this.opts.poolSize }, 'storlet daemon listening');
@@ -134,8 +90,16 @@ export class StorletDaemon {
     if (this.halted) return;
     this.halted = true;
     this.server.close();
-    for (const task of this.tasks.values()) task.cancel?.();
-    await Promise.all([...this.idle].map((w) => w.worker.terminate()));
+    const running = [...this.tasks.values()];
+    for (const task of running) {
+      task.cancelled = true;
+      task.cancel?.();
+    }
+    // Hosted in the factory, a daemon is gone only once its threads are: a cancelled task's
+    // thread ends within the cancel grace.
+    const idle = this.loading ? [...this.idle, this.loading] : this.idle;
+    await Promise.all([...idle.map((w) => w.worker.terminate()), ...running.map((t) => t.worker?.exit)]);
+    this.idle.length = 0;
     this.onHalt();
   }
 
@@ -234,7 +198,9 @@ export class StorletDaemon {
     if (task.statusFd === undefined) return;
     const outcome = task.outcome ?? {
       ok: false,
-      message: task.cancelled ? 'storlet task was cancelled' : 'storlet worker died before finishing the task',
+      message: task.cancelled
+        ? 'storlet task was cancelled'
+        : `storlet worker died before finishing the task${task.worker?.failure ? `: ${task.worker.failure}` : ''}`,
     };
     writeAndClose(task.statusFd, Buffer.from(JSON.stringify({ status: outcome.ok, message: outcome.message })));
   }

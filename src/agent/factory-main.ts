@@ -1,10 +1,10 @@
 // The daemon factory process: the sandbox's entry point.
-import type { DaemonProcess } from './daemon-process.js';
+import type { TaskWorker } from './task-thread.js';
 import { DaemonFactory } from './factory.js';
 import { createAgentLogger } from './log.js';
 import { exitWithParent } from './parent-link.js';
 
-export function runFactory(opts: { pipe: string; level: string; maxDatagramBytes?: number; spare: DaemonProcess }): void {
+export function runFactory(opts: { pipe: string; level: string; maxDatagramBytes?: number; spare: TaskWorker }): void {
   const logger = createAgentLogger('sandlet-factory', opts.level);
   const factory = new DaemonFactory({ pipe: opts.pipe, logger, logLevel: opts.level, maxDatagramBytes: opts.maxDatagramBytes, spare: opts.spare });
   factory.listen();

@@ -1,13 +1,19 @@
 // The daemon factory: the sandbox's one listener on factory_pipe. It starts, checks and stops
-// storlet daemons, one child process per storlet.
-import type { ChildProcess } from 'node:child_process';
+// storlet daemons. Each daemon lives in this process, on its own SBus pipe, and runs its tasks in
+// worker threads: one Node boot per sandbox instead of one per storlet, which is most of a cold
+// start on a small machine. The container is the isolation boundary; the storlets in it belong to
+// one scope, and a storlet that kills the process restarts the scope's sandbox.
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { SBusClient } from '../sbus/client.js';
 import { Command, type Reply } from '../sbus/protocol.js';
 import { SBusServer, type SBusRequest } from '../sbus/server.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../version.js';
 import { oneLine } from '../errors.js';
-import { DaemonProcess } from './daemon-process.js';
+import { StorletDaemon } from './daemon.js';
+import { normalizeLevel } from './log.js';
+import { parseMainSpec, resolveMainPath } from './main-spec.js';
+import { TaskWorker } from './task-thread.js';
 
 export const SUPPORTED_LANGUAGES = ['js'] as const;
 const LANGUAGE_ALIASES: Record<string, string> = { js: 'js', javascript: 'js', node: 'js', nodejs: 'js' };
@@ -16,18 +22,17 @@ export interface FactoryOptions {
   pipe: string;
   logger: Logger;
   logLevel: string;
-  /** How long a daemon may take from spawn to answering PING. */
+  /** How long a daemon may take to load its storlet and answer PING. */
   daemonStartTimeoutMs?: number;
   maxDatagramBytes?: number;
-  /** A daemon process already booting (spawned before the factory loaded its code). */
-  spare?: DaemonProcess;
+  /** A blank task worker already booting (started before the factory loaded its code). */
+  spare?: TaskWorker;
 }
 
 interface DaemonEntry {
   name: string;
   pipe: string;
-  child: ChildProcess;
-  exited: Promise<void>;
+  daemon: StorletDaemon;
   /** Settles when the daemon answered PING, or failed to. */
   started: Promise<void>;
 }
@@ -63,8 +68,8 @@ export class DaemonFactory {
   }
 
   listen(): void {
-    // Boot the first daemon process now, beside our own start-up, so it is ready for START_DAEMON.
-    this.spare ??= new DaemonProcess(this.opts.maxDatagramBytes);
+    // A blank worker boots beside our own start-up, so the first START_DAEMON only loads a module.
+    this.spare ??= new TaskWorker();
     this.server.listen();
     this.log.info({ pipe: this.opts.pipe, version: AGENT_VERSION }, 'daemon factory listening');
   }
@@ -73,7 +78,7 @@ export class DaemonFactory {
     if (this.halting) return;
     this.halting = true;
     await this.stopAll();
-    this.spare?.child.kill('SIGKILL');
+    await this.spare?.worker.terminate();
     this.spare = undefined;
     this.server.close();
     this.onHalt();
@@ -101,46 +106,60 @@ export class DaemonFactory {
       await existing.started.catch(() => {});
       if (this.daemons.get(name) === existing) return { status: true, message: `daemon ${name} is already running` };
     }
-    const entry = this.spawnDaemon(name, String(p.storlet_path), String(p.uds_path), poolSize, String(p.log_level ?? this.opts.logLevel));
+    const entry = this.hostDaemon(name, String(p.storlet_path), String(p.uds_path), poolSize, String(p.log_level ?? this.opts.logLevel));
     this.daemons.set(name, entry);
     try {
       await entry.started;
-      this.log.info({ storlet: name, pid: entry.child.pid }, 'storlet daemon started');
+      this.log.info({ storlet: name }, 'storlet daemon started');
       return { status: true, message: `daemon ${name} started` };
     } catch (err) {
       if (this.daemons.get(name) === entry) this.daemons.delete(name);
-      entry.child.kill('SIGKILL');
+      await entry.daemon.halt();
       this.log.warn({ storlet: name, err: oneLine(err) }, 'storlet daemon failed to start');
       return { status: false, message: oneLine(err) };
     }
   }
 
-  /** The next daemon to hand out, already booted; replaced as soon as it is taken. */
-  private spare: DaemonProcess | undefined;
+  /** The blank worker for the next daemon; replaced at once, so one is always booting or ready. */
+  private spare: TaskWorker | undefined;
 
-  private takeSpare(): DaemonProcess {
-    const ready = this.spare?.alive ? this.spare : new DaemonProcess(this.opts.maxDatagramBytes);
-    this.spare = this.halting ? undefined : new DaemonProcess(this.opts.maxDatagramBytes);
+  private takeSpare(): TaskWorker {
+    const ready = this.spare && !this.spare.exited ? this.spare : new TaskWorker();
+    this.spare = this.halting ? undefined : new TaskWorker();
     return ready;
   }
 
-  private spawnDaemon(name: string, storletPath: string, pipe: string, poolSize: number, logLevel: string): DaemonEntry {
-    const proc = this.takeSpare();
-    const child = proc.child;
-    const exited = proc.exited.then(({ code, signal }) => {
-      if (this.daemons.get(name)?.child !== child) return; // stopped on purpose
-      this.daemons.delete(name);
-      this.log.warn({ storlet: name, pid: child.pid, code, signal, stderr: proc.lastError().slice(2) }, 'storlet daemon exited');
+  private hostDaemon(name: string, storletPath: string, pipe: string, poolSize: number, logLevel: string): DaemonEntry {
+    const spec = parseMainSpec(name);
+    const daemon = new StorletDaemon({
+      pipe,
+      modulePath: resolveMainPath(path.resolve(storletPath), spec),
+      exportName: spec.exportName,
+      poolSize,
+      logger: this.log.child({ daemon: name }, { level: normalizeLevel(logLevel) }),
+      maxDatagramBytes: this.opts.maxDatagramBytes,
+      firstWorker: this.takeSpare(),
     });
-    const started = proc
-      .assign({ pipe, storletPath, storletName: name, poolSize, logLevel }, this.opts.daemonStartTimeoutMs ?? 10_000)
+    const entry: DaemonEntry = { name, pipe, daemon, started: Promise.resolve() };
+    daemon.onHalt = () => {
+      if (this.daemons.get(name) === entry) this.daemons.delete(name);
+    };
+    const timeoutMs = this.opts.daemonStartTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    entry.started = Promise.race([
+      daemon.start(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`daemon ${name} did not start within ${timeoutMs / 1000} s`)), timeoutMs);
+      }),
+    ])
       .then(async () => {
-        // Trust but verify: START_DAEMON succeeds only once the daemon answers PING itself.
+        // Trust but verify: START_DAEMON succeeds only once the daemon answers PING on its pipe.
         const r = await new SBusClient(pipe, { timeoutMs: 5000 }).ping();
         if (!r.status) throw new Error(`daemon ${name} answered PING with failure: ${r.message}`);
-      });
-    started.catch(() => {});
-    return { name, pipe, child, exited, started };
+      })
+      .finally(() => clearTimeout(timer));
+    entry.started.catch(() => {});
+    return entry;
   }
 
   private async stopDaemon(name: string): Promise<Reply> {
@@ -157,7 +176,7 @@ export class DaemonFactory {
     try {
       await entry.started;
       const reply = await new SBusClient(entry.pipe, { timeoutMs: 2000 }).ping();
-      return { status: reply.status, message: reply.status ? `daemon ${name} is running` : reply.message, pid: entry.child.pid };
+      return { status: reply.status, message: reply.status ? `daemon ${name} is running` : reply.message, pid: process.pid };
     } catch (err) {
       return { status: false, message: `daemon ${name} is not responding: ${oneLine(err)}` };
     }
@@ -171,17 +190,10 @@ export class DaemonFactory {
   }
 }
 
-/** HALT over SBus, then SIGKILL if the daemon has not exited within 2 s. */
+/** Stops a daemon once its start settled: its pipe goes, its tasks are cancelled, its threads end. */
 async function stopEntry(entry: DaemonEntry): Promise<void> {
-  if (entry.child.exitCode !== null || entry.child.signalCode !== null) return;
-  const kill = setTimeout(() => entry.child.kill('SIGKILL'), 2000);
-  try {
-    await new SBusClient(entry.pipe, { timeoutMs: 1000 }).halt();
-  } catch {
-    entry.child.kill('SIGKILL');
-  }
-  await entry.exited;
-  clearTimeout(kill);
+  await entry.started.catch(() => {});
+  await entry.daemon.halt();
 }
 
 function requireName(req: SBusRequest): string {

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // Entry point of the in-sandbox agent: `main.js factory --pipe PATH` or `main.js daemon ...`.
 // Imports nothing host-only and runs on Node 18, so the engine image can use Debian's nodejs.
-// Kept tiny on purpose: the factory spawns its first spare daemon before loading anything else,
-// so both processes boot side by side (cold start is on the critical path of a first invocation).
+// Kept tiny on purpose: the factory starts booting its first task worker thread before it loads
+// anything else, so both boot side by side (cold start is on the critical path of a first
+// invocation, and Debian's node boots without a start-up snapshot).
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { oneLine } from '../errors.js';
-import { DaemonProcess } from './daemon-process.js';
+import { TaskWorker } from './task-thread.js';
 
 const USAGE = `usage: sandlet agent factory --pipe PATH [--log-level L]
        sandlet agent daemon --pipe PATH --storlet-path DIR --storlet-name FILE[:EXPORT] [--pool-size N] [--log-level L]`;
@@ -22,7 +23,6 @@ export async function runAgent(argv: string[]): Promise<void> {
       'storlet-name': { type: 'string' },
       'pool-size': { type: 'string', default: '4' },
       'max-datagram-bytes': { type: 'string' },
-      spare: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -31,7 +31,7 @@ export async function runAgent(argv: string[]): Promise<void> {
 
   if (role === 'factory') {
     if (!values.pipe) throw new Error(`--pipe is required\n${USAGE}`);
-    const spare = new DaemonProcess(maxDatagramBytes);
+    const spare = new TaskWorker();
     const { runFactory } = await import('./factory-main.js');
     runFactory({ pipe: values.pipe, level, maxDatagramBytes, spare });
     return;
@@ -39,7 +39,6 @@ export async function runAgent(argv: string[]): Promise<void> {
   if (role === 'daemon') {
     const { runDaemon } = await import('./daemon-main.js');
     await runDaemon({
-      spare: values.spare ?? false,
       pipe: values.pipe,
       storletPath: values['storlet-path'],
       storletName: values['storlet-name'],

@@ -31,7 +31,7 @@ export interface TaskMessage {
   params: Record<string, string>;
 }
 
-/** A worker boots blank (so a spare daemon can boot one ahead) and loads its module on `load`. */
+/** A worker boots blank (so the factory can boot one ahead) and loads its module on `load`. */
 export type ToWorker =
   | { type: 'load'; modulePath: string; exportName: string | undefined }
   | TaskMessage

@@ -187,15 +187,20 @@ export class Sandbox {
       this.log.warn('OOM kill in the sandbox');
     });
     void handle.exited.then((exit) => {
-      if (this.handle !== handle) return;
-      this.availability.failed(Date.now());
-      this.daemons.clear();
-      this.lastExit = exit.reason;
-      const upMs = Date.now() - (this.startedAt?.getTime() ?? 0);
-      if (upMs < (this.opts.flapWindowMs ?? 10_000)) this.noteCrash(exit.reason);
-      else this.crashes = 0;
-      this.log.warn({ reason: exit.reason, upMs }, 'sandbox exited');
+      if (this.handle === handle) this.noteDeath(exit.reason);
     });
+  }
+
+  /** The running sandbox is gone (or past saving): counted once, flapping if it was young. */
+  private noteDeath(reason: string): void {
+    this.availability.failed(Date.now());
+    this.daemons.clear();
+    this.lastExit = reason;
+    this._state = 'dead';
+    const upMs = Date.now() - (this.startedAt?.getTime() ?? 0);
+    if (upMs < (this.opts.flapWindowMs ?? 10_000)) this.noteCrash(reason);
+    else this.crashes = 0;
+    this.log.warn({ reason, upMs }, 'sandbox exited');
   }
 
   /** Restarts now (an operator's request); the reason is recorded. */
@@ -209,8 +214,32 @@ export class Sandbox {
     await this.lifecycle.add(async () => {
       if (this.state !== 'running') await this.startAfterBackoff();
       if (this.daemons.get(spec.name)?.version === spec.version) return;
-      await this.doActivate(spec);
+      try {
+        await this.doActivate(spec);
+      } catch (err) {
+        if (!(err instanceof SandletError) || err.code !== 'ENOLISTENER') throw err;
+        await this.recoverLostFactory(oneLine(err));
+        await this.doActivate(spec);
+      }
     });
+  }
+
+  /**
+   * The factory stopped listening while its sandbox looked alive: the sandbox is dying (its
+   * daemons live in the factory's process, so an OOM kill takes them all) and the engine's event
+   * trails. Wait for that event briefly, so the death is counted as one; then start afresh.
+   */
+  private async recoverLostFactory(why: string): Promise<void> {
+    const handle = this.handle;
+    if (handle?.isAlive()) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([handle.exited, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
+    }
+    this.log.warn({ why, exited: !handle?.isAlive() }, 'the factory no longer answers; restarting the sandbox');
+    // Alive but deaf: a death all the same (doRestart's stop then removes it).
+    if (handle?.isAlive() && this.handle === handle) this.noteDeath(`factory stopped answering: ${why}`);
+    await this.startAfterBackoff();
   }
 
   /**

@@ -137,6 +137,19 @@ describe.skipIf(skipDocker)('docker backend', () => {
   it('OOM-kills a memory hog with a clear error, and the next call succeeds', async () => {
     await expect(probe('alpha', 'memhog')).rejects.toThrow(/storlet probe\.mjs failed: .*(ran out of memory \(container_mem_limit 256m\))/);
     expect(await text((await gw.invoke({ scope: 'alpha', storlet: 'identity.mjs', input: Buffer.from('after oom') })).body)).toBe('after oom');
+    // The scope's daemons share the agent's process: the OOM kill took the sandbox, which restarted.
+    expect(gw.sandbox('alpha').restarts.at(-1)).toMatchObject({ kind: 'crash', reason: 'sandbox died: was killed by the OOM killer (container_mem_limit)' });
+  });
+
+  it('ends a storlet that fills its heap by its thread alone: the sandbox and its other daemons live on', async () => {
+    expect(await text((await gw.invoke({ scope: 'heap', storlet: 'identity.mjs', input: Buffer.from('before') })).body)).toBe('before');
+    const container = gw.sandbox('heap').describe().id;
+    // Half of container_mem_limit (256m) per task thread.
+    await expect(probe('heap', 'heaphog')).rejects.toThrow(/storlet probe\.mjs failed: .*it ran out of memory \(heap limit 128 MB\)/);
+    expect(await text((await gw.invoke({ scope: 'heap', storlet: 'identity.mjs', input: Buffer.from('after') })).body)).toBe('after');
+    expect(await probe('heap', 'identity')).toBeTruthy();
+    expect(gw.sandbox('heap').describe().id).toBe(container);
+    expect(gw.sandbox('heap').restarts).toHaveLength(1);
   });
 
   it('errors an invocation whose container is killed, then recovers', async () => {

@@ -1,0 +1,88 @@
+// The daemon's handle on one task worker thread. Kept apart from the daemon (and light to import)
+// so the factory can boot a blank worker before it loads anything else.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
+import type { FromWorker, WorkerInit } from './task-protocol.js';
+
+const WORKER_SCRIPT = fileURLToPath(new URL('./task-worker.js', import.meta.url));
+
+export class TaskWorker {
+  readonly worker: Worker;
+  private loaded: Promise<void> | undefined;
+  private listeners = new Set<(msg: FromWorker) => void>();
+  exited = false;
+  /** Why the thread died on its own (e.g. its heap limit), if it did. */
+  failure: string | undefined;
+  readonly exit: Promise<void>;
+
+  /** The seq of the last task whose pipes this worker holds (see WorkerInit). */
+  readonly opened = new Int32Array(new SharedArrayBuffer(4));
+
+  /** Boots a blank worker thread; load() gives it its storlet. */
+  constructor(heapLimitMb = workerHeapLimitMb()) {
+    const data: WorkerInit = { opened: this.opened };
+    const resourceLimits: ResourceLimits | undefined = heapLimitMb ? { maxOldGenerationSizeMb: heapLimitMb } : undefined;
+    this.worker = new Worker(WORKER_SCRIPT, { workerData: data, stdout: false, stderr: false, resourceLimits });
+    this.worker.on('message', (msg: FromWorker) => {
+      for (const l of this.listeners) l(msg);
+    });
+    // Surfaces through 'exit'; the reason is kept for the task's error.
+    this.worker.on('error', (err: Error & { code?: string }) => {
+      this.failure = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `it ran out of memory (heap limit ${heapLimitMb ?? '?'} MB)` : err.message;
+    });
+    this.exit = new Promise((resolve) =>
+      this.worker.once('exit', () => {
+        this.exited = true;
+        resolve();
+      }),
+    );
+  }
+
+  /** Loads the storlet module in the thread; resolves when it found invoke. Idempotent. */
+  load(modulePath: string, exportName: string | undefined): Promise<void> {
+    if (this.loaded) return this.loaded;
+    this.loaded = new Promise((resolve, reject) => {
+      const off = this.subscribe((msg) => {
+        if (msg.type === 'ready') resolve();
+        else if (msg.type === 'load-error') reject(new Error(msg.message));
+        else return;
+        off();
+      });
+      void this.exit.then(() => reject(new Error('storlet worker exited while loading the module')));
+    });
+    this.loaded.catch(() => void this.worker.terminate());
+    this.worker.postMessage({ type: 'load', modulePath, exportName });
+    return this.loaded;
+  }
+
+  subscribe(fn: (msg: FromWorker) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+}
+
+let heapLimit: number | undefined | null = null;
+
+/**
+ * A heap bound for each task thread: half the sandbox's memory limit (cgroup v2 or v1), so a
+ * storlet that hoards JS objects loses its thread before the OOM killer takes the whole agent
+ * (every daemon of the scope lives in this one process). None without a limit.
+ */
+export function workerHeapLimitMb(): number | undefined {
+  if (heapLimit !== null) return heapLimit;
+  heapLimit = undefined;
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    const bytes = Number(text);
+    // cgroup v1 says "no limit" with a huge number, v2 with "max".
+    if (Number.isSafeInteger(bytes) && bytes > 0 && bytes < 2 ** 50) heapLimit = Math.max(16, Math.floor(bytes / 2 / 2 ** 20));
+    break;
+  }
+  return heapLimit;
+}
