@@ -1,5 +1,7 @@
 // npm run bench: sandlet's invocation path beside baselines measured in the same run.
 //   warm invocation latency, 1 KiB through identity (p50/p99 over 2,000)  target p50 ≤ 0.5 ms, p99 ≤ 2 ms
+//     measured twice: the first 2,000 after the daemon started (JIT still compiling), then the
+//     next 2,000 (steady state, which the target is about)
 //   identity throughput on 1 GiB, beside `dd | cat | cat`                  target ≥ 70% of the raw pipe
 //   SBus PING round trip (p50/p99 over 5,000)
 // Options (env): BENCH_N (invocations), BENCH_GIB (GiB for throughput), BENCH_BACKEND (process |
@@ -66,17 +68,25 @@ try {
     const r = await gw.invoke({ scope: 'bench', storlet: 'identity.mjs', input: kib });
     return drain(r.body);
   };
-  for (let i = 0; i < 200; i++) await once(); // warm: sandbox, daemon, JIT
+  for (let i = 0; i < 200; i++) await once(); // sandbox and daemon started
 
-  const lat = [];
-  for (let i = 0; i < N; i++) {
-    const t = process.hrtime.bigint();
-    await once();
-    lat.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  lat.sort((a, b) => a - b);
-  results.invoke_p50_ms = quantile(lat, 0.5);
-  results.invoke_p99_ms = quantile(lat, 0.99);
+  const measure = async () => {
+    const lat = [];
+    for (let i = 0; i < N; i++) {
+      const t = process.hrtime.bigint();
+      await once();
+      lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+    return lat.sort((a, b) => a - b);
+  };
+  // The first N after start-up still pay for JIT compilation in three threads (gateway, daemon,
+  // task worker) sharing the CPUs; a gateway in service is past that, and the target is about it.
+  const early = await measure();
+  const steady = await measure();
+  results.invoke_early_p50_ms = quantile(early, 0.5);
+  results.invoke_early_p99_ms = quantile(early, 0.99);
+  results.invoke_p50_ms = quantile(steady, 0.5);
+  results.invoke_p99_ms = quantile(steady, 0.99);
 
   const daemon = new SBusClient(gw.sandbox('bench').paths.hostStorletPipe('identity.mjs'));
   const ping = [];
@@ -108,6 +118,7 @@ if (process.env.BENCH_JSON) {
   const ok = (cond) => (cond ? 'ok' : 'MISSED');
   console.log(`sandlet bench  (${BACKEND} backend, node ${process.version}, ${os.cpus().length} cpus, ${N} invocations, ${GIB} GiB)`);
   console.log(`warm invoke, 1 KiB identity   p50 ${f(results.invoke_p50_ms)}   p99 ${f(results.invoke_p99_ms)}   target p50 ≤ 0.5 ms ${ok(results.invoke_p50_ms <= 0.5)}, p99 ≤ 2 ms ${ok(results.invoke_p99_ms <= 2)}`);
+  console.log(`  … first ${N} after start    p50 ${f(results.invoke_early_p50_ms)}   p99 ${f(results.invoke_early_p99_ms)}   (JIT still warming up)`);
   console.log(`SBus PING round trip          p50 ${f(results.ping_p50_ms)}   p99 ${f(results.ping_p99_ms)}`);
   console.log(`throughput, identity          ${results.identity_MBps.toFixed(0)} MB/s`);
   console.log(`throughput, dd | cat | cat    ${results.raw_pipe_MBps.toFixed(0)} MB/s   (baseline, same run)`);
