@@ -6,6 +6,8 @@ export type SandletErrorCode =
   | 'EBADREGISTRATION'
   | 'ENOSTORLET'
   | 'ENOLISTENER'
+  /** The peer took the command, then closed its reply pipe unanswered: it died meanwhile. */
+  | 'ENOREPLY'
   | 'ETIMEDOUT'
   | 'ESBUSPROTO'
   | 'ETOOLARGE'

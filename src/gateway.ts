@@ -14,7 +14,7 @@ import { replaceDir } from './cache/scope-installer.js';
 import type { DeployInput, StorletStore } from './cache/storlet-store.js';
 import type { DependencyRegistration, StorletRegistration } from './cache/registration.js';
 import { InvocationLogs } from './invocation/invocation-log.js';
-import { invokeStorlet, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
+import { invokeStorlet, isExtraInput, isFdInput, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
 import { ProcessBackend } from './runtime/backends/process.js';
 import { DockerBackend } from './runtime/backends/docker.js';
 import { selectBackend } from './runtime/select-backend.js';
@@ -231,7 +231,11 @@ export class Gateway {
         return { metadata: result.metadata, body: result.body };
       } catch (err) {
         done();
-        if (attempt === 1 && isSandletError(err, 'ENOLISTENER')) {
+        // Gone before it took the task (no listener), or dying as it took it (no reply; the
+        // task cannot have read an input we still hold: a stream is pumped only after the
+        // reply, and bytes are written again). A caller's fd may have been read from: no retry.
+        const gone = isSandletError(err, 'ENOLISTENER') || (isSandletError(err, 'ENOREPLY') && !passesFd(req));
+        if (attempt === 1 && gone) {
           this.logger.warn({ scope: sandbox.scope, storlet }, 'storlet daemon was gone; starting it again');
           sandbox.forgetDaemon(storlet);
           continue;
@@ -326,4 +330,9 @@ function checkStringRecord(value: unknown, what: string): Record<string, string>
 /** Creates a gateway. Nothing starts until the first invocation of a scope. */
 export function createGateway(config: SandletConfigInput | SandletConfig = {}, opts: GatewayOptions = {}): Gateway {
   return new Gateway(resolveConfig(config as SandletConfigInput), opts);
+}
+
+/** Whether the request passes any input as a caller's fd (whose file offset a task moves). */
+function passesFd(req: InvokeRequest): boolean {
+  return isFdInput(req.input) || (req.extraInputs ?? []).some((e) => isFdInput(isExtraInput(e) ? e.input : e));
 }

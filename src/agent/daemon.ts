@@ -76,7 +76,13 @@ export class StorletDaemon {
   async start(): Promise<void> {
     const first = this.opts.firstWorker ?? new TaskWorker();
     this.loading = first;
-    await first.load(this.opts.modulePath, this.opts.exportName).finally(() => (this.loading = undefined));
+    try {
+      await first.load(this.opts.modulePath, this.opts.exportName);
+    } catch (err) {
+      throw this.halted ? new Error('daemon was stopped while it started') : err;
+    } finally {
+      this.loading = undefined;
+    }
     if (this.halted) {
       await first.worker.terminate();
       throw new Error('daemon was stopped while it started');

@@ -190,9 +190,11 @@ export class DaemonFactory {
   }
 }
 
-/** Stops a daemon once its start settled: its pipe goes, its tasks are cancelled, its threads end. */
+/**
+ * Stops a daemon: its pipe goes, its tasks are cancelled, its threads end. One still loading its
+ * module is stopped too (its START_DAEMON then fails), never waited for.
+ */
 async function stopEntry(entry: DaemonEntry): Promise<void> {
-  await entry.started.catch(() => {});
   await entry.daemon.halt();
 }
 

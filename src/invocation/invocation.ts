@@ -62,11 +62,11 @@ interface PreparedInput {
   metadata: Record<string, string>;
 }
 
-function isFdInput(i: InvocationInput): i is { fd: number } {
+export function isFdInput(i: InvocationInput): i is { fd: number } {
   return typeof (i as { fd?: unknown }).fd === 'number' && !Buffer.isBuffer(i) && typeof (i as Readable).pipe !== 'function';
 }
 
-function isExtra(i: InvocationInput | ExtraInput): i is ExtraInput {
+export function isExtraInput(i: InvocationInput | ExtraInput): i is ExtraInput {
   return typeof i === 'object' && i !== null && 'input' in i && !Buffer.isBuffer(i);
 }
 
@@ -102,7 +102,7 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
     };
     prepare(spec.input, spec.inputMetadata);
     for (const extra of spec.extraInputs) {
-      if (isExtra(extra)) prepare(extra.input, extra.metadata ?? {});
+      if (isExtraInput(extra)) prepare(extra.input, extra.metadata ?? {});
       else prepare(extra, {});
     }
     const [or, ow] = native.pipe(spec.pipeBufferBytes);

@@ -166,7 +166,7 @@ export class SBusClient {
 
 function parseReply(raw: Buffer, command: string, path: string): Reply {
   if (raw.length === 0) {
-    throw new SandletError('ESBUSPROTO', `${path} closed the reply pipe of ${command} without answering`);
+    throw new SandletError('ENOREPLY', `${path} closed the reply pipe of ${command} without answering`);
   }
   let value: unknown;
   try {

@@ -12,6 +12,7 @@ const STATUS: Partial<Record<SandletErrorCode, number>> = {
   ESBUSPROTO: 502,
   ESANDBOX: 503,
   ENOLISTENER: 503,
+  ENOREPLY: 503,
   EBACKOFF: 503,
   ESTORE: 503,
   ECLOSED: 503,

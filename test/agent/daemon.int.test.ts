@@ -18,7 +18,9 @@ beforeAll(async () => {
   const storlets = path.join(dir, 'st');
   fs.mkdirSync(storlets);
   for (const f of ['misbehave.mjs', 'bad-syntax.mjs', 'no-invoke.mjs']) fs.copyFileSync(path.join(FIXTURES, f), path.join(storlets, f));
-  fs.writeFileSync(path.join(storlets, 'slow-load.mjs'), "await new Promise((r) => setTimeout(r, 1500));\nexport function invoke() {}\n");
+  for (const name of ['slow-load.mjs', 'slow-load-2.mjs']) {
+    fs.writeFileSync(path.join(storlets, name), "await new Promise((r) => setTimeout(r, 1500));\nexport function invoke() {}\n");
+  }
   factory = await startFactory(dir);
   client = new SBusClient(factory.pipe);
 });
@@ -55,6 +57,15 @@ describe('daemon factory and storlet daemon', () => {
     expect((await client.ping()).status).toBe(true);
     expect((await client.daemonStatus('misbehave.mjs')).status).toBe(false);
     expect(await starting).toEqual({ status: true, message: 'daemon slow-load.mjs started' });
+  });
+
+  it('STOP_DAEMON stops a daemon still loading its module, whose START_DAEMON then fails', async () => {
+    const starting = start('slow-load-2.mjs');
+    // Datagrams reach the factory in order: the stop finds the daemon loading.
+    expect(await client.stopDaemon('slow-load-2.mjs')).toEqual({ status: true, message: 'daemon slow-load-2.mjs stopped' });
+    expect(await starting).toEqual({ status: false, message: 'daemon was stopped while it started' });
+    expect((await client.daemonStatus('slow-load-2.mjs')).status).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'slow-load-2.mjs'))).toBe(false);
   });
 
   it('fails START_DAEMON with the load error', async () => {
