@@ -23,9 +23,9 @@ async function removeTestImages(): Promise<void> {
     }
   }
 }
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-'));
+// Made in beforeAll: a skipped or filtered-out suite runs no afterAll to remove it.
+let root = '';
 const config: SandletConfigInput = {
-  host_root: root,
   backend: 'docker',
   container_prefix: `sltest-${id}-`,
   image_namespace: `sandlet-test-${id}`,
@@ -57,6 +57,8 @@ describe.skipIf(skipDocker)('docker backend', () => {
 
   beforeAll(async () => {
     requireDocker();
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-'));
+    config.host_root = root;
     gw = newGateway();
     await gw.ready();
   });
@@ -64,7 +66,7 @@ describe.skipIf(skipDocker)('docker backend', () => {
     await gw?.close({ stopSandboxes: true });
     for (const c of await ourContainers()) await docker.getContainer(c.Id).remove({ force: true });
     await removeTestImages();
-    fs.rmSync(root, { recursive: true, force: true });
+    if (root) fs.rmSync(root, { recursive: true, force: true });
   });
 
   it('runs every sample in a container', async () => {
@@ -213,7 +215,7 @@ describe.skipIf(skipDocker)('docker backend', () => {
 });
 
 describe.skipIf(skipDocker)('docker sandbox lifecycle', () => {
-  const lcRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-'));
+  let lcRoot = ''; // made in beforeAll, as root is
   const image = `sandlet-test-${id}/engine:latest`;
   const gateways: Gateway[] = [];
   const make = (extra: SandletConfigInput): Gateway => {
@@ -228,13 +230,14 @@ describe.skipIf(skipDocker)('docker sandbox lifecycle', () => {
 
   beforeAll(async () => {
     requireDocker();
+    lcRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-'));
     await docker.getImage(ENGINE_IMAGE).tag({ repo: `sandlet-test-${id}/engine`, tag: 'latest' });
   });
   afterAll(async () => {
     for (const gw of gateways) await gw.close({ stopSandboxes: true });
     // The retag test moves this run's tags to new images: none may outlive the run.
     await removeTestImages();
-    fs.rmSync(lcRoot, { recursive: true, force: true });
+    if (lcRoot) fs.rmSync(lcRoot, { recursive: true, force: true });
   });
 
   it('starts exactly one container for 20 concurrent first invocations of a cold scope', async () => {
