@@ -340,18 +340,49 @@ static napi_value ListenerClose(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// listen(fd, maxDatagramBytes, callback) -> { close() }. Takes ownership of fd: close() closes it.
-static napi_value Listen(napi_env env, napi_callback_info info) {
+// The arguments of listen() and readToEnd(): (fd, maxBytes, callback). Returns 0 with a
+// TypeError pending when they are wrong.
+static int get_poll_args(napi_env env, napi_callback_info info, const char *usage, int allow_zero,
+                         int32_t *fd, uint32_t *max_bytes, napi_value *callback) {
   size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd = -1;
-  uint32_t max_bytes = 0;
   napi_valuetype cb_type = napi_undefined;
-  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
-      napi_get_value_uint32(env, argv[1], &max_bytes) != napi_ok || max_bytes == 0 ||
+  *fd = -1;
+  *max_bytes = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0 ||
+      napi_get_value_uint32(env, argv[1], max_bytes) != napi_ok || (!allow_zero && *max_bytes == 0) ||
       napi_typeof(env, argv[2], &cb_type) != napi_ok || cb_type != napi_function) {
-    napi_throw_type_error(env, NULL, "listen(fd, maxDatagramBytes, callback): bad arguments");
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
+  }
+  *callback = argv[2];
+  return 1;
+}
+
+// The JS side of a poll-driven native object: a reference to its callback with an async context
+// (named resource) to call it in, and an object wrapping `native` whose one method is `method`.
+// Returns the object, or NULL with an exception pending.
+static napi_value make_handle(napi_env env, napi_value callback, const char *resource, void *native,
+                              napi_finalize finalize, const char *method, napi_callback method_fn,
+                              napi_ref *callback_ref, napi_async_context *async, napi_value *method_value) {
+  napi_value name, self;
+  CHECK(napi_create_reference(env, callback, 1, callback_ref));
+  CHECK(napi_create_string_utf8(env, resource, NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, async));
+  CHECK(napi_create_object(env, &self));
+  CHECK(napi_wrap(env, self, native, finalize, NULL, NULL));
+  CHECK(napi_create_function(env, method, NAPI_AUTO_LENGTH, method_fn, NULL, method_value));
+  CHECK(napi_set_named_property(env, self, method, *method_value));
+  return self;
+}
+
+// listen(fd, maxDatagramBytes, callback) -> { close() }. Takes ownership of fd: close() closes it.
+static napi_value Listen(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  uint32_t max_bytes;
+  napi_value callback;
+  if (!get_poll_args(env, info, "listen(fd, maxDatagramBytes, callback): bad arguments", 0, &fd, &max_bytes, &callback)) {
     return NULL;
   }
   uv_loop_t *loop = NULL;
@@ -381,14 +412,9 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
     return NULL;
   }
   l->poll.data = l;
-  napi_value name, self, close_fn;
-  CHECK(napi_create_reference(env, argv[2], 1, &l->callback));
-  CHECK(napi_create_string_utf8(env, "sandlet.sbus.listener", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, NULL, name, &l->async));
-  CHECK(napi_create_object(env, &self));
-  CHECK(napi_wrap(env, self, l, NULL, NULL, NULL));
-  CHECK(napi_create_function(env, "close", NAPI_AUTO_LENGTH, ListenerClose, NULL, &close_fn));
-  CHECK(napi_set_named_property(env, self, "close", close_fn));
+  napi_value close_fn;
+  napi_value self = make_handle(env, callback, "sandlet.sbus.listener", l, NULL, "close", ListenerClose, &l->callback, &l->async, &close_fn);
+  if (self == NULL) return NULL;
   rc = uv_poll_start(&l->poll, UV_READABLE, on_readable);
   if (rc != 0) {
     napi_value tmp;
@@ -614,16 +640,10 @@ static napi_value ReaderCancel(napi_env env, napi_callback_info info) {
 
 // readToEnd(fd, maxBytes, callback) -> { cancel() }. Takes ownership of fd.
 static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd = -1;
-  uint32_t max_bytes = 0;
-  napi_valuetype cb_type = napi_undefined;
-  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
-      napi_get_value_uint32(env, argv[1], &max_bytes) != napi_ok ||
-      napi_typeof(env, argv[2], &cb_type) != napi_ok || cb_type != napi_function) {
-    napi_throw_type_error(env, NULL, "readToEnd(fd, maxBytes, callback): bad arguments");
+  int32_t fd;
+  uint32_t max_bytes;
+  napi_value callback;
+  if (!get_poll_args(env, info, "readToEnd(fd, maxBytes, callback): bad arguments", 1, &fd, &max_bytes, &callback)) {
     return NULL;
   }
   int flags = fcntl(fd, F_GETFL);
@@ -657,14 +677,9 @@ static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
   r->poll.data = r;
   box->r = r;
   r->box = box;
-  napi_value name, self, cancel_fn;
-  CHECK(napi_create_reference(env, argv[2], 1, &r->callback));
-  CHECK(napi_create_string_utf8(env, "sandlet.sbus.read", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, NULL, name, &r->async));
-  CHECK(napi_create_object(env, &self));
-  CHECK(napi_wrap(env, self, box, finalize_box, NULL, NULL));
-  CHECK(napi_create_function(env, "cancel", NAPI_AUTO_LENGTH, ReaderCancel, NULL, &cancel_fn));
-  CHECK(napi_set_named_property(env, self, "cancel", cancel_fn));
+  napi_value cancel_fn;
+  napi_value self = make_handle(env, callback, "sandlet.sbus.read", box, finalize_box, "cancel", ReaderCancel, &r->callback, &r->async, &cancel_fn);
+  if (self == NULL) return NULL;
   rc = uv_poll_start(&r->poll, UV_READABLE | UV_DISCONNECT, on_reader_event);
   if (rc != 0) {
     napi_value tmp;

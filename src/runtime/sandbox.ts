@@ -231,11 +231,7 @@ export class Sandbox {
    */
   private async recoverLostFactory(why: string): Promise<void> {
     const handle = this.handle;
-    if (handle?.isAlive()) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([handle.exited, new Promise((r) => (timer = setTimeout(r, 2000)))]);
-      clearTimeout(timer);
-    }
+    if (handle?.isAlive()) await exitedWithin(handle, 2000);
     this.log.warn({ why, exited: !handle?.isAlive() }, 'the factory no longer answers; restarting the sandbox');
     // Alive but deaf: a death all the same (doRestart's stop then removes it).
     if (handle?.isAlive() && this.handle === handle) this.noteDeath(`factory stopped answering: ${why}`);
@@ -368,7 +364,7 @@ export class Sandbox {
   private async haltGracefully(handle: SandboxHandle): Promise<void> {
     try {
       await this.factory.halt(2000);
-      await Promise.race([handle.exited, new Promise((r) => setTimeout(r, 3000).unref())]);
+      await exitedWithin(handle, 3000);
     } catch (err) {
       this.log.debug({ err: oneLine(err) }, 'HALT failed; killing the sandbox');
     }
@@ -511,6 +507,13 @@ export class Sandbox {
       daemons: [...this.daemons.keys()],
     };
   }
+}
+
+/** Resolves when the sandbox exited or after ms, whichever comes first. */
+async function exitedWithin(handle: SandboxHandle, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([handle.exited, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 async function tail(handle: SandboxHandle): Promise<string> {
