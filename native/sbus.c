@@ -468,6 +468,60 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// pollable(fd, setNonBlocking) -> whether fd is a pipe or a socket (what libuv can poll; a
+// regular file cannot be). With setNonBlocking, such an fd is also put in non-blocking mode, so a
+// reader may try it synchronously and fall back to polling on EAGAIN. One fstat, no Stats object:
+// the agent asks this for every fd of every EXECUTE.
+static napi_value Pollable(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  bool nonblock = false;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "pollable(fd, setNonBlocking): fd must be a non-negative integer");
+    return NULL;
+  }
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &nonblock);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    throw_errno(env, errno, "fstat", NULL);
+    return NULL;
+  }
+  bool pollable = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+  if (pollable && nonblock) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)) {
+      throw_errno(env, errno, "fcntl", NULL);
+      return NULL;
+    }
+  }
+  napi_value result;
+  CHECK(napi_get_boolean(env, pollable, &result));
+  return result;
+}
+
+// fileSize(fd) -> st_size, without the Stats object fs.fstatSync builds (asked per invocation of
+// the invocation log's fd).
+static napi_value FileSize(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "fileSize(fd): fd must be a non-negative integer");
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    throw_errno(env, errno, "fstat", NULL);
+    return NULL;
+  }
+  napi_value result;
+  CHECK(napi_create_int64(env, (int64_t)st.st_size, &result));
+  return result;
+}
+
 // tryWrite(fd, body) -> bytes written. Puts the fd in non-blocking mode first: replies go to
 // pipes a peer handed us, and a peer that hands over a full pipe must not stall the server.
 // Throws with .code EAGAIN when the pipe has no room.
@@ -698,6 +752,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"pipe", NULL, Pipe, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readToEnd", NULL, ReadToEnd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tryWrite", NULL, TryWrite, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollable", NULL, Pollable, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fileSize", NULL, FileSize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { closeQuietly, native } from '../sbus/native.js';
-import { isPollable, writableFromFd } from '../sbus/fd-io.js';
+import { writableFromFd } from '../sbus/fd-io.js';
 import { Command, FdType, type Reply } from '../sbus/protocol.js';
 import { SBusServer, type ReceivedFd, type SBusRequest } from '../sbus/server.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../version.js';
@@ -35,7 +35,7 @@ interface Task {
   outcome: { ok: boolean; message: string } | undefined;
   /** File fds, which the daemon keeps and closes when the task is over. */
   kept: number[];
-  /** Pipe fds, which the worker owns once it marked the task opened. */
+  /** Pipe fds, in slot order: the daemon's to close unless the worker's sockets took them over. */
   handed: number[];
   cancelled: boolean;
   worker?: TaskWorker;
@@ -146,9 +146,15 @@ export class StorletDaemon {
     const kept: number[] = [];
     const handed: number[] = [];
     const classify = (f: ReceivedFd): TaskFd => {
-      const pollable = isPollable(f.fd);
-      (pollable ? handed : kept).push(f.fd);
-      return { fd: f.fd, pollable };
+      // Pipes go non-blocking here, where the addon is: the worker then reads and writes them
+      // synchronously while they have data or room, and polls only when they do not.
+      const pollable = native.pollable(f.fd, true);
+      if (!pollable) {
+        kept.push(f.fd);
+        return { fd: f.fd, pollable };
+      }
+      handed.push(f.fd);
+      return { fd: f.fd, pollable, slot: handed.length - 1 };
     };
     const strParams: Record<string, string> = {};
     for (const [k, v] of Object.entries(params)) strParams[k] = typeof v === 'string' ? v : String(v);
@@ -178,10 +184,7 @@ export class StorletDaemon {
 
   private async run(task: Task): Promise<void> {
     try {
-      if (task.cancelled) {
-        closeQuietly([...task.kept, ...task.handed]);
-        return;
-      }
+      if (task.cancelled) return; // its fds are closed below, as every task's are
       const worker = this.idle.pop() ?? this.spawnWorker();
       await worker.load(this.opts.modulePath, this.opts.exportName);
       task.worker = worker;
@@ -190,9 +193,9 @@ export class StorletDaemon {
       else void worker.worker.terminate();
     } catch (err) {
       this.log.error({ task: task.id, err: (err as Error).message }, 'task could not run');
-      if (!opened(task)) closeQuietly(task.handed);
     } finally {
       closeQuietly(task.kept);
+      closeUnowned(task);
       this.tasks.delete(task.id);
       this.finishTask(task);
     }
@@ -222,8 +225,6 @@ export class StorletDaemon {
         if (settled) return;
         settled = true;
         off();
-        // A thread that died before opening its pipes left them to us.
-        if (!opened(task)) closeQuietly(task.handed);
         resolve(false);
       };
       const off = worker.subscribe((msg) => {
@@ -250,8 +251,7 @@ export class StorletDaemon {
         if (terminating || settled) return;
         terminating = true;
         // The storlet sees its signal abort; if it has not finished after the grace, its thread
-        // goes. A worker only ever gets a task while idle, so it opened the task's pipes within
-        // microseconds of receiving it, long before the grace ends.
+        // goes (and the pipes its sockets had taken over with it).
         worker.worker.postMessage({ type: 'cancel', taskId: task.id });
         setTimeout(() => {
           if (!worker.exited) void worker.worker.terminate();
@@ -270,9 +270,14 @@ export class StorletDaemon {
   }
 }
 
-/** True once the task's worker holds (and so will close) the task's pipes. */
-function opened(task: Task): boolean {
-  return task.worker !== undefined && Atomics.load(task.worker.opened, 0) === task.message.seq;
+/**
+ * Closes the task's pipes that no socket of its worker took over. Run once the task is over: the
+ * worker finished it or is gone. A pipe whose cell the worker had set is closed by libuv.
+ */
+function closeUnowned(task: Task): void {
+  const owned = task.worker?.owned;
+  const seq = task.message.seq;
+  closeQuietly(task.handed.filter((_, slot) => owned === undefined || Atomics.load(owned, slot) !== seq));
 }
 
 /**

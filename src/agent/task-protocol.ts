@@ -1,18 +1,26 @@
 // Messages between a storlet daemon and its task workers.
 
+/** The most fds one SBus datagram carries (the kernel's SCM_MAX_FD), so the most a task has. */
+export const MAX_TASK_FDS = 253;
+
 /**
- * Worker data: `opened` is a one-cell Int32Array on shared memory. The worker stores a task's seq
- * there as soon as it wrapped the task's pipes, so the daemon knows who must close them without
- * a message (and a thread wake-up) per task.
+ * Worker data: `owned` is an Int32Array on shared memory, a cell per task fd slot. Before the
+ * worker hands a task's pipe to a libuv socket (which closes it, even when the thread is
+ * terminated), it stores the task's seq in that pipe's cell. Every other pipe of the task stays
+ * the daemon's to close when the task ends, so no fd is closed twice or left open, without a
+ * message (and a thread wake-up) per fd. Worker threads never close fds themselves: Node warns
+ * (with a stack trace) for every fd a worker closes that it did not open.
  */
 export interface WorkerInit {
-  opened: Int32Array;
+  owned: Int32Array;
 }
 
 export interface TaskFd {
   fd: number;
-  /** Pipes and sockets belong to the worker once it says "opened"; file fds stay the daemon's. */
+  /** Pipes and sockets are read and written by the worker; file fds stay the daemon's. */
   pollable: boolean;
+  /** A pollable fd's cell in `owned`. */
+  slot?: number;
 }
 
 export interface TaskInput extends TaskFd {
@@ -23,7 +31,7 @@ export interface TaskInput extends TaskFd {
 export interface TaskMessage {
   type: 'task';
   taskId: string;
-  /** Stored in the worker's shared `opened` cell once it holds the task's pipes. */
+  /** What the worker stores in an fd's `owned` cell when it takes that fd over. */
   seq: number;
   inputs: TaskInput[];
   output: TaskFd;

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
-import type { FromWorker, WorkerInit } from './task-protocol.js';
+import { MAX_TASK_FDS, type FromWorker, type WorkerInit } from './task-protocol.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('./task-worker.js', import.meta.url));
 
@@ -16,12 +16,12 @@ export class TaskWorker {
   failure: string | undefined;
   readonly exit: Promise<void>;
 
-  /** The seq of the last task whose pipes this worker holds (see WorkerInit). */
-  readonly opened = new Int32Array(new SharedArrayBuffer(4));
+  /** Which task pipes this worker's sockets own (see WorkerInit). */
+  readonly owned = new Int32Array(new SharedArrayBuffer(4 * MAX_TASK_FDS));
 
   /** Boots a blank worker thread; load() gives it its storlet. */
   constructor(heapLimitMb = workerHeapLimitMb()) {
-    const data: WorkerInit = { opened: this.opened };
+    const data: WorkerInit = { owned: this.owned };
     const resourceLimits: ResourceLimits | undefined = heapLimitMb ? { maxOldGenerationSizeMb: heapLimitMb } : undefined;
     this.worker = new Worker(WORKER_SCRIPT, { workerData: data, stdout: false, stderr: false, resourceLimits });
     this.worker.on('message', (msg: FromWorker) => {

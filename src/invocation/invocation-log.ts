@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { native } from '../sbus/native.js';
 
 // The storlet's logger fd: appends to <log_dir>/S/M/storlet_invoke.log. The file is rotated
 // when it reaches maxBytes (keeping `keep` old files, .1 newest), and the agent caps what one
@@ -25,7 +26,7 @@ export class InvocationLogs {
     if (fd !== undefined) {
       let size = -1;
       try {
-        size = fs.fstatSync(fd).size;
+        size = native.fileSize(fd);
       } catch {
         // closed under us: open again below
       }

@@ -9,6 +9,7 @@ import { writableFromFd, formatMs } from '../sbus/fd-io.js';
 import { readPipeToEnd } from '../sbus/read-pipe.js';
 import { closeQuietly, native } from '../sbus/native.js';
 import { FdType } from '../sbus/protocol.js';
+import { Teardown } from '../util/teardown.js';
 import type { InvocationLogs } from './invocation-log.js';
 import { OutputStream } from './output-stream.js';
 
@@ -159,7 +160,7 @@ async function runTask(
   statusRead: number,
 ): Promise<InvocationResult> {
   const log = spec.logger;
-  const teardown = new AbortController();
+  const teardown = new Teardown();
   let cancelled = false;
   const cancel = (why: string): void => {
     if (cancelled) return;
@@ -181,18 +182,18 @@ async function runTask(
       inputError = new SandletError('ESTORLET', `input of storlet ${spec.storlet} failed: ${oneLine(err)}`);
       cancel('input failed');
       body?.destroy(inputError);
-      teardown.abort(TEARDOWN);
+      teardown.run();
     });
   }
 
   const status =
     statusRead >= 0
-      ? readPipeToEnd(statusRead, { maxBytes: 64 * 1024, timeoutMs: 0, what: 'task status', signal: teardown.signal }).then(parseStatus)
+      ? readPipeToEnd(statusRead, { maxBytes: 64 * 1024, timeoutMs: 0, what: 'task status', teardown }).then(parseStatus)
       : undefined;
   status?.catch(() => {});
 
   const cleanup = (err: Error | null): void => {
-    teardown.abort(TEARDOWN);
+    teardown.run();
     for (const p of pumps) p.destroy();
     spec.onDone(err);
   };
@@ -203,7 +204,7 @@ async function runTask(
       maxBytes: spec.maxMetadataBytes,
       timeoutMs: spec.timeoutMs,
       what: `output metadata from storlet ${spec.storlet}`,
-      signal: teardown.signal,
+      teardown,
     });
     if (inputError) throw inputError;
     if (rawMeta.length === 0) {
@@ -246,9 +247,6 @@ async function runTask(
   });
   return { metadata, body, taskId };
 }
-
-// A fixed abort reason: abort() without one builds a DOMException (with a stack) every time.
-const TEARDOWN = new Error('invocation over');
 
 /**
  * Writes what the pipe takes at once. Returns the bytes written; when all were, the write end is

@@ -3,25 +3,113 @@ import net from 'node:net';
 import { Readable, Writable } from 'node:stream';
 
 // Opening streams on raw fds. Pipes and sockets go through libuv (net.Socket), never through the
-// 4-thread fs pool; regular files, which libuv cannot poll, use fs streams.
+// 4-thread fs pool, or, when already non-blocking, through plain reads and writes for as long as
+// they have data or room; regular files, which libuv cannot poll, use fs streams.
 // No native addon here: task workers import this module, and terminating a worker thread that
 // loaded the addon aborts the daemon (seen as SIGABRT).
 
-export function isPollable(fd: number): boolean {
+function isPollable(fd: number): boolean {
   const st = fs.fstatSync(fd);
   return st.isFIFO() || st.isSocket();
 }
 
-/** A Readable over fd. The stream owns a pollable fd (closes it when destroyed); a file fd stays the caller's. */
-export function readableFromFd(fd: number, pollable = isPollable(fd)): Readable {
-  if (pollable) return new net.Socket({ fd, readable: true, writable: false, allowHalfOpen: true });
-  return new FileFdReadable(fd);
-}
-
-/** A Writable over fd, with the same ownership rule as readableFromFd. */
+/** A Writable over fd. The stream owns a pollable fd (closes it when destroyed); a file fd stays the caller's. */
 export function writableFromFd(fd: number, pollable = isPollable(fd)): Writable {
   if (pollable) return new net.Socket({ fd, readable: false, writable: true, allowHalfOpen: true });
   return new FileFdWritable(fd);
+}
+
+/** Input bytes read synchronously before a storlet starts, at most (the rest comes by polling). */
+const EAGER_READ_BYTES = 64 * 1024;
+let scratch: Buffer | undefined;
+
+/**
+ * A Readable over a pipe or socket already in non-blocking mode. What the pipe holds is read now:
+ * when that reaches EOF (a small object the gateway wrote before EXECUTE), no socket is made at
+ * all; otherwise a net.Socket reads the rest, after the bytes read here. The fd stays the
+ * caller's unless `claim` was called: it is, just before a socket takes the fd over (and will
+ * close it).
+ */
+export function readableFromNonBlockingFd(fd: number, claim: () => void): Readable {
+  scratch ??= Buffer.allocUnsafe(EAGER_READ_BYTES);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  while (total < EAGER_READ_BYTES) {
+    let n: number;
+    try {
+      n = fs.readSync(fd, scratch, 0, EAGER_READ_BYTES - total, null);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') break;
+      return new Readable({ read() {} }).destroy(err as Error);
+    }
+    if (n === 0) return new BufferedReadable(chunks);
+    chunks.push(Buffer.from(scratch.subarray(0, n)));
+    total += n;
+  }
+  claim();
+  const sock = new net.Socket({ fd, readable: true, writable: false, allowHalfOpen: true });
+  for (let i = chunks.length - 1; i >= 0; i--) sock.unshift(chunks[i]!);
+  return sock;
+}
+
+class BufferedReadable extends Readable {
+  constructor(private readonly chunks: Buffer[]) {
+    super();
+  }
+
+  override _read(): void {
+    for (const c of this.chunks) this.push(c);
+    this.chunks.length = 0;
+    this.push(null);
+  }
+}
+
+/**
+ * A Writable over a pipe or socket already in non-blocking mode: writes go straight to the fd
+ * while it has room, and only when it fills (EAGAIN) does a net.Socket take the fd over to wait
+ * for room, so an output that fits the pipe costs no socket. Ownership as for
+ * readableFromNonBlockingFd: until `claim`, ending or destroying the stream leaves the fd open
+ * for its owner to close (the reader sees EOF then).
+ */
+export class NonBlockingFdWritable extends Writable {
+  private sock: net.Socket | undefined;
+
+  constructor(
+    private readonly fd: number,
+    private readonly claim: () => void,
+  ) {
+    super({ highWaterMark: 256 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.sock) return this.viaSocket(chunk, cb);
+    let off = 0;
+    try {
+      while (off < chunk.length) off += fs.writeSync(this.fd, chunk, off, chunk.length - off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return cb(err as Error);
+      this.claim();
+      this.sock = new net.Socket({ fd: this.fd, readable: false, writable: true, allowHalfOpen: true });
+      this.sock.on('error', (e) => this.destroy(e));
+      return this.viaSocket(off === 0 ? chunk : chunk.subarray(off), cb);
+    }
+    cb();
+  }
+
+  private viaSocket(chunk: Buffer, cb: (err?: Error | null) => void): void {
+    if (this.sock!.write(chunk)) cb();
+    else this.sock!.once('drain', () => cb());
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.sock) this.sock.end(() => cb());
+    else cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.sock?.destroy();
+    cb(err);
+  }
 }
 
 // fs.ReadStream/WriteStream close their fd on destroy() whatever autoClose says; a file fd that

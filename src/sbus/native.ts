@@ -23,6 +23,10 @@ export interface NativeSbus {
   readToEnd(fd: number, maxBytes: number, onDone: (error: string | null, data: Buffer | null) => void): { cancel(): void };
   /** One non-blocking write; throws with .code EAGAIN when the pipe is full. */
   tryWrite(fd: number, body: Buffer): number;
+  /** True for a pipe or socket (pollable by libuv); with setNonBlocking, also sets O_NONBLOCK on it. */
+  pollable(fd: number, setNonBlocking?: boolean): boolean;
+  /** fstat's st_size. */
+  fileSize(fd: number): number;
   close(fd: number): void;
 }
 

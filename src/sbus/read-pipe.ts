@@ -1,14 +1,16 @@
 import { SandletError } from '../errors.js';
+import type { Teardown } from '../util/teardown.js';
 import { formatBytes, formatMs } from './fd-io.js';
 import { native } from './native.js';
 
 export interface ReadAllOptions {
   maxBytes: number;
-  /** 0 waits for as long as it takes (bounded by `signal`). */
+  /** 0 waits for as long as it takes (bounded by `teardown`). */
   timeoutMs: number;
   /** Names the stream in errors, e.g. "output metadata". */
   what: string;
-  signal?: AbortSignal;
+  /** Cancels the read (ECANCELLED) when it runs first. */
+  teardown?: Teardown;
 }
 
 /**
@@ -19,9 +21,10 @@ export interface ReadAllOptions {
 export function readPipeToEnd(fd: number, opts: ReadAllOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
+    let settled = false;
     const finish = (err: Error | null, data?: Buffer): void => {
+      settled = true;
       if (timer) clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
       else resolve(data!);
     };
@@ -30,7 +33,8 @@ export function readPipeToEnd(fd: number, opts: ReadAllOptions): Promise<Buffer>
       else if (code === 'ETOOLARGE') finish(new SandletError('ETOOLARGE', `${opts.what} exceeds the ${formatBytes(opts.maxBytes)} bound`));
       else finish(new SandletError('ESBUSPROTO', `reading ${opts.what} failed: ${code}`));
     });
-    const onAbort = (): void => {
+    const onTeardown = (): void => {
+      if (settled) return;
       reader.cancel();
       finish(new SandletError('ECANCELLED', `reading ${opts.what} was cancelled`));
     };
@@ -40,8 +44,7 @@ export function readPipeToEnd(fd: number, opts: ReadAllOptions): Promise<Buffer>
         finish(new SandletError('ETIMEDOUT', `no ${opts.what} within ${formatMs(opts.timeoutMs)}`));
       }, opts.timeoutMs);
     }
-    if (opts.signal?.aborted) onAbort();
-    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    opts.teardown?.add(onTeardown);
   });
 }
 

@@ -1,0 +1,133 @@
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { NonBlockingFdWritable, readableFromNonBlockingFd } from '../../src/sbus/fd-io.js';
+import { closeQuietly, native } from '../../src/sbus/native.js';
+import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
+
+// The task worker's pipe streams: synchronous while the pipe has data or room, a socket (which
+// then owns the fd) only when it must wait. Real pipes, made non-blocking as the daemon does.
+
+function nonBlockingPipe(size?: number): [number, number] {
+  const [r, w] = native.pipe(size);
+  expect(native.pollable(r, true)).toBe(true);
+  expect(native.pollable(w, true)).toBe(true);
+  return [r, w];
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const isOpen = (fd: number): boolean => {
+  try {
+    fs.fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('readableFromNonBlockingFd', () => {
+  it('reads an input that is all in the pipe without taking the fd over', async () => {
+    const [r, w] = nonBlockingPipe();
+    native.tryWrite(w, Buffer.from('whole object'));
+    native.close(w);
+    let claimed = false;
+    const stream = readableFromNonBlockingFd(r, () => (claimed = true));
+    expect((await collect(stream)).toString()).toBe('whole object');
+    expect(claimed).toBe(false);
+    expect(isOpen(r)).toBe(true); // still the owner's to close
+    native.close(r);
+  });
+
+  it('reads what is there, then takes the fd over and reads the rest as it comes', async () => {
+    const [r, w] = nonBlockingPipe();
+    native.tryWrite(w, Buffer.from('head-'));
+    let claimed = false;
+    const stream = readableFromNonBlockingFd(r, () => (claimed = true));
+    expect(claimed).toBe(true);
+    const body = collect(stream);
+    setImmediate(() => {
+      native.tryWrite(w, Buffer.from('tail'));
+      native.close(w);
+    });
+    expect((await body).toString()).toBe('head-tail');
+    // The socket closed the fd it took over.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(isOpen(r)).toBe(false);
+  });
+
+  it('an input larger than what it reads at once arrives whole and in order', async () => {
+    const [r, w] = nonBlockingPipe(1 << 20);
+    const data = Buffer.alloc(200 * 1024);
+    for (let i = 0; i < data.length; i++) data[i] = i % 251;
+    expect(native.tryWrite(w, data)).toBe(data.length);
+    native.close(w);
+    let claimed = false;
+    const got = await collect(readableFromNonBlockingFd(r, () => (claimed = true)));
+    expect(claimed).toBe(true);
+    expect(got.equals(data)).toBe(true);
+  });
+});
+
+describe('NonBlockingFdWritable', () => {
+  it('writes an output that fits the pipe without taking the fd over; the owner closes it', async () => {
+    const [r, w] = nonBlockingPipe();
+    let claimed = false;
+    const out = new NonBlockingFdWritable(w, () => (claimed = true));
+    const read = readPipeToEnd(r, { maxBytes: 1 << 20, timeoutMs: 5000, what: 'output' });
+    await new Promise<void>((resolve, reject) => out.end(Buffer.from('small output'), () => resolve()).on('error', reject));
+    out.destroy();
+    expect(claimed).toBe(false);
+    expect(isOpen(w)).toBe(true);
+    closeQuietly([w]); // as the daemon does when the task is over: the reader sees EOF
+    expect((await read).toString()).toBe('small output');
+  });
+
+  it('takes the fd over when the pipe fills, and every byte still arrives', async () => {
+    const [r, w] = nonBlockingPipe(64 * 1024);
+    let claimed = false;
+    const out = new NonBlockingFdWritable(w, () => (claimed = true));
+    const data = Buffer.alloc(1 << 20);
+    for (let i = 0; i < data.length; i++) data[i] = i % 253;
+    const read = readPipeToEnd(r, { maxBytes: 2 << 20, timeoutMs: 5000, what: 'output' });
+    for (let off = 0; off < data.length; off += 100_000) out.write(data.subarray(off, off + 100_000));
+    out.end();
+    expect((await read).equals(data)).toBe(true);
+    expect(claimed).toBe(true);
+  });
+
+  it('a reader that went away is an EPIPE error, not a crash', async () => {
+    const [r, w] = nonBlockingPipe();
+    native.close(r);
+    const out = new NonBlockingFdWritable(w, () => {});
+    const err = await new Promise<Error>((resolve) => out.on('error', resolve).write(Buffer.from('x')));
+    expect((err as NodeJS.ErrnoException).code).toBe('EPIPE');
+    native.close(w);
+  });
+});
+
+describe('native fd helpers', () => {
+  it('pollable() tells pipes from files and makes pipes non-blocking; fileSize() reads st_size', () => {
+    const file = `/tmp/sl-fdio-${process.pid}`;
+    fs.writeFileSync(file, 'twelve bytes');
+    const fd = fs.openSync(file, 'r');
+    try {
+      expect(native.pollable(fd, true)).toBe(false);
+      expect(native.fileSize(fd)).toBe(12);
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(file);
+    }
+    const [r, w] = native.pipe();
+    expect(native.pollable(r, false)).toBe(true);
+    expect(() => native.pollable(-1)).toThrow(/non-negative/);
+    native.pollable(r, true);
+    // Non-blocking now: an empty pipe says EAGAIN instead of blocking the thread.
+    expect(() => fs.readSync(r, Buffer.alloc(1))).toThrow(/EAGAIN/);
+    closeQuietly([r, w]);
+  });
+});
