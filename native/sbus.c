@@ -744,6 +744,199 @@ static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
   return self;
 }
 
+// A pipe read as a stream under a libuv poll handle: the output object on the gateway's side,
+// without a net.Socket (and its two stream states, handle wrap and listeners) per invocation.
+// Owns the fd. callback(null, chunk) per read, then callback(null, null) at EOF or
+// callback(errnoName, null) on an error, each delivered only once the fd is closed; after close()
+// from JS, nothing more.
+typedef struct stream_box stream_box_t;
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async;
+  int fd;
+  int polling;
+  int ended;  // EOF or error seen, or closed from JS: no more reads
+  const char *error_code;
+  size_t chunk;
+  char *buf;
+  stream_box_t *box;
+} stream_t;
+
+struct stream_box {
+  stream_t *s;
+};
+
+static void finalize_stream_box(napi_env env, void *data, void *hint) {
+  stream_box_t *box = (stream_box_t *)data;
+  if (box->s != NULL) box->s->box = NULL;
+  free(box);
+}
+
+static void stream_free(stream_t *s) {
+  close(s->fd);
+  if (s->box != NULL) s->box->s = NULL;
+  free(s->buf);
+  free(s);
+}
+
+static void on_stream_closed(uv_handle_t *handle) { stream_free((stream_t *)handle->data); }
+
+static void stream_call(stream_t *s, const char *error_code, const char *data, size_t len) {
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value argv[2], cb, recv, result;
+  if (error_code != NULL) {
+    napi_create_string_utf8(env, error_code, NAPI_AUTO_LENGTH, &argv[0]);
+  } else {
+    napi_get_null(env, &argv[0]);
+  }
+  if (data != NULL) {
+    void *unused;
+    napi_create_buffer_copy(env, len, data, &unused, &argv[1]);
+  } else {
+    napi_get_null(env, &argv[1]);
+  }
+  napi_get_reference_value(env, s->callback, &cb);
+  napi_get_global(env, &recv);
+  if (napi_make_callback(env, s->async, recv, cb, 2, argv, &result) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+// EOF or error: the fd is closed first, then JS hears of it, then the references go.
+static void on_stream_finished(uv_handle_t *handle) {
+  stream_t *s = (stream_t *)handle->data;
+  close(s->fd);
+  s->fd = -1;
+  stream_call(s, s->error_code, NULL, 0);
+  napi_delete_reference(s->env, s->callback);
+  napi_async_destroy(s->env, s->async);
+  if (s->box != NULL) s->box->s = NULL;
+  free(s->buf);
+  free(s);
+}
+
+static void stream_finish(stream_t *s, const char *error_code) {
+  s->ended = 1;
+  s->error_code = error_code;
+  uv_poll_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, on_stream_finished);
+}
+
+static void on_stream_event(uv_poll_t *handle, int status, int events) {
+  stream_t *s = (stream_t *)handle->data;
+  (void)status;
+  (void)events;
+  // A bounded number of reads per wake-up, so one fast writer cannot starve the loop.
+  for (int round = 0; round < 16 && s->polling && !s->ended; round++) {
+    ssize_t n = read(s->fd, s->buf, s->chunk);
+    if (n > 0) {
+      stream_call(s, NULL, s->buf, (size_t)n);  // may pause() or close() the stream
+      continue;
+    }
+    if (n == 0) {
+      stream_finish(s, NULL);
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return;
+    stream_finish(s, errno_name(errno));
+    return;
+  }
+}
+
+static stream_t *unwrap_stream(napi_env env, napi_callback_info info) {
+  napi_value self;
+  if (napi_get_cb_info(env, info, NULL, NULL, &self, NULL) != napi_ok) return NULL;
+  stream_box_t *box = NULL;
+  if (napi_unwrap(env, self, (void **)&box) != napi_ok || box == NULL) return NULL;
+  return box->s;
+}
+
+static napi_value StreamResume(napi_env env, napi_callback_info info) {
+  stream_t *s = unwrap_stream(env, info);
+  if (s == NULL || s->ended || s->polling) return NULL;
+  int rc = uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_stream_event);
+  if (rc != 0) {
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return NULL;
+  }
+  s->polling = 1;
+  return NULL;
+}
+
+static napi_value StreamPause(napi_env env, napi_callback_info info) {
+  stream_t *s = unwrap_stream(env, info);
+  if (s == NULL || s->ended || !s->polling) return NULL;
+  uv_poll_stop(&s->poll);
+  s->polling = 0;
+  return NULL;
+}
+
+static napi_value StreamClose(napi_env env, napi_callback_info info) {
+  stream_t *s = unwrap_stream(env, info);
+  if (s == NULL || s->ended) return NULL;
+  s->ended = 1;
+  s->polling = 0;
+  uv_poll_stop(&s->poll);
+  napi_delete_reference(env, s->callback);
+  napi_async_destroy(env, s->async);
+  uv_close((uv_handle_t *)&s->poll, on_stream_closed);
+  return NULL;
+}
+
+// openReader(fd, chunkBytes, callback) -> { resume(), pause(), close() }. Takes ownership of fd.
+// Starts paused: nothing is read before resume().
+static napi_value OpenReader(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  uint32_t chunk;
+  napi_value callback;
+  if (!get_poll_args(env, info, "openReader(fd, chunkBytes, callback): bad arguments", 0, &fd, &chunk, &callback)) {
+    return NULL;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    throw_errno(env, errno, "fcntl", NULL);
+    return NULL;
+  }
+  uv_loop_t *loop = NULL;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  stream_t *s = calloc(1, sizeof *s);
+  stream_box_t *box = calloc(1, sizeof *box);
+  char *buf = malloc(chunk);
+  int rc = (s == NULL || box == NULL || buf == NULL) ? UV_ENOMEM : uv_poll_init(loop, &s->poll, fd);
+  if (rc != 0) {
+    free(s);
+    free(box);
+    free(buf);
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return NULL;
+  }
+  s->poll.data = s;
+  s->env = env;
+  s->fd = fd;
+  s->chunk = chunk;
+  s->buf = buf;
+  s->box = box;
+  box->s = s;
+  napi_value resume_fn;
+  napi_value self = make_handle(env, callback, "sandlet.sbus.stream", box, finalize_stream_box, "resume", StreamResume,
+                                &s->callback, &s->async, &resume_fn);
+  if (self == NULL) return NULL;
+  napi_value fn;
+  CHECK(napi_create_function(env, "pause", NAPI_AUTO_LENGTH, StreamPause, NULL, &fn));
+  CHECK(napi_set_named_property(env, self, "pause", fn));
+  CHECK(napi_create_function(env, "close", NAPI_AUTO_LENGTH, StreamClose, NULL, &fn));
+  CHECK(napi_set_named_property(env, self, "close", fn));
+  return self;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"bind", NULL, Bind, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -754,6 +947,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"tryWrite", NULL, TryWrite, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollable", NULL, Pollable, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fileSize", NULL, FileSize, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openReader", NULL, OpenReader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

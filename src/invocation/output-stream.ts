@@ -1,7 +1,7 @@
-import net from 'node:net';
 import { Readable } from 'node:stream';
 import { SandletError } from '../errors.js';
 import { formatMs } from '../sbus/fd-io.js';
+import { native } from '../sbus/native.js';
 
 export interface OutputStreamOptions {
   storlet: string;
@@ -16,13 +16,16 @@ export interface OutputStreamOptions {
   onClose: (err: Error | null) => void;
 }
 
+/** Bytes per read of the output pipe (libuv reads sockets 64 KiB at a time too). */
+const READ_CHUNK_BYTES = 64 * 1024;
+
 /**
- * The output object, read from the output pipe through libuv. It ends only when the pipe hit EOF
- * and the task reported success; a failure, a stall or a dead daemon makes it error instead, so
- * a consumer can never mistake a cut-short object for a whole one.
+ * The output object, read from the output pipe by the addon's poll-driven reader. It ends only
+ * when the pipe hit EOF and the task reported success; a failure, a stall or a dead daemon makes
+ * it error instead, so a consumer can never mistake a cut-short object for a whole one.
  */
 export class OutputStream extends Readable {
-  private readonly sock: net.Socket;
+  private readonly reader: { resume(): void; pause(): void; close(): void };
   private readonly opts: OutputStreamOptions;
   private timer: NodeJS.Timeout | undefined;
   private complete = false;
@@ -31,22 +34,24 @@ export class OutputStream extends Readable {
   constructor(fd: number, opts: OutputStreamOptions) {
     super({ highWaterMark: 256 * 1024 });
     this.opts = opts;
-    this.sock = new net.Socket({ fd, readable: true, writable: false, allowHalfOpen: true });
-    this.sock.pause();
-    this.sock.on('data', (chunk: Buffer) => {
-      this.bytes += chunk.length;
-      this.timer?.refresh();
-      if (!this.push(chunk)) {
-        this.sock.pause();
-        this.disarm();
+    this.reader = native.openReader(fd, READ_CHUNK_BYTES, (code, chunk) => {
+      if (chunk) {
+        this.bytes += chunk.length;
+        this.timer?.refresh();
+        if (!this.push(chunk)) {
+          this.reader.pause();
+          this.disarm();
+        }
+      } else if (code === null) {
+        void this.finish();
+      } else {
+        this.destroy(new SandletError('ESTORLET', `reading the output of storlet ${opts.storlet} failed: ${code}`));
       }
     });
-    this.sock.on('end', () => void this.finish());
-    this.sock.on('error', (err) => this.destroy(err));
   }
 
   override _read(): void {
-    this.sock.resume();
+    this.reader.resume();
     this.arm();
   }
 
@@ -91,7 +96,7 @@ export class OutputStream extends Readable {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.disarm();
-    this.sock.destroy();
+    this.reader.close();
     if (!this.complete) this.opts.onAbandon();
     this.opts.onClose(err);
     cb(err);

@@ -21,6 +21,16 @@ export interface NativeSbus {
    * name / 'ETOOLARGE'. Owns fd (closes it however the read ends, or on cancel()).
    */
   readToEnd(fd: number, maxBytes: number, onDone: (error: string | null, data: Buffer | null) => void): { cancel(): void };
+  /**
+   * Reads a pipe as a stream under a libuv poll handle, paused until resume(): onData(null, chunk)
+   * per read, then onData(null, null) at EOF or onData(errnoName, null), each once the fd is
+   * closed. Owns fd; after close() nothing more is called.
+   */
+  openReader(
+    fd: number,
+    chunkBytes: number,
+    onData: (error: string | null, chunk: Buffer | null) => void,
+  ): { resume(): void; pause(): void; close(): void };
   /** One non-blocking write; throws with .code EAGAIN when the pipe is full. */
   tryWrite(fd: number, body: Buffer): number;
   /** True for a pipe or socket (pollable by libuv); with setNonBlocking, also sets O_NONBLOCK on it. */

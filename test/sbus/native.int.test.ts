@@ -116,4 +116,48 @@ describe('native addon', () => {
     expect(code).toBe('EAGAIN');
     native.close(server);
   });
+
+  it('streams a pipe with openReader: paused until resumed, pause holds data back, EOF after the fd closed', async () => {
+    const [r, w] = native.pipe();
+    const isOpen = (fd: number) => fs.existsSync(`/proc/self/fd/${fd}`);
+    const events: string[] = [];
+    let onEvent: () => void = () => {};
+    const reader = native.openReader(r, 4, (code, chunk) => {
+      events.push(chunk ? chunk.toString() : `end:${code}:${isOpen(r) ? 'open' : 'closed'}`);
+      onEvent();
+    });
+    const next = () => new Promise<void>((resolve) => (onEvent = resolve));
+    native.tryWrite(w, Buffer.from('abcdef'));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(events).toEqual([]); // paused: nothing read yet
+    let got = next();
+    reader.resume();
+    await got;
+    reader.pause(); // after the first 4-byte chunk
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(events).toEqual(['abcd']);
+    got = next();
+    reader.resume();
+    await got;
+    native.close(w);
+    got = next();
+    await got;
+    expect(events).toEqual(['abcd', 'ef', 'end:null:closed']);
+    reader.close(); // after the end: a no-op
+  });
+
+  it('openReader close() stops the reads and closes the fd; nothing is called after', async () => {
+    const [r, w] = native.pipe();
+    let calls = 0;
+    const reader = native.openReader(r, 1024, () => calls++);
+    reader.resume();
+    reader.close();
+    reader.close();
+    native.tryWrite(w, Buffer.from('late'));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(calls).toBe(0);
+    expect(fs.existsSync(`/proc/self/fd/${r}`)).toBe(false);
+    native.close(w);
+    expect(() => native.openReader(-1, 1024, () => {})).toThrow(/bad arguments/);
+  });
 });
