@@ -557,84 +557,206 @@ static napi_value TryWrite(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// A pipe read to EOF under a libuv poll handle: the small messages of SBus (replies, output
-// metadata, task status) without a stream object per read. Owns the fd and closes it.
-typedef struct reader_box reader_box_t;
+// The poll-driven reads below run several times per invocation. They are named to JS by number,
+// not by a wrapped object: an object with a native finalizer is held by a weak handle, which
+// V8's young-generation GC treats as strong, so every such object (with what it held) survived
+// into the old generation and was freed only by full GCs. Per env: the reads in flight, by
+// slot, and one async context for all their callbacks (the callbacks settle promises, and
+// async context flows along those).
+#define SLOT_BITS 20
+#define MAX_SLOTS (1u << SLOT_BITS)
+
+// What every poll-driven op starts with. It is the first member of each op's struct, and the
+// poll handle the first member of it, so a handle's address is its op's.
+enum op_kind { OP_READ_TO_END = 1, OP_STREAM = 2 };
+
 typedef struct {
   uv_poll_t poll;
   napi_env env;
   napi_ref callback;
-  napi_async_context async;
   int fd;
+  uint32_t slot;
+  enum op_kind kind;  // an id of one kind never reaches the functions of the other
+} op_t;
+
+typedef struct {
+  void **ops;
+  uint32_t *gens;
+  uint32_t *free_slots;
+  uint32_t nfree;
+  uint32_t cap;
+  napi_async_context async;
+} registry_t;
+
+static void registry_finalize(napi_env env, void *data, void *hint) {
+  registry_t *g = (registry_t *)data;
+  (void)env;
+  (void)hint;
+  free(g->ops);
+  free(g->gens);
+  free(g->free_slots);
+  free(g);
+}
+
+static registry_t *registry(napi_env env) {
+  registry_t *g = NULL;
+  napi_get_instance_data(env, (void **)&g);
+  return g;
+}
+
+// Returns the op's id (generation and slot in one safe integer), or -1 when out of slots.
+static int64_t registry_put(registry_t *g, void *op, uint32_t *slot_out) {
+  if (g->nfree == 0) {
+    uint32_t cap = g->cap ? g->cap * 2 : 64;
+    if (cap > MAX_SLOTS) return -1;
+    void **ops = realloc(g->ops, cap * sizeof *ops);
+    if (ops == NULL) return -1;
+    g->ops = ops;
+    uint32_t *gens = realloc(g->gens, cap * sizeof *gens);
+    if (gens == NULL) return -1;
+    g->gens = gens;
+    uint32_t *free_slots = realloc(g->free_slots, cap * sizeof *free_slots);
+    if (free_slots == NULL) return -1;
+    g->free_slots = free_slots;
+    for (uint32_t i = cap; i > g->cap; i--) {
+      g->ops[i - 1] = NULL;
+      g->gens[i - 1] = 0;
+      g->free_slots[g->nfree++] = i - 1;
+    }
+    g->cap = cap;
+  }
+  uint32_t slot = g->free_slots[--g->nfree];
+  g->ops[slot] = op;
+  *slot_out = slot;
+  return ((int64_t)g->gens[slot] << SLOT_BITS) | slot;
+}
+
+static void *registry_get(registry_t *g, int64_t id) {
+  if (g == NULL || id < 0) return NULL;
+  uint32_t slot = (uint32_t)(id & (MAX_SLOTS - 1));
+  if (slot >= g->cap || (int64_t)g->gens[slot] != (id >> SLOT_BITS)) return NULL;
+  return g->ops[slot];
+}
+
+// The op is over: its id now names nothing (a late cancel() or close() is a no-op).
+static void registry_drop(registry_t *g, uint32_t slot) {
+  g->ops[slot] = NULL;
+  g->gens[slot] = (g->gens[slot] + 1) & 0x7fffffff;
+  g->free_slots[g->nfree++] = slot;
+}
+
+// The op of a kind that argv[0] names; NULL (no exception) when it names none.
+static void *op_arg(napi_env env, napi_callback_info info, int kind) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int64_t id = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int64(env, argv[0], &id) != napi_ok) {
+    return NULL;
+  }
+  op_t *op = (op_t *)registry_get(registry(env), id);
+  return op != NULL && (int)op->kind == kind ? op : NULL;
+}
+
+// Calls an op's callback as (errorCode | null, data | null) in the shared async context.
+static void call_op(napi_env env, napi_ref callback, const char *error_code, const char *data, size_t len) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value argv[2], cb, recv, result;
+  if (error_code != NULL) {
+    napi_create_string_utf8(env, error_code, NAPI_AUTO_LENGTH, &argv[0]);
+  } else {
+    napi_get_null(env, &argv[0]);
+  }
+  if (data != NULL) {
+    void *unused;
+    napi_create_buffer_copy(env, len, len > 0 ? data : "", &unused, &argv[1]);
+  } else {
+    napi_get_null(env, &argv[1]);
+  }
+  napi_get_reference_value(env, callback, &cb);
+  napi_get_global(env, &recv);
+  if (napi_make_callback(env, registry(env)->async, recv, cb, 2, argv, &result) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+
+static void free_handle(uv_handle_t *handle) { free(handle); }
+
+// Sets up a poll-driven op on fd: non-blocking mode, a poll handle, a reference to the callback, a
+// registry slot. Returns 0 with *id_out set; -1 with an exception pending and the op the caller's
+// to free; -2 with an exception pending and the op already on its way to being freed (its poll
+// handle must be closed first). Either way fd stays open.
+static int start_op(napi_env env, int32_t fd, napi_value callback, op_t *op, napi_value *id_out) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    throw_errno(env, errno, "fcntl", NULL);
+    return -1;
+  }
+  uv_loop_t *loop = NULL;
+  int rc = napi_get_uv_event_loop(env, &loop) == napi_ok ? uv_poll_init(loop, &op->poll, fd) : UV_EINVAL;
+  if (rc != 0) {
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return -1;
+  }
+  op->poll.data = op;
+  op->env = env;
+  op->fd = fd;
+  registry_t *g = registry(env);
+  int64_t id = registry_put(g, op, &op->slot);
+  if (id < 0 || napi_create_reference(env, callback, 1, &op->callback) != napi_ok ||
+      napi_create_int64(env, id, id_out) != napi_ok) {
+    if (id >= 0) registry_drop(g, op->slot);
+    uv_close((uv_handle_t *)&op->poll, free_handle);
+    napi_throw_error(env, "ENOMEM", "too many reads in flight");
+    return -2;
+  }
+  return 0;
+}
+
+// A pipe read to EOF: the small messages of SBus (replies, output metadata, task status) without
+// a stream object per read. Owns the fd and closes it.
+typedef struct {
+  op_t op;
   size_t max_bytes;
   char *buf;
   size_t len;
   size_t cap;
   int done;
   const char *error_code;  // static strings only (errno names)
-  reader_box_t *box;
 } reader_t;
-
-// What the JS handle wraps: outlives the reader (freed by GC), so cancel() after the read ended
-// finds NULL instead of freed memory.
-struct reader_box {
-  reader_t *r;
-};
-
-static void finalize_box(napi_env env, void *data, void *hint) {
-  reader_box_t *box = (reader_box_t *)data;
-  if (box->r != NULL) box->r->box = NULL;
-  free(box);
-}
 
 // The fd is closed only once libuv let go of it: closing it under an active handle could leave
 // a stale epoll registration for the next fd with that number.
 static void on_reader_closed(uv_handle_t *handle) {
   reader_t *r = (reader_t *)handle->data;
-  close(r->fd);
-  if (r->box != NULL) r->box->r = NULL;
+  close(r->op.fd);
   free(r->buf);
   free(r);
 }
 
-// Ends the read: stops polling, closes the fd, releases JS references, frees on close.
+// Ends the read without a callback: stops polling, releases the callback, closes the fd, frees.
 static void reader_end(reader_t *r) {
   r->done = 1;
-  uv_poll_stop(&r->poll);
-  napi_delete_reference(r->env, r->callback);
-  napi_async_destroy(r->env, r->async);
-  uv_close((uv_handle_t *)&r->poll, on_reader_closed);
+  uv_poll_stop(&r->op.poll);
+  napi_delete_reference(r->op.env, r->op.callback);
+  registry_drop(registry(r->op.env), r->op.slot);
+  uv_close((uv_handle_t *)&r->op.poll, on_reader_closed);
 }
 
 // Delivers the result once libuv released the handle and the fd is closed, so a resolved read
 // never leaves an fd behind: callback(errorCode: string | null, data: Buffer | null).
 static void on_reader_finished(uv_handle_t *handle) {
   reader_t *r = (reader_t *)handle->data;
-  close(r->fd);
-  if (r->box != NULL) r->box->r = NULL;
-  napi_env env = r->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) == napi_ok) {
-    napi_value argv[2], cb, recv, result;
-    if (r->error_code != NULL) {
-      napi_create_string_utf8(env, r->error_code, NAPI_AUTO_LENGTH, &argv[0]);
-      napi_get_null(env, &argv[1]);
-    } else {
-      void *unused;
-      napi_get_null(env, &argv[0]);
-      napi_create_buffer_copy(env, r->len, r->len > 0 ? r->buf : "", &unused, &argv[1]);
-    }
-    napi_get_reference_value(env, r->callback, &cb);
-    napi_get_global(env, &recv);
-    if (napi_make_callback(env, r->async, recv, cb, 2, argv, &result) == napi_pending_exception) {
-      napi_value exc;
-      napi_get_and_clear_last_exception(env, &exc);
-      napi_fatal_exception(env, exc);
-    }
-    napi_close_handle_scope(env, scope);
-  }
-  napi_delete_reference(env, r->callback);
-  napi_async_destroy(env, r->async);
+  napi_env env = r->op.env;
+  close(r->op.fd);
+  registry_drop(registry(env), r->op.slot);
+  call_op(env, r->op.callback, r->error_code, r->error_code == NULL ? r->buf : NULL, r->len);
+  napi_delete_reference(env, r->op.callback);
   free(r->buf);
   free(r);
 }
@@ -642,8 +764,8 @@ static void on_reader_finished(uv_handle_t *handle) {
 static void reader_finish(reader_t *r, const char *error_code) {
   r->done = 1;
   r->error_code = error_code;
-  uv_poll_stop(&r->poll);
-  uv_close((uv_handle_t *)&r->poll, on_reader_finished);
+  uv_poll_stop(&r->op.poll);
+  uv_close((uv_handle_t *)&r->op.poll, on_reader_finished);
 }
 
 static void on_reader_event(uv_poll_t *handle, int status, int events) {
@@ -663,7 +785,7 @@ static void on_reader_event(uv_poll_t *handle, int status, int events) {
       r->buf = grown;
       r->cap = cap;
     }
-    ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len);
+    ssize_t n = read(r->op.fd, r->buf + r->len, r->cap - r->len);
     if (n > 0) {
       r->len += (size_t)n;
       if (r->len > r->max_bytes) {
@@ -683,141 +805,76 @@ static void on_reader_event(uv_poll_t *handle, int status, int events) {
   }
 }
 
-static napi_value ReaderCancel(napi_env env, napi_callback_info info) {
-  napi_value self;
-  CHECK(napi_get_cb_info(env, info, NULL, NULL, &self, NULL));
-  reader_box_t *box = NULL;
-  if (napi_unwrap(env, self, (void **)&box) != napi_ok || box == NULL || box->r == NULL) return NULL;
-  if (!box->r->done) reader_end(box->r);
+// cancelRead(id): ends a read with no callback (and closes its fd). A finished read: no-op.
+static napi_value CancelRead(napi_env env, napi_callback_info info) {
+  reader_t *r = (reader_t *)op_arg(env, info, OP_READ_TO_END);
+  if (r != NULL && !r->done) reader_end(r);
   return NULL;
 }
 
-// readToEnd(fd, maxBytes, callback) -> { cancel() }. Takes ownership of fd.
+// readToEnd(fd, maxBytes, callback) -> id (for cancelRead). Takes ownership of fd.
 static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
   int32_t fd;
   uint32_t max_bytes;
   napi_value callback;
-  if (!get_poll_args(env, info, "readToEnd(fd, maxBytes, callback): bad arguments", 1, &fd, &max_bytes, &callback)) {
-    return NULL;
-  }
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
-    throw_errno(env, errno, "fcntl", NULL);
-    return NULL;
-  }
-  uv_loop_t *loop = NULL;
-  CHECK(napi_get_uv_event_loop(env, &loop));
+  const char *usage = "readToEnd(fd, maxBytes, callback): bad arguments";
+  if (!get_poll_args(env, info, usage, 1, &fd, &max_bytes, &callback)) return NULL;
   reader_t *r = calloc(1, sizeof *r);
-  reader_box_t *box = calloc(1, sizeof *box);
-  if (r == NULL || box == NULL) {
+  size_t cap = max_bytes < 4096 ? (size_t)max_bytes + 1 : 4096;
+  char *buf = r == NULL ? NULL : malloc(cap);
+  if (buf == NULL) {
     free(r);
-    free(box);
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  r->cap = max_bytes < 4096 ? (size_t)max_bytes + 1 : 4096;
-  r->buf = malloc(r->cap);
-  r->fd = fd;
-  r->env = env;
+  r->cap = cap;
+  r->buf = buf;
   r->max_bytes = max_bytes;
-  int rc = r->buf == NULL ? UV_ENOMEM : uv_poll_init(loop, &r->poll, fd);
+  napi_value id;
+  r->op.kind = OP_READ_TO_END;
+  int started = start_op(env, fd, callback, &r->op, &id);
+  if (started != 0) {
+    free(buf);
+    if (started == -1) free(r);
+    return NULL;
+  }
+  int rc = uv_poll_start(&r->op.poll, UV_READABLE | UV_DISCONNECT, on_reader_event);
   if (rc != 0) {
-    free(r->buf);
-    free(r);
-    free(box);
+    reader_end(r);  // closes the fd: it was handed to us
     napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
     return NULL;
   }
-  r->poll.data = r;
-  box->r = r;
-  r->box = box;
-  napi_value cancel_fn;
-  napi_value self = make_handle(env, callback, "sandlet.sbus.read", box, finalize_box, "cancel", ReaderCancel, &r->callback, &r->async, &cancel_fn);
-  if (self == NULL) return NULL;
-  rc = uv_poll_start(&r->poll, UV_READABLE | UV_DISCONNECT, on_reader_event);
-  if (rc != 0) {
-    napi_value tmp;
-    napi_call_function(env, self, cancel_fn, 0, NULL, &tmp);
-    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
-    return NULL;
-  }
-  return self;
+  return id;
 }
 
-// A pipe read as a stream under a libuv poll handle: the output object on the gateway's side,
-// without a net.Socket (and its two stream states, handle wrap and listeners) per invocation.
-// Owns the fd. callback(null, chunk) per read, then callback(null, null) at EOF or
-// callback(errnoName, null) on an error, each delivered only once the fd is closed; after close()
-// from JS, nothing more.
-typedef struct stream_box stream_box_t;
+// A pipe read as a stream: the output object on the gateway's side, without a net.Socket (and
+// its two stream states, handle wrap and listeners) per invocation. Owns the fd.
+// callback(null, chunk) per read, then callback(null, null) at EOF or callback(errnoName, null)
+// on an error, each delivered only once the fd is closed; after closeReader() from JS, nothing.
 typedef struct {
-  uv_poll_t poll;
-  napi_env env;
-  napi_ref callback;
-  napi_async_context async;
-  int fd;
+  op_t op;
   int polling;
   int ended;  // EOF or error seen, or closed from JS: no more reads
   const char *error_code;
   size_t chunk;
   char *buf;
-  stream_box_t *box;
 } stream_t;
 
-struct stream_box {
-  stream_t *s;
-};
-
-static void finalize_stream_box(napi_env env, void *data, void *hint) {
-  stream_box_t *box = (stream_box_t *)data;
-  if (box->s != NULL) box->s->box = NULL;
-  free(box);
-}
-
-static void stream_free(stream_t *s) {
-  close(s->fd);
-  if (s->box != NULL) s->box->s = NULL;
+static void on_stream_closed(uv_handle_t *handle) {
+  stream_t *s = (stream_t *)handle->data;
+  close(s->op.fd);
   free(s->buf);
   free(s);
 }
 
-static void on_stream_closed(uv_handle_t *handle) { stream_free((stream_t *)handle->data); }
-
-static void stream_call(stream_t *s, const char *error_code, const char *data, size_t len) {
-  napi_env env = s->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value argv[2], cb, recv, result;
-  if (error_code != NULL) {
-    napi_create_string_utf8(env, error_code, NAPI_AUTO_LENGTH, &argv[0]);
-  } else {
-    napi_get_null(env, &argv[0]);
-  }
-  if (data != NULL) {
-    void *unused;
-    napi_create_buffer_copy(env, len, data, &unused, &argv[1]);
-  } else {
-    napi_get_null(env, &argv[1]);
-  }
-  napi_get_reference_value(env, s->callback, &cb);
-  napi_get_global(env, &recv);
-  if (napi_make_callback(env, s->async, recv, cb, 2, argv, &result) == napi_pending_exception) {
-    napi_value exc;
-    napi_get_and_clear_last_exception(env, &exc);
-    napi_fatal_exception(env, exc);
-  }
-  napi_close_handle_scope(env, scope);
-}
-
-// EOF or error: the fd is closed first, then JS hears of it, then the references go.
+// EOF or error: the fd is closed first, then JS hears of it, then the callback goes.
 static void on_stream_finished(uv_handle_t *handle) {
   stream_t *s = (stream_t *)handle->data;
-  close(s->fd);
-  s->fd = -1;
-  stream_call(s, s->error_code, NULL, 0);
-  napi_delete_reference(s->env, s->callback);
-  napi_async_destroy(s->env, s->async);
-  if (s->box != NULL) s->box->s = NULL;
+  napi_env env = s->op.env;
+  close(s->op.fd);
+  registry_drop(registry(env), s->op.slot);
+  call_op(env, s->op.callback, s->error_code, NULL, 0);
+  napi_delete_reference(env, s->op.callback);
   free(s->buf);
   free(s);
 }
@@ -825,8 +882,8 @@ static void on_stream_finished(uv_handle_t *handle) {
 static void stream_finish(stream_t *s, const char *error_code) {
   s->ended = 1;
   s->error_code = error_code;
-  uv_poll_stop(&s->poll);
-  uv_close((uv_handle_t *)&s->poll, on_stream_finished);
+  uv_poll_stop(&s->op.poll);
+  uv_close((uv_handle_t *)&s->op.poll, on_stream_finished);
 }
 
 static void on_stream_event(uv_poll_t *handle, int status, int events) {
@@ -835,9 +892,9 @@ static void on_stream_event(uv_poll_t *handle, int status, int events) {
   (void)events;
   // A bounded number of reads per wake-up, so one fast writer cannot starve the loop.
   for (int round = 0; round < 16 && s->polling && !s->ended; round++) {
-    ssize_t n = read(s->fd, s->buf, s->chunk);
+    ssize_t n = read(s->op.fd, s->buf, s->chunk);
     if (n > 0) {
-      stream_call(s, NULL, s->buf, (size_t)n);  // may pause() or close() the stream
+      call_op(s->op.env, s->op.callback, NULL, s->buf, (size_t)n);  // may pause or close it
       continue;
     }
     if (n == 0) {
@@ -851,18 +908,10 @@ static void on_stream_event(uv_poll_t *handle, int status, int events) {
   }
 }
 
-static stream_t *unwrap_stream(napi_env env, napi_callback_info info) {
-  napi_value self;
-  if (napi_get_cb_info(env, info, NULL, NULL, &self, NULL) != napi_ok) return NULL;
-  stream_box_t *box = NULL;
-  if (napi_unwrap(env, self, (void **)&box) != napi_ok || box == NULL) return NULL;
-  return box->s;
-}
-
-static napi_value StreamResume(napi_env env, napi_callback_info info) {
-  stream_t *s = unwrap_stream(env, info);
+static napi_value ResumeReader(napi_env env, napi_callback_info info) {
+  stream_t *s = (stream_t *)op_arg(env, info, OP_STREAM);
   if (s == NULL || s->ended || s->polling) return NULL;
-  int rc = uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_stream_event);
+  int rc = uv_poll_start(&s->op.poll, UV_READABLE | UV_DISCONNECT, on_stream_event);
   if (rc != 0) {
     napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
     return NULL;
@@ -871,70 +920,52 @@ static napi_value StreamResume(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value StreamPause(napi_env env, napi_callback_info info) {
-  stream_t *s = unwrap_stream(env, info);
+static napi_value PauseReader(napi_env env, napi_callback_info info) {
+  stream_t *s = (stream_t *)op_arg(env, info, OP_STREAM);
   if (s == NULL || s->ended || !s->polling) return NULL;
-  uv_poll_stop(&s->poll);
+  uv_poll_stop(&s->op.poll);
   s->polling = 0;
   return NULL;
 }
 
-static napi_value StreamClose(napi_env env, napi_callback_info info) {
-  stream_t *s = unwrap_stream(env, info);
+static napi_value CloseReader(napi_env env, napi_callback_info info) {
+  stream_t *s = (stream_t *)op_arg(env, info, OP_STREAM);
   if (s == NULL || s->ended) return NULL;
   s->ended = 1;
   s->polling = 0;
-  uv_poll_stop(&s->poll);
-  napi_delete_reference(env, s->callback);
-  napi_async_destroy(env, s->async);
-  uv_close((uv_handle_t *)&s->poll, on_stream_closed);
+  uv_poll_stop(&s->op.poll);
+  napi_delete_reference(env, s->op.callback);
+  registry_drop(registry(env), s->op.slot);
+  uv_close((uv_handle_t *)&s->op.poll, on_stream_closed);
   return NULL;
 }
 
-// openReader(fd, chunkBytes, callback) -> { resume(), pause(), close() }. Takes ownership of fd.
-// Starts paused: nothing is read before resume().
+// openReader(fd, chunkBytes, callback) -> id (for resumeReader, pauseReader, closeReader).
+// Takes ownership of fd. Starts paused: nothing is read before resumeReader().
 static napi_value OpenReader(napi_env env, napi_callback_info info) {
   int32_t fd;
   uint32_t chunk;
   napi_value callback;
-  if (!get_poll_args(env, info, "openReader(fd, chunkBytes, callback): bad arguments", 0, &fd, &chunk, &callback)) {
-    return NULL;
-  }
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
-    throw_errno(env, errno, "fcntl", NULL);
-    return NULL;
-  }
-  uv_loop_t *loop = NULL;
-  CHECK(napi_get_uv_event_loop(env, &loop));
+  const char *usage = "openReader(fd, chunkBytes, callback): bad arguments";
+  if (!get_poll_args(env, info, usage, 0, &fd, &chunk, &callback)) return NULL;
   stream_t *s = calloc(1, sizeof *s);
-  stream_box_t *box = calloc(1, sizeof *box);
-  char *buf = malloc(chunk);
-  int rc = (s == NULL || box == NULL || buf == NULL) ? UV_ENOMEM : uv_poll_init(loop, &s->poll, fd);
-  if (rc != 0) {
+  char *buf = s == NULL ? NULL : malloc(chunk);
+  if (buf == NULL) {
     free(s);
-    free(box);
-    free(buf);
-    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  s->poll.data = s;
-  s->env = env;
-  s->fd = fd;
   s->chunk = chunk;
   s->buf = buf;
-  s->box = box;
-  box->s = s;
-  napi_value resume_fn;
-  napi_value self = make_handle(env, callback, "sandlet.sbus.stream", box, finalize_stream_box, "resume", StreamResume,
-                                &s->callback, &s->async, &resume_fn);
-  if (self == NULL) return NULL;
-  napi_value fn;
-  CHECK(napi_create_function(env, "pause", NAPI_AUTO_LENGTH, StreamPause, NULL, &fn));
-  CHECK(napi_set_named_property(env, self, "pause", fn));
-  CHECK(napi_create_function(env, "close", NAPI_AUTO_LENGTH, StreamClose, NULL, &fn));
-  CHECK(napi_set_named_property(env, self, "close", fn));
-  return self;
+  napi_value id;
+  s->op.kind = OP_STREAM;
+  int started = start_op(env, fd, callback, &s->op, &id);
+  if (started != 0) {
+    free(buf);
+    if (started == -1) free(s);
+    return NULL;
+  }
+  return id;
 }
 
 static napi_value Init(napi_env env, napi_value exports) {
@@ -944,13 +975,26 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"listen", NULL, Listen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pipe", NULL, Pipe, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readToEnd", NULL, ReadToEnd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"cancelRead", NULL, CancelRead, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tryWrite", NULL, TryWrite, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollable", NULL, Pollable, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fileSize", NULL, FileSize, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openReader", NULL, OpenReader, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"resumeReader", NULL, ResumeReader, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pauseReader", NULL, PauseReader, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"closeReader", NULL, CloseReader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  registry_t *g = calloc(1, sizeof *g);
+  if (g == NULL) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "sandlet.sbus.read", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &g->async));
+  CHECK(napi_set_instance_data(env, g, registry_finalize, NULL));
   return exports;
 }
 

@@ -220,7 +220,7 @@ export class Gateway {
           timeoutMs: req.timeoutMs ?? this.config.storlet_timeout_ms,
           maxMetadataBytes: this.config.max_metadata_bytes,
           pipeBufferBytes: this.config.pipe_buffer_bytes,
-          logPath: sandbox.paths.hostLogPath(storlet),
+          logPath: sandbox.logPath(storlet),
           logMaxBytes: this.config.storlet_log_max_bytes,
           logs: this.logs,
           withStatus: sandbox.agentIsSandlet,
@@ -275,6 +275,7 @@ export class Gateway {
   private async activate(sandbox: Sandbox, storlet: string): Promise<void> {
     const r = await this.catalog.resolve(storlet);
     const reg = r.storlet.meta;
+    if (sandbox.runsDaemon(reg.name, r.version)) return; // the usual case: build no spec
     await sandbox.activateDaemon({
       name: reg.name,
       main: reg.main,

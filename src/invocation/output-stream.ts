@@ -25,7 +25,8 @@ const READ_CHUNK_BYTES = 64 * 1024;
  * it error instead, so a consumer can never mistake a cut-short object for a whole one.
  */
 export class OutputStream extends Readable {
-  private readonly reader: { resume(): void; pause(): void; close(): void };
+  /** The addon's reader id. */
+  private readonly reader: number;
   private readonly opts: OutputStreamOptions;
   private timer: NodeJS.Timeout | undefined;
   private complete = false;
@@ -39,7 +40,7 @@ export class OutputStream extends Readable {
         this.bytes += chunk.length;
         this.timer?.refresh();
         if (!this.push(chunk)) {
-          this.reader.pause();
+          native.pauseReader(this.reader);
           this.disarm();
         }
       } else if (code === null) {
@@ -51,7 +52,7 @@ export class OutputStream extends Readable {
   }
 
   override _read(): void {
-    this.reader.resume();
+    native.resumeReader(this.reader);
     this.arm();
   }
 
@@ -96,7 +97,7 @@ export class OutputStream extends Readable {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.disarm();
-    this.reader.close();
+    native.closeReader(this.reader);
     if (!this.complete) this.opts.onAbandon();
     this.opts.onClose(err);
     cb(err);

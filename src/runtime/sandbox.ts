@@ -73,6 +73,8 @@ export class Sandbox {
   private handle: SandboxHandle | undefined;
   /** Running daemons by storlet name: the version and main they were started with. */
   private readonly daemons = new Map<string, { version: string; main: string; contents: string[] }>();
+  private readonly clients = new Map<string, SBusClient>();
+  private readonly logPaths = new Map<string, string>();
   private _state: SandboxState = 'stopped';
   /** True when the factory's PING reply carried a sandlet version (it understands TASK_STATUS). */
   agentIsSandlet = false;
@@ -114,13 +116,36 @@ export class Sandbox {
     return this._state;
   }
 
-  /** A client for a storlet daemon's pipe, with this scope's codec and bounds. */
+  /**
+   * A client for a storlet daemon's pipe, with this scope's codec and bounds. Clients are
+   * stateless and a pipe's path never changes: one per storlet, kept (asked per invocation).
+   */
   daemonClient(storlet: string): SBusClient {
-    return new SBusClient(this.paths.hostStorletPipe(storlet), {
-      timeoutMs: this.opts.sbusTimeoutMs,
-      codec: this.opts.codec,
-      maxDatagramBytes: this.opts.maxDatagramBytes,
-    });
+    let client = this.clients.get(storlet);
+    if (!client) {
+      client = new SBusClient(this.paths.hostStorletPipe(storlet), {
+        timeoutMs: this.opts.sbusTimeoutMs,
+        codec: this.opts.codec,
+        maxDatagramBytes: this.opts.maxDatagramBytes,
+      });
+      this.clients.set(storlet, client);
+    }
+    return client;
+  }
+
+  /** The storlet's invocation log on the host, kept per storlet as daemonClient() is. */
+  logPath(storlet: string): string {
+    let file = this.logPaths.get(storlet);
+    if (file === undefined) {
+      file = this.paths.hostLogPath(storlet);
+      this.logPaths.set(storlet, file);
+    }
+    return file;
+  }
+
+  /** Whether the storlet's daemon runs at this version (activateDaemon() would do nothing). */
+  runsDaemon(name: string, version: string): boolean {
+    return this.state === 'running' && this.daemons.get(name)?.version === version;
   }
 
   async ping(timeoutMs = this.opts.sbusTimeoutMs): Promise<boolean> {
@@ -210,7 +235,7 @@ export class Sandbox {
 
   /** Makes sure the storlet's daemon runs at `spec.version`; cheap when it does. */
   async activateDaemon(spec: DaemonSpec): Promise<void> {
-    if (this.state === 'running' && this.daemons.get(spec.name)?.version === spec.version) return;
+    if (this.runsDaemon(spec.name, spec.version)) return;
     await this.lifecycle.add(async () => {
       if (this.state !== 'running') await this.startAfterBackoff();
       if (this.daemons.get(spec.name)?.version === spec.version) return;

@@ -35,12 +35,12 @@ export function readPipeToEnd(fd: number, opts: ReadAllOptions): Promise<Buffer>
     });
     const onTeardown = (): void => {
       if (settled) return;
-      reader.cancel();
+      native.cancelRead(reader);
       finish(new SandletError('ECANCELLED', `reading ${opts.what} was cancelled`));
     };
     if (opts.timeoutMs > 0) {
       timer = setTimeout(() => {
-        reader.cancel();
+        native.cancelRead(reader);
         finish(new SandletError('ETIMEDOUT', `no ${opts.what} within ${formatMs(opts.timeoutMs)}`));
       }, opts.timeoutMs);
     }

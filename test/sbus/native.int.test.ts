@@ -131,28 +131,29 @@ describe('native addon', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(events).toEqual([]); // paused: nothing read yet
     let got = next();
-    reader.resume();
+    native.resumeReader(reader);
     await got;
-    reader.pause(); // after the first 4-byte chunk
+    native.pauseReader(reader); // after the first 4-byte chunk
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(events).toEqual(['abcd']);
     got = next();
-    reader.resume();
+    native.resumeReader(reader);
     await got;
     native.close(w);
     got = next();
     await got;
     expect(events).toEqual(['abcd', 'ef', 'end:null:closed']);
-    reader.close(); // after the end: a no-op
+    native.closeReader(reader); // after the end: a no-op
+    native.cancelRead(reader); // an id of another kind of op, long over: a no-op too
   });
 
-  it('openReader close() stops the reads and closes the fd; nothing is called after', async () => {
+  it('closeReader() stops the reads and closes the fd; nothing is called after', async () => {
     const [r, w] = native.pipe();
     let calls = 0;
     const reader = native.openReader(r, 1024, () => calls++);
-    reader.resume();
-    reader.close();
-    reader.close();
+    native.resumeReader(reader);
+    native.closeReader(reader);
+    native.closeReader(reader); // twice: a no-op
     native.tryWrite(w, Buffer.from('late'));
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(calls).toBe(0);
