@@ -262,7 +262,7 @@ typedef struct {
 
 static void on_listener_closed(uv_handle_t *handle) {
   listener_t *l = (listener_t *)handle->data;
-  close(l->fd);  // only now: see on_reader_closed
+  close(l->fd);  // only now: see on_op_closed
   free(l->buffer);
   free(l);
 }
@@ -577,7 +577,12 @@ typedef struct {
   int fd;
   uint32_t slot;
   enum op_kind kind;  // an id of one kind never reaches the functions of the other
+  int ended;          // EOF or error seen, or stopped from JS: no more reads
+  const char *error_code;  // static strings only (errno names)
+  char *buf;
+  size_t len;  // bytes in buf that a read to EOF delivers
 } op_t;
+
 
 typedef struct {
   void **ops;
@@ -685,6 +690,45 @@ static void call_op(napi_env env, napi_ref callback, const char *error_code, con
 }
 
 
+// The fd is closed only once libuv let go of it: closing it under an active handle could leave
+// a stale epoll registration for the next fd with that number.
+static void on_op_closed(uv_handle_t *handle) {
+  op_t *op = (op_t *)handle->data;
+  close(op->fd);
+  free(op->buf);
+  free(op);
+}
+
+// Stopped from JS: no callback; the fd is closed and the op freed once libuv let go.
+static void op_stop_quietly(op_t *op) {
+  op->ended = 1;
+  uv_poll_stop(&op->poll);
+  napi_delete_reference(op->env, op->callback);
+  registry_drop(registry(op->env), op->slot);
+  uv_close((uv_handle_t *)&op->poll, on_op_closed);
+}
+
+// EOF or error: the fd is closed first, then JS hears of it (a read to EOF with its data), then
+// the callback goes. So a settled read never leaves an fd behind.
+static void on_op_finished(uv_handle_t *handle) {
+  op_t *op = (op_t *)handle->data;
+  napi_env env = op->env;
+  close(op->fd);
+  registry_drop(registry(env), op->slot);
+  int with_data = op->kind == OP_READ_TO_END && op->error_code == NULL;
+  call_op(env, op->callback, op->error_code, with_data ? op->buf : NULL, op->len);
+  napi_delete_reference(env, op->callback);
+  free(op->buf);
+  free(op);
+}
+
+static void op_finish(op_t *op, const char *error_code) {
+  op->ended = 1;
+  op->error_code = error_code;
+  uv_poll_stop(&op->poll);
+  uv_close((uv_handle_t *)&op->poll, on_op_finished);
+}
+
 static void free_handle(uv_handle_t *handle) { free(handle); }
 
 // Sets up a poll-driven op on fd: non-blocking mode, a poll handle, a reference to the callback, a
@@ -723,84 +767,42 @@ static int start_op(napi_env env, int32_t fd, napi_value callback, op_t *op, nap
 typedef struct {
   op_t op;
   size_t max_bytes;
-  char *buf;
-  size_t len;
   size_t cap;
-  int done;
-  const char *error_code;  // static strings only (errno names)
 } reader_t;
-
-// The fd is closed only once libuv let go of it: closing it under an active handle could leave
-// a stale epoll registration for the next fd with that number.
-static void on_reader_closed(uv_handle_t *handle) {
-  reader_t *r = (reader_t *)handle->data;
-  close(r->op.fd);
-  free(r->buf);
-  free(r);
-}
-
-// Ends the read without a callback: stops polling, releases the callback, closes the fd, frees.
-static void reader_end(reader_t *r) {
-  r->done = 1;
-  uv_poll_stop(&r->op.poll);
-  napi_delete_reference(r->op.env, r->op.callback);
-  registry_drop(registry(r->op.env), r->op.slot);
-  uv_close((uv_handle_t *)&r->op.poll, on_reader_closed);
-}
-
-// Delivers the result once libuv released the handle and the fd is closed, so a resolved read
-// never leaves an fd behind: callback(errorCode: string | null, data: Buffer | null).
-static void on_reader_finished(uv_handle_t *handle) {
-  reader_t *r = (reader_t *)handle->data;
-  napi_env env = r->op.env;
-  close(r->op.fd);
-  registry_drop(registry(env), r->op.slot);
-  call_op(env, r->op.callback, r->error_code, r->error_code == NULL ? r->buf : NULL, r->len);
-  napi_delete_reference(env, r->op.callback);
-  free(r->buf);
-  free(r);
-}
-
-static void reader_finish(reader_t *r, const char *error_code) {
-  r->done = 1;
-  r->error_code = error_code;
-  uv_poll_stop(&r->op.poll);
-  uv_close((uv_handle_t *)&r->op.poll, on_reader_finished);
-}
 
 static void on_reader_event(uv_poll_t *handle, int status, int events) {
   reader_t *r = (reader_t *)handle->data;
   (void)status;
   (void)events;
-  if (r->done) return;
+  if (r->op.ended) return;
   for (;;) {
-    if (r->len == r->cap) {
+    if (r->op.len == r->cap) {
       size_t cap = r->cap * 2;
       if (cap > r->max_bytes + 1) cap = r->max_bytes + 1;
-      char *grown = realloc(r->buf, cap);
+      char *grown = realloc(r->op.buf, cap);
       if (grown == NULL) {
-        reader_finish(r, "ENOMEM");
+        op_finish(&r->op, "ENOMEM");
         return;
       }
-      r->buf = grown;
+      r->op.buf = grown;
       r->cap = cap;
     }
-    ssize_t n = read(r->op.fd, r->buf + r->len, r->cap - r->len);
+    ssize_t n = read(r->op.fd, r->op.buf + r->op.len, r->cap - r->op.len);
     if (n > 0) {
-      r->len += (size_t)n;
-      if (r->len > r->max_bytes) {
-        reader_finish(r, "ETOOLARGE");
+      r->op.len += (size_t)n;
+      if (r->op.len > r->max_bytes) {
+        op_finish(&r->op, "ETOOLARGE");
         return;
       }
       continue;
     }
     if (n == 0) {
-      reader_finish(r, NULL);
+      op_finish(&r->op, NULL);
       return;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN) return;
-    reader_finish(r, errno_name(errno));
+    op_finish(&r->op, errno_name(errno));
     return;
   }
 }
@@ -808,7 +810,7 @@ static void on_reader_event(uv_poll_t *handle, int status, int events) {
 // cancelRead(id): ends a read with no callback (and closes its fd). A finished read: no-op.
 static napi_value CancelRead(napi_env env, napi_callback_info info) {
   reader_t *r = (reader_t *)op_arg(env, info, OP_READ_TO_END);
-  if (r != NULL && !r->done) reader_end(r);
+  if (r != NULL && !r->op.ended) op_stop_quietly(&r->op);
   return NULL;
 }
 
@@ -828,7 +830,7 @@ static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
     return NULL;
   }
   r->cap = cap;
-  r->buf = buf;
+  r->op.buf = buf;
   r->max_bytes = max_bytes;
   napi_value id;
   r->op.kind = OP_READ_TO_END;
@@ -840,7 +842,7 @@ static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
   }
   int rc = uv_poll_start(&r->op.poll, UV_READABLE | UV_DISCONNECT, on_reader_event);
   if (rc != 0) {
-    reader_end(r);  // closes the fd: it was handed to us
+    op_stop_quietly(&r->op);  // closes the fd: it was handed to us
     napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
     return NULL;
   }
@@ -854,63 +856,34 @@ static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
 typedef struct {
   op_t op;
   int polling;
-  int ended;  // EOF or error seen, or closed from JS: no more reads
-  const char *error_code;
   size_t chunk;
-  char *buf;
 } stream_t;
-
-static void on_stream_closed(uv_handle_t *handle) {
-  stream_t *s = (stream_t *)handle->data;
-  close(s->op.fd);
-  free(s->buf);
-  free(s);
-}
-
-// EOF or error: the fd is closed first, then JS hears of it, then the callback goes.
-static void on_stream_finished(uv_handle_t *handle) {
-  stream_t *s = (stream_t *)handle->data;
-  napi_env env = s->op.env;
-  close(s->op.fd);
-  registry_drop(registry(env), s->op.slot);
-  call_op(env, s->op.callback, s->error_code, NULL, 0);
-  napi_delete_reference(env, s->op.callback);
-  free(s->buf);
-  free(s);
-}
-
-static void stream_finish(stream_t *s, const char *error_code) {
-  s->ended = 1;
-  s->error_code = error_code;
-  uv_poll_stop(&s->op.poll);
-  uv_close((uv_handle_t *)&s->op.poll, on_stream_finished);
-}
 
 static void on_stream_event(uv_poll_t *handle, int status, int events) {
   stream_t *s = (stream_t *)handle->data;
   (void)status;
   (void)events;
   // A bounded number of reads per wake-up, so one fast writer cannot starve the loop.
-  for (int round = 0; round < 16 && s->polling && !s->ended; round++) {
-    ssize_t n = read(s->op.fd, s->buf, s->chunk);
+  for (int round = 0; round < 16 && s->polling && !s->op.ended; round++) {
+    ssize_t n = read(s->op.fd, s->op.buf, s->chunk);
     if (n > 0) {
-      call_op(s->op.env, s->op.callback, NULL, s->buf, (size_t)n);  // may pause or close it
+      call_op(s->op.env, s->op.callback, NULL, s->op.buf, (size_t)n);  // may pause or close it
       continue;
     }
     if (n == 0) {
-      stream_finish(s, NULL);
+      op_finish(&s->op, NULL);
       return;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN) return;
-    stream_finish(s, errno_name(errno));
+    op_finish(&s->op, errno_name(errno));
     return;
   }
 }
 
 static napi_value ResumeReader(napi_env env, napi_callback_info info) {
   stream_t *s = (stream_t *)op_arg(env, info, OP_STREAM);
-  if (s == NULL || s->ended || s->polling) return NULL;
+  if (s == NULL || s->op.ended || s->polling) return NULL;
   int rc = uv_poll_start(&s->op.poll, UV_READABLE | UV_DISCONNECT, on_stream_event);
   if (rc != 0) {
     napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
@@ -922,7 +895,7 @@ static napi_value ResumeReader(napi_env env, napi_callback_info info) {
 
 static napi_value PauseReader(napi_env env, napi_callback_info info) {
   stream_t *s = (stream_t *)op_arg(env, info, OP_STREAM);
-  if (s == NULL || s->ended || !s->polling) return NULL;
+  if (s == NULL || s->op.ended || !s->polling) return NULL;
   uv_poll_stop(&s->op.poll);
   s->polling = 0;
   return NULL;
@@ -930,13 +903,9 @@ static napi_value PauseReader(napi_env env, napi_callback_info info) {
 
 static napi_value CloseReader(napi_env env, napi_callback_info info) {
   stream_t *s = (stream_t *)op_arg(env, info, OP_STREAM);
-  if (s == NULL || s->ended) return NULL;
-  s->ended = 1;
+  if (s == NULL || s->op.ended) return NULL;
   s->polling = 0;
-  uv_poll_stop(&s->op.poll);
-  napi_delete_reference(env, s->op.callback);
-  registry_drop(registry(env), s->op.slot);
-  uv_close((uv_handle_t *)&s->op.poll, on_stream_closed);
+  op_stop_quietly(&s->op);
   return NULL;
 }
 
@@ -956,7 +925,7 @@ static napi_value OpenReader(napi_env env, napi_callback_info info) {
     return NULL;
   }
   s->chunk = chunk;
-  s->buf = buf;
+  s->op.buf = buf;
   napi_value id;
   s->op.kind = OP_STREAM;
   int started = start_op(env, fd, callback, &s->op, &id);
