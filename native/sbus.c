@@ -360,18 +360,19 @@ static int get_poll_args(napi_env env, napi_callback_info info, const char *usag
   return 1;
 }
 
-// The JS side of a poll-driven native object: a reference to its callback with an async context
-// (named resource) to call it in, and an object wrapping `native` whose one method is `method`.
-// Returns the object, or NULL with an exception pending.
+// The JS side of a long-lived poll-driven object (a listener): a reference to its callback with an
+// async context (named resource) to call it in, and an object wrapping `native` whose one method
+// is `method`. No finalizer: the object is closed explicitly. Returns the object, or NULL with an
+// exception pending.
 static napi_value make_handle(napi_env env, napi_value callback, const char *resource, void *native,
-                              napi_finalize finalize, const char *method, napi_callback method_fn,
+                              const char *method, napi_callback method_fn,
                               napi_ref *callback_ref, napi_async_context *async, napi_value *method_value) {
   napi_value name, self;
   CHECK(napi_create_reference(env, callback, 1, callback_ref));
   CHECK(napi_create_string_utf8(env, resource, NAPI_AUTO_LENGTH, &name));
   CHECK(napi_async_init(env, NULL, name, async));
   CHECK(napi_create_object(env, &self));
-  CHECK(napi_wrap(env, self, native, finalize, NULL, NULL));
+  CHECK(napi_wrap(env, self, native, NULL, NULL, NULL));
   CHECK(napi_create_function(env, method, NAPI_AUTO_LENGTH, method_fn, NULL, method_value));
   CHECK(napi_set_named_property(env, self, method, *method_value));
   return self;
@@ -413,7 +414,7 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
   }
   l->poll.data = l;
   napi_value close_fn;
-  napi_value self = make_handle(env, callback, "sandlet.sbus.listener", l, NULL, "close", ListenerClose, &l->callback, &l->async, &close_fn);
+  napi_value self = make_handle(env, callback, "sandlet.sbus.listener", l, "close", ListenerClose, &l->callback, &l->async, &close_fn);
   if (self == NULL) return NULL;
   rc = uv_poll_start(&l->poll, UV_READABLE, on_readable);
   if (rc != 0) {
@@ -450,16 +451,26 @@ static napi_value Pipe(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// The call's arguments with argv[0] an fd. Returns 0 with a TypeError naming the call pending
+// when it is not a non-negative integer.
+static int get_fd_args(napi_env env, napi_callback_info info, const char *call, size_t *argc, napi_value *argv, int32_t *fd) {
+  *fd = -1;
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok || *argc < 1 ||
+      napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: fd must be a non-negative integer", call);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
 // close(fd). EBADF is an error: it means some code closed an fd it did not own.
 static napi_value Close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd = -1;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "close(fd): fd must be a non-negative integer");
-    return NULL;
-  }
+  int32_t fd;
+  if (!get_fd_args(env, info, "close(fd)", &argc, argv, &fd)) return NULL;
   // On Linux the fd is released even when close() reports EINTR: never retry.
   if (close(fd) != 0 && errno != EINTR) {
     throw_errno(env, errno, "close", NULL);
@@ -475,13 +486,9 @@ static napi_value Close(napi_env env, napi_callback_info info) {
 static napi_value Pollable(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd = -1;
+  int32_t fd;
   bool nonblock = false;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "pollable(fd, setNonBlocking): fd must be a non-negative integer");
-    return NULL;
-  }
+  if (!get_fd_args(env, info, "pollable(fd, setNonBlocking)", &argc, argv, &fd)) return NULL;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &nonblock);
   struct stat st;
   if (fstat(fd, &st) != 0) {
@@ -506,12 +513,8 @@ static napi_value Pollable(napi_env env, napi_callback_info info) {
 static napi_value FileSize(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd = -1;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "fileSize(fd): fd must be a non-negative integer");
-    return NULL;
-  }
+  int32_t fd;
+  if (!get_fd_args(env, info, "fileSize(fd)", &argc, argv, &fd)) return NULL;
   struct stat st;
   if (fstat(fd, &st) != 0) {
     throw_errno(env, errno, "fstat", NULL);
@@ -729,6 +732,15 @@ static void op_finish(op_t *op, const char *error_code) {
   uv_close((uv_handle_t *)&op->poll, on_op_finished);
 }
 
+// After a read() that returned n <= 0: 1 to read again (EINTR), else 0, having finished the op at
+// EOF or on an error (EAGAIN only waits for the next wake-up).
+static int op_read_again(op_t *op, ssize_t n) {
+  if (n < 0 && errno == EINTR) return 1;
+  if (n < 0 && errno == EAGAIN) return 0;
+  op_finish(op, n == 0 ? NULL : errno_name(errno));
+  return 0;
+}
+
 static void free_handle(uv_handle_t *handle) { free(handle); }
 
 // Sets up a poll-driven op on fd: non-blocking mode, a poll handle, a reference to the callback, a
@@ -796,14 +808,7 @@ static void on_reader_event(uv_poll_t *handle, int status, int events) {
       }
       continue;
     }
-    if (n == 0) {
-      op_finish(&r->op, NULL);
-      return;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) return;
-    op_finish(&r->op, errno_name(errno));
-    return;
+    if (!op_read_again(&r->op, n)) return;
   }
 }
 
@@ -842,7 +847,8 @@ static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
   }
   int rc = uv_poll_start(&r->op.poll, UV_READABLE | UV_DISCONNECT, on_reader_event);
   if (rc != 0) {
-    op_stop_quietly(&r->op);  // closes the fd: it was handed to us
+    r->op.fd = -1;  // a call that throws leaves the fd to its caller, as every other failure here
+    op_stop_quietly(&r->op);
     napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
     return NULL;
   }
@@ -870,14 +876,7 @@ static void on_stream_event(uv_poll_t *handle, int status, int events) {
       call_op(s->op.env, s->op.callback, NULL, s->op.buf, (size_t)n);  // may pause or close it
       continue;
     }
-    if (n == 0) {
-      op_finish(&s->op, NULL);
-      return;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) return;
-    op_finish(&s->op, errno_name(errno));
-    return;
+    if (!op_read_again(&s->op, n)) return;
   }
 }
 

@@ -237,14 +237,22 @@ async function runTask(
     throw err;
   }
 
-  body = new OutputStream(outRead, {
-    storlet: spec.storlet,
-    idleTimeoutMs: spec.timeoutMs,
-    status,
-    onAbandon: () => cancel('output abandoned'),
-    explainFailure: spec.explainFailure,
-    onClose: cleanup,
-  });
+  try {
+    body = new OutputStream(outRead, {
+      storlet: spec.storlet,
+      idleTimeoutMs: spec.timeoutMs,
+      status,
+      onAbandon: () => cancel('output abandoned'),
+      explainFailure: spec.explainFailure,
+      onClose: cleanup,
+    });
+  } catch (err) {
+    // The addon could not start reading (it leaves the fd open then): nothing must outlive this.
+    cancel('output unreadable');
+    closeQuietly([outRead]);
+    cleanup(err as Error);
+    throw err;
+  }
   return { metadata, body, taskId };
 }
 

@@ -18,8 +18,9 @@ export interface NativeSbus {
   pipe(size?: number): [number, number];
   /**
    * Reads a pipe to EOF under a libuv poll handle and calls back once: (null, data) or an errno
-   * name / 'ETOOLARGE'. Owns fd (closes it however the read ends, or on cancelRead). Returns the
-   * read's id: ids, not objects, so that nothing with a native finalizer is made per read.
+   * name / 'ETOOLARGE'. Owns fd (closes it however the read ends, or on cancelRead), except when
+   * it throws: then fd stays the caller's. Returns the read's id: ids, not objects, so that nothing
+   * with a native finalizer is made per read.
    */
   readToEnd(fd: number, maxBytes: number, onDone: (error: string | null, data: Buffer | null) => void): number;
   /** Ends a read with no callback and closes its fd; a finished read's id is a no-op. */
@@ -27,7 +28,8 @@ export interface NativeSbus {
   /**
    * Reads a pipe as a stream under a libuv poll handle, paused until resumeReader(): onData(null,
    * chunk) per read, then onData(null, null) at EOF or onData(errnoName, null), each once the fd
-   * is closed. Owns fd; after closeReader() nothing more is called. Returns the reader's id.
+   * is closed. Owns fd (unless it throws); after closeReader() nothing more is called. Returns the
+   * reader's id.
    */
   openReader(fd: number, chunkBytes: number, onData: (error: string | null, chunk: Buffer | null) => void): number;
   resumeReader(id: number): void;

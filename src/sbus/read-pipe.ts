@@ -1,7 +1,7 @@
 import { SandletError } from '../errors.js';
 import type { Teardown } from '../util/teardown.js';
 import { formatBytes, formatMs } from './fd-io.js';
-import { native } from './native.js';
+import { closeQuietly, native } from './native.js';
 
 export interface ReadAllOptions {
   maxBytes: number;
@@ -28,11 +28,18 @@ export function readPipeToEnd(fd: number, opts: ReadAllOptions): Promise<Buffer>
       if (err) reject(err);
       else resolve(data!);
     };
-    const reader = native.readToEnd(fd, opts.maxBytes, (code, data) => {
-      if (code === null) finish(null, data!);
-      else if (code === 'ETOOLARGE') finish(new SandletError('ETOOLARGE', `${opts.what} exceeds the ${formatBytes(opts.maxBytes)} bound`));
-      else finish(new SandletError('ESBUSPROTO', `reading ${opts.what} failed: ${code}`));
-    });
+    let reader: number;
+    try {
+      reader = native.readToEnd(fd, opts.maxBytes, (code, data) => {
+        if (code === null) finish(null, data!);
+        else if (code === 'ETOOLARGE') finish(new SandletError('ETOOLARGE', `${opts.what} exceeds the ${formatBytes(opts.maxBytes)} bound`));
+        else finish(new SandletError('ESBUSPROTO', `reading ${opts.what} failed: ${code}`));
+      });
+    } catch (err) {
+      closeQuietly([fd]); // the addon leaves fd open when it could not start the read
+      reject(err);
+      return;
+    }
     const onTeardown = (): void => {
       if (settled) return;
       native.cancelRead(reader);

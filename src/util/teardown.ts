@@ -6,10 +6,6 @@
 export class Teardown {
   private fns: (() => void)[] | undefined = [];
 
-  get done(): boolean {
-    return this.fns === undefined;
-  }
-
   /** Runs fn at teardown, or now when that has happened. */
   add(fn: () => void): void {
     if (this.fns) this.fns.push(fn);
