@@ -87,6 +87,9 @@ export const configSchema = z
     tokens_file: z.string().min(1).optional(),
     trust_unix_peers: z.enum(['none', 'invoke', 'operate', 'admin']).default('none'),
     drain_timeout_ms: z.coerce.number().int().min(0).default(30_000),
+    max_connections: z.coerce.number().int().min(1).default(512),
+    header_timeout_ms: z.coerce.number().int().min(1).default(10_000),
+    body_idle_timeout_ms: z.coerce.number().int().min(1).default(30_000),
   })
   .strict();
 
