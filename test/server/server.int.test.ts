@@ -296,7 +296,7 @@ describe('start-up failure', () => {
     const socket = `${s.root}/second.sock`;
     await expect(
       startServer({ gateway: s.gateway, config: { ...s.gateway.config, listen_socket: socket, listen_tcp: `127.0.0.1:${s.port}` }, logger: pino({ level: 'silent' }) }),
-    ).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    ).rejects.toMatchObject({ code: 'EBADCONFIG', message: `cannot listen on 127.0.0.1:${s.port}: the address is in use (another sandlet serve?)` });
     expect(fs.existsSync(socket)).toBe(false);
   });
 });
