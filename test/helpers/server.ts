@@ -61,6 +61,8 @@ export interface CallOptions {
   headers?: Record<string, string>;
   body?: Buffer | string | Readable;
   via?: 'unix' | 'tcp';
+  /** TCP only: the client's address (any 127.x.y.z), to be a different peer. */
+  localAddress?: string;
 }
 
 export interface CallResult {
@@ -74,7 +76,7 @@ export interface CallResult {
 export function call(s: TestServer, method: string, urlPath: string, opts: CallOptions = {}): Promise<CallResult> {
   return new Promise((resolve, reject) => {
     const headers = { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers };
-    const target = opts.via === 'tcp' ? { host: '127.0.0.1', port: s.port } : { socketPath: s.socket };
+    const target = opts.via === 'tcp' || opts.localAddress ? { host: '127.0.0.1', port: s.port, localAddress: opts.localAddress } : { socketPath: s.socket };
     const req = http.request({ ...target, method, path: urlPath, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
