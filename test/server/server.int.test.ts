@@ -156,7 +156,7 @@ describe('a client that goes away', () => {
     const signals: AbortSignal[] = [];
     const real = s.gateway.invoke.bind(s.gateway);
     const spy = vi.spyOn(s.gateway, 'invoke').mockImplementation((req) => {
-      signals.push((req as { signal: AbortSignal }).signal);
+      signals.push((req as { signal?: AbortSignal }).signal!);
       return real(req);
     });
     try {
