@@ -160,7 +160,8 @@ export async function bindListeners(config: ListenConfig, logger?: Logger): Prom
  * re-armed instead.
  */
 function guardBody(req: http.IncomingMessage, res: http.ServerResponse, ms: number, stats: ConnectionStats, logger?: Logger): void {
-  if (req.complete) return;
+  // A request that announces no body has none to wait for.
+  if (req.complete || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)) return;
   req.setTimeout(ms, () => {
     if (req.complete) return;
     if (req.readableLength > 0) {

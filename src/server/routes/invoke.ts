@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { SandletError } from '../../errors.js';
+import { SandletError, oneLine } from '../../errors.js';
 import type { InvokeRequest } from '../../gateway.js';
 import type { ExtraInput, InvocationInput } from '../../invocation/invocation.js';
 import { validateScopeName, validateStorletName } from '../../names.js';
@@ -151,8 +151,9 @@ export function registerInvoke(app: FastifyInstance, ctx: ServerContext): void {
       outcome = await stream(reply, headers, result.body, (n) => (bytesOut = n));
     } catch (err) {
       const e = ctx.toHttp(err);
-      outcome = abort.signal.aborted ? 'aborted' : outcomeOf(e.status);
-      if (e.status >= 500) ctx.logger.warn({ scope, storlet, status: e.status, err: e.body.error }, 'invocation failed');
+      // The client left (or was closed for stalling): whatever error that caused, it is an abort.
+      outcome = abort.signal.aborted || res.destroyed ? 'aborted' : outcomeOf(e.status);
+      if (e.status >= 500) ctx.logger.warn({ scope, storlet, status: e.status, err: oneLine(err) }, 'invocation failed');
       if (!reply.sent) {
         if (e.retryAfter !== undefined) void reply.header('retry-after', String(e.retryAfter));
         return reply.code(e.status).send(e.body);
