@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { SandletError } from '../../src/errors.js';
 import { toHttpError } from '../../src/server/http-errors.js';
-import { AuthThrottle, FailureCounts, MAX_DELAY_MS } from '../../src/server/auth-throttle.js';
+import fs from 'node:fs';
+import { PACKAGE_ROOT } from '../../src/package-root.js';
+import { AuthThrottle, FIRST_DELAY_MS, FREE_FAILURES, FailureCounts, MAX_DELAY_MS } from '../../src/server/auth-throttle.js';
 import { httpErrorMapper } from '../../src/server/http-errors.js';
 import { canonicalMetaName, metaToHeaders } from '../../src/server/object-meta.js';
 
@@ -12,6 +14,11 @@ describe('failure counts', () => {
     expect(waits).toEqual([0, 0, 0, 200, 400, 800, 1600, 3200, 5000, 5000]);
     expect(MAX_DELAY_MS).toBe(5000);
     expect(t.count('id-b', 2000)).toBe(0);
+  });
+
+  it('the README states the schedule the code applies', () => {
+    const readme = fs.readFileSync(`${PACKAGE_ROOT}/README.md`, 'utf8').replace(/\s+/g, ' ');
+    expect(readme).toContain(`After ${FREE_FAILURES} failures of an id or of a peer, each further failed answer is held longer: ${FIRST_DELAY_MS / 1000} s doubling to at most ${MAX_DELAY_MS / 1000} s`);
   });
 
   it('a success with one key never resets another key\'s record', () => {
