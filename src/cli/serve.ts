@@ -4,7 +4,7 @@ import { createGateway, type Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { selectBackend } from '../runtime/select-backend.js';
 import { bindListeners } from '../server/listeners.js';
-import { startServer } from '../server/server.js';
+import { startServer, type SandletServer } from '../server/server.js';
 import { addCommonOptions, configFromFlags, type CommonFlags } from './common.js';
 
 export function registerServe(program: Command): void {
@@ -22,7 +22,7 @@ export function registerServe(program: Command): void {
     // removes) the first one's sandboxes or touches its socket file.
     const listeners = await bindListeners(config, logger);
     let gateway: Gateway | undefined;
-    let server;
+    let server: SandletServer;
     try {
       // A server never runs storlets unisolated by accident: `auto` must find Docker; the process
       // backend only when asked for by name.
