@@ -92,6 +92,10 @@ function requestBody(req: FastifyRequest, count: Transform): Readable {
   raw.on('close', () => {
     if (!raw.complete) count.destroy(new Error('the client aborted the upload'));
   });
+  // The gateway listens for the input's errors only once it pumps it; an upload aborted before
+  // (the sandbox still starting) must not be an unhandled 'error' that takes the server down.
+  // The client is gone then, and its invocation is aborted through the request's signal.
+  count.on('error', () => {});
   return raw.pipe(count);
 }
 
