@@ -66,9 +66,6 @@ export async function bindListeners(config: ListenConfig, logger?: Logger): Prom
   };
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    // A client that leaves mid-body errors its request ('aborted'). A route reading the body sees
-    // that through its own listener; a request nobody reads yet (still in auth) must not crash us.
-    req.on('error', () => {});
     guardBody(req, res, config.body_idle_timeout_ms, stats, logger);
     if (app) app(req, res);
     else waiting.push([req, res]);
