@@ -23,15 +23,15 @@ describe('auth throttle', () => {
     // Build the peer's record past the free failures (each answer is held once they run out).
     for (let i = 0; i < 8; i++) expect((await call(s, 'GET', '/v1/scopes', { token: guess(), localAddress: shared })).status).toBe(401);
     const fresh = (await createToken(path.join(s.root, 'tokens.json'), 'operate')).token;
-    // The valid call (one scrypt check) races three failed ones from clean peers done one after the
-    // other (three checks, none held): it finishes first unless the peer's record holds it.
+    // The valid call (one scrypt check) races five failed ones from clean peers done one after the
+    // other (five checks, none held): it finishes first unless the peer's record holds it.
     const order: string[] = [];
     const valid = call(s, 'GET', '/v1/scopes', { token: fresh, localAddress: shared }).then((r) => {
       order.push('valid');
       return r;
     });
     const reference = (async () => {
-      for (const peer of ['127.0.0.3', '127.0.0.4', '127.0.0.5']) expect((await call(s, 'GET', '/v1/scopes', { token: guess(), localAddress: peer })).status).toBe(401);
+      for (const peer of ['127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7']) expect((await call(s, 'GET', '/v1/scopes', { token: guess(), localAddress: peer })).status).toBe(401);
       order.push('reference');
     })();
     const [r] = await Promise.all([valid, reference]);
