@@ -25,15 +25,12 @@ export function addCommonOptions(cmd: Command): Command {
     .addOption(new Option('--log-level <level>', 'gateway log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']));
 }
 
-/** Config from file, environment and flags; `overrides` are further flags that win when set. */
+/**
+ * Config from file, environment and flags. `defaults` are the command's own (below the file and
+ * the environment); `overrides` are further flags, which win when set, as the common ones do.
+ */
 export function configFromFlags(flags: CommonFlags, defaults: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}): SandletConfig {
-  return loadConfig(flags.config, {
-    ...defaults,
-    ...overrides,
-    backend: flags.backend,
-    host_root: flags.root ?? (defaults.host_root as string | undefined),
-    log_level: flags.logLevel ?? defaults.log_level,
-  });
+  return loadConfig(flags.config, { ...overrides, backend: flags.backend, host_root: flags.root, log_level: flags.logLevel }, defaults);
 }
 
 /** `k=v` pairs from repeated flags. */
