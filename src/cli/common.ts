@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadConfig, type SandletConfig } from '../config.js';
 import { SandletError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
@@ -33,10 +33,10 @@ export function configFromFlags(flags: CommonFlags, defaults: Record<string, unk
   return loadConfig(flags.config, { ...overrides, backend: flags.backend, host_root: flags.root, log_level: flags.logLevel }, defaults);
 }
 
-/** `k=v` pairs from repeated flags. */
+/** `k=v` pairs from repeated flags (a malformed one is a usage error). */
 export function collectPair(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const eq = value.indexOf('=');
-  if (eq <= 0) throw new SandletError('EBADNAME', `expected KEY=VALUE, got ${JSON.stringify(value)}`);
+  if (eq <= 0) throw new InvalidArgumentError('expected KEY=VALUE');
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
 }
 
