@@ -18,6 +18,8 @@ function gone(err: NodeJS.ErrnoException): boolean {
 export function watchOutput(): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (!gone(err)) throw err;
+    // Set here: a command that wrote its last line and returned learns of the EPIPE only now.
+    process.exitCode = EXIT_OUTPUT_CLOSED;
     closed.abort();
   });
   // Nothing is left to tell about a closed stderr: drop what it cannot take.
