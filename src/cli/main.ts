@@ -12,6 +12,9 @@ import { registerOperator } from './operator.js';
 import { registerServe } from './serve.js';
 import { registerToken } from './token.js';
 
+/** Set by `sandlet agent`, whose process lives on after its action returned. */
+let agentRuns = false;
+
 export function buildProgram(): Command {
   const program = new Command('sandlet')
     .description('sandbox runtime gateway: run storlets on object data, one sandbox per scope')
@@ -35,6 +38,7 @@ export function buildProgram(): Command {
     .allowUnknownOption(true)
     .helpOption(false)
     .action(async () => {
+      agentRuns = true;
       const { runAgent } = await import('../agent/main.js');
       const at = process.argv.indexOf('agent');
       await runAgent(process.argv.slice(at + 1));
@@ -62,4 +66,8 @@ export async function main(argv: string[]): Promise<void> {
     }
   }
   if (stdoutClosed.aborted) process.exitCode = EXIT_OUTPUT_CLOSED;
+  // The command is done. A handle something failed to close (e.g. a Docker event stream that
+  // connected after the gateway closed) must not keep a one-shot command alive forever; normally
+  // the process has exited long before this unref'd timer could fire.
+  if (!agentRuns) setTimeout(() => process.exit(), 2000).unref();
 }

@@ -55,3 +55,41 @@ describe('sandlet scopes restart --all (against a real server)', () => {
     expect((JSON.parse(ok.stdout) as { scope: string }[]).map((x) => x.scope)).toEqual(['ra', 'rc']);
   });
 });
+
+describe.skipIf(skipDocker)('one-shot invoke and scopes stop --all (Docker, no server)', () => {
+  it('invoke stops the sandbox it started unless --keep; scopes stop --all --root stops what is left', async () => {
+    requireDocker();
+    const prefix = `sltest-${runId()}-`;
+    const dockerEnv = { SANDLET_CONTAINER_PREFIX: prefix };
+    const containers = async () =>
+      (await docker.listContainers({ all: true, filters: JSON.stringify({ name: [prefix] }) })).map((c) => c.Names[0]!.slice(1 + prefix.length)).sort();
+    const { dir, cleanup } = tempDir();
+    const root = path.join(dir, 'root');
+    const invokeIn = (scope: string, ...extra: string[]) =>
+      sandlet(['invoke', '--backend', 'docker', '--root', root, '--scope', scope, '--storlet', 'identity.mjs', ...extra], 'hello', dockerEnv);
+    try {
+      expect((await sandlet(['deploy', path.join(SAMPLES_DIR, 'identity.mjs'), '--root', root])).code).toBe(0);
+      const once = await invokeIn('once');
+      expect([once.code, once.stdout]).toEqual([0, 'hello']);
+      expect(await containers()).toEqual([]);
+
+      expect((await invokeIn('kept', '--keep')).code).toBe(0);
+      expect(await containers()).toEqual(['kept']);
+      const [before] = await docker.listContainers({ filters: JSON.stringify({ name: [`${prefix}kept`] }) });
+      // A later run adopts it and, not having started it, leaves it running.
+      expect((await invokeIn('kept')).stdout).toBe('hello');
+      const [after] = await docker.listContainers({ filters: JSON.stringify({ name: [`${prefix}kept`] }) });
+      expect(after?.Id).toBe(before!.Id);
+
+      const stop = await sandlet(['scopes', 'stop', '--all', '--root', root, '--backend', 'docker'], undefined, dockerEnv);
+      expect(stop).toEqual({ code: 0, stdout: 'kept: stopped\n', stderr: '' });
+      expect(await containers()).toEqual([]);
+      const again = await sandlet(['scopes', 'stop', '--all', '--root', root, '--backend', 'docker'], undefined, dockerEnv);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toBe(`no sandbox runs under ${path.join(root, 'pipes')} (docker backend)\n`);
+    } finally {
+      for (const c of await docker.listContainers({ all: true, filters: JSON.stringify({ name: [prefix] }) })) await docker.getContainer(c.Id).remove({ force: true });
+      cleanup();
+    }
+  });
+});

@@ -14,14 +14,15 @@ export interface CliResult {
 }
 
 export async function sandlet(args: string[], input?: string, env: Record<string, string> = {}): Promise<CliResult> {
-  const child = run(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 });
+  // A hung CLI fails its test with what it printed (code null) instead of hanging it.
+  const child = run(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024, timeout: 100_000, killSignal: 'SIGKILL' });
   if (input !== undefined) child.child.stdin!.end(input);
   try {
     const { stdout, stderr } = await child;
     return { code: 0, stdout, stderr };
   } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    const e = err as { code: number; stdout: string; stderr: string; killed?: boolean };
+    return { code: e.killed ? -1 : e.code, stdout: e.stdout, stderr: e.stderr + (e.killed ? `\n[killed after 100 s: sandlet ${args.join(' ')}]` : '') };
   }
 }
 
