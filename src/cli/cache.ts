@@ -5,7 +5,7 @@ import { StorletCatalog } from '../cache/catalog.js';
 import { ContentCache } from '../cache/content-cache.js';
 import { openStore } from '../cache/open-store.js';
 import { parseSize, type SandletConfig } from '../config.js';
-import { addCommonOptions, configFromFlags, type CommonFlags } from './common.js';
+import { ONE_SHOT_DEFAULTS, addCommonOptions, configFromFlags, type CommonFlags } from './common.js';
 import { formatBytes, table } from './format.js';
 
 // The cache is read and changed from outside the gateway's process: a file another name links to
@@ -25,15 +25,12 @@ function openCache(config: SandletConfig): { cache: ContentCache; catalog: Storl
   return { cache, catalog };
 }
 
-/** The cache commands print for people: the log says only what went wrong unless asked for more. */
-const QUIET = { log_level: 'warn' };
-
 export function registerCache(program: Command): void {
   const cmd = program.command('cache').description('inspect, verify and prune the node\'s storlet cache (config cache_dir)');
 
   addCommonOptions(cmd.command('ls').description('list cached content, most recently used first').option('--json', 'print JSON')).action(
     (flags: CommonFlags & { json?: boolean }) => {
-      const config = configFromFlags(flags, QUIET);
+      const config = configFromFlags(flags, ONE_SHOT_DEFAULTS);
       const { cache, catalog } = openCache(config);
       const entries = cache.list().map((e) => ({ ...e, names: catalog.namesOf(e.sha256) }));
       if (flags.json) {
@@ -52,7 +49,7 @@ export function registerCache(program: Command): void {
 
   addCommonOptions(cmd.command('verify').description('hash every cached file again; remove and report those that changed').option('--json', 'print JSON')).action(
     async (flags: CommonFlags & { json?: boolean }) => {
-      const { cache } = openCache(configFromFlags(flags, QUIET));
+      const { cache } = openCache(configFromFlags(flags, ONE_SHOT_DEFAULTS));
       const result = await cache.verifyAll();
       if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else {
@@ -71,7 +68,7 @@ export function registerCache(program: Command): void {
       .option('--max-bytes <size>', 'target size (default: config cache_max_bytes)')
       .option('--all', 'evict every entry no scope links to'),
   ).action((flags: CommonFlags & { maxBytes?: string; all?: boolean }) => {
-    const config = configFromFlags(flags, QUIET);
+    const config = configFromFlags(flags, ONE_SHOT_DEFAULTS);
     const { cache } = openCache(config);
     const target = flags.all ? 0 : parseSize(flags.maxBytes ?? config.cache_max_bytes);
     const before = cache.totalBytes;

@@ -26,6 +26,13 @@ export function addCommonOptions(cmd: Command): Command {
 }
 
 /**
+ * Defaults of the one-shot commands (invoke, demo, cache, scopes stop --all), which print for
+ * people: their log says only what went wrong unless the file, SANDLET_LOG_LEVEL or --log-level
+ * asks for more.
+ */
+export const ONE_SHOT_DEFAULTS = { log_level: 'warn' };
+
+/**
  * Config from file, environment and flags. `defaults` are the command's own (below the file and
  * the environment); `overrides` are further flags, which win when set, as the common ones do.
  */

@@ -57,7 +57,6 @@ export function registerImage(program: Command): void {
         // A namespace no tenant image lives in: the check runs IMAGE itself.
         image_namespace: `sandlet-check-${run}`,
         container_prefix: `${base.container_prefix}check-${run}-`,
-        log_level: 'warn',
       });
       const gateway = createGateway(config, { logger: pino({ level: 'silent' }) });
       const out = (k: string, v: string): boolean => process.stdout.write(`${k.padEnd(18)} ${v}\n`);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { createGateway } from '../gateway.js';
 import { SandletError } from '../errors.js';
 import type { InvocationInput } from '../invocation/invocation.js';
-import { addCommonOptions, collectList, collectPair, configFromFlags, parseRange, readyWithNotice, type CommonFlags } from './common.js';
+import { ONE_SHOT_DEFAULTS, addCommonOptions, collectList, collectPair, configFromFlags, parseRange, readyWithNotice, type CommonFlags } from './common.js';
 
 interface InvokeFlags extends CommonFlags {
   scope: string;
@@ -49,7 +49,7 @@ export function registerInvoke(program: Command): void {
       .option('--timeout <ms>', 'longest the storlet may stay silent')
       .option('--keep', 'leave the Docker sandbox this run started running, for later runs to adopt (default: stop it)'),
   ).action(async (flags: InvokeFlags) => {
-    const config = configFromFlags(flags, { log_level: 'warn' });
+    const config = configFromFlags(flags, ONE_SHOT_DEFAULTS);
     const gateway = createGateway(config);
     const opened: number[] = [];
     // What this run finds running (adopted from an earlier one) is not its to stop.

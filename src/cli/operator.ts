@@ -1,8 +1,8 @@
-// Operator commands against a running server: scopes, logs, daemons.
+// Operator commands: scopes, logs, daemons of a running server; `scopes stop --all` on a root, without one.
 import { Option, type Command } from 'commander';
 import { SandletError, oneLine } from '../errors.js';
 import { createGateway } from '../gateway.js';
-import { addCommonOptions, configFromFlags, readyWithNotice, type CommonFlags } from './common.js';
+import { ONE_SHOT_DEFAULTS, addCommonOptions, configFromFlags, readyWithNotice, type CommonFlags } from './common.js';
 import { table } from './format.js';
 import { stdoutClosed } from './output.js';
 import { EXIT, ServerCommandError, parseServer, request, requestJson, type ServerTarget } from './server-client.js';
@@ -178,7 +178,7 @@ export function registerOperator(program: Command): void {
  * sandboxes that answer; it removes those that do not) and stops every one, each reported.
  */
 async function stopAllLocal(flags: ServerFlags & CommonFlags & { reason?: string }): Promise<void> {
-  const gateway = createGateway(configFromFlags(flags, { log_level: 'warn' }));
+  const gateway = createGateway(configFromFlags(flags, ONE_SHOT_DEFAULTS));
   try {
     await readyWithNotice(gateway);
     const results = await gateway.stopAll();
