@@ -14,6 +14,8 @@ export type SandletErrorCode =
   | 'ESTORLET'
   | 'ESANDBOX'
   | 'ECANCELLED'
+  /** The caller's own input stream failed; the original error is the `cause`. */
+  | 'EINPUT'
   | 'EBACKOFF'
   | 'ECLOSED'
   | 'ESTORE'
