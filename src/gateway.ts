@@ -14,7 +14,7 @@ import { replaceDir } from './cache/scope-installer.js';
 import type { DeployInput, StorletStore } from './cache/storlet-store.js';
 import type { DependencyRegistration, StorletRegistration } from './cache/registration.js';
 import { InvocationLogs } from './invocation/invocation-log.js';
-import { callerGone, invokeStorlet, isExtraInput, isFdInput, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
+import { InputWatch, callerGone, invokeStorlet, isExtraInput, isFdInput, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
 import { ProcessBackend } from './runtime/backends/process.js';
 import { DockerBackend } from './runtime/backends/docker.js';
 import { selectBackend } from './runtime/select-backend.js';
@@ -219,6 +219,17 @@ export class Gateway {
     const storlet = validateStorletName(req.storlet);
     validateScopeName(req.scope);
     const signal = req.signal;
+    // From here, an input that fails is the caller's error to get back, never an unhandled event.
+    const inputWatch = new InputWatch([req.input, ...(req.extraInputs ?? [])]);
+    try {
+      return await this.invokeWatched(req, storlet, inputWatch);
+    } finally {
+      inputWatch.stop();
+    }
+  }
+
+  private async invokeWatched(req: InvokeRequest, storlet: string, inputWatch: InputWatch): Promise<InvokeResult> {
+    const signal = req.signal;
     if (!this.backend || this.readying === undefined) await this.ready();
     const params = checkStringRecord(req.params ?? {}, 'params');
     const inputMetadata = checkStringRecord(req.inputMetadata ?? {}, 'inputMetadata');
@@ -266,6 +277,7 @@ export class Gateway {
             withStatus: sandbox.agentIsSandlet,
             logger: this.logger,
             ...(signal ? { signal } : {}),
+            inputWatch,
             onUnanswered: (what) => sandbox.daemonUnanswered(storlet, what),
             onDaemonTimeout: (timedOut) => sandbox.noteOutcome(storlet, timedOut),
             onDone: end,

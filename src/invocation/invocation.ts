@@ -46,6 +46,8 @@ export interface InvocationSpec {
   logger: Logger;
   /** Aborted when the caller goes away: the task is cancelled at once and everything freed. */
   signal?: AbortSignal;
+  /** Watches the input streams from the start of the call (watchInputs); made here when absent. */
+  inputWatch?: InputWatch;
   /** Longest the output may wait for a caller that does not read it; then the task is cancelled. */
   outputStallMs: number;
   /** The daemon did not answer a command of this invocation (EXECUTE or CANCEL): it may be wedged. */
@@ -89,16 +91,49 @@ function inputFailed(storlet: string, err: Error): SandletError {
   return new SandletError('EINPUT', `input of storlet ${storlet} failed: ${oneLine(err)}`, { cause: err });
 }
 
+/**
+ * The first failure of the caller's input streams, from the moment the call begins until their
+ * pumps listen (a sandbox may be starting meanwhile): kept for the caller, never an unhandled
+ * 'error' event. A stream that failed before the call is found by its `errored` state.
+ */
+export class InputWatch {
+  error: Error | undefined;
+  private readonly streams: Readable[] = [];
+  private readonly note = (err: Error): void => {
+    this.error ??= err;
+  };
+
+  constructor(inputs: (InvocationInput | ExtraInput)[]) {
+    for (const i of inputs) {
+      const input = isExtraInput(i) ? i.input : i;
+      if (Buffer.isBuffer(input) || input instanceof Uint8Array || isFdInput(input)) continue;
+      const stream = input as Readable;
+      this.error ??= stream.errored ?? (stream.destroyed && !stream.readableEnded ? new Error('the input stream was destroyed before it was read') : undefined);
+      stream.on('error', this.note);
+      this.streams.push(stream);
+    }
+  }
+
+  /** The pumps listen from now on. A destroyed stream keeps the listener: its 'error' may still be on its way (next tick). */
+  stop(): void {
+    for (const s of this.streams) if (!s.destroyed) s.off('error', this.note);
+    this.streams.length = 0;
+  }
+}
+
 export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationResult> {
-  if (spec.signal?.aborted) throw callerGone(spec.storlet);
+  // A watch of the caller's (kept across a retry) is the caller's to stop.
+  const watch = spec.inputWatch ?? new InputWatch([spec.input, ...spec.extraInputs]);
+  const unwatch = (): void => {
+    if (!spec.inputWatch) watch.stop();
+  };
+  if (spec.signal?.aborted || watch.error) {
+    unwatch();
+    throw watch.error ? inputFailed(spec.storlet, watch.error) : callerGone(spec.storlet);
+  }
   const remote: number[] = [];
   const local: number[] = [];
   const inputs: PreparedInput[] = [];
-  // An input may fail while EXECUTE is on its way, before its pump listens: kept, never unhandled.
-  const early: { error?: Error } = {};
-  const noteEarly = (err: Error): void => {
-    early.error ??= err;
-  };
   let outRead = -1;
   let metaRead = -1;
   let statusRead = -1;
@@ -123,7 +158,6 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
         source = source.subarray(written);
       }
       local.push(w);
-      if (!Buffer.isBuffer(source)) source.once('error', noteEarly);
       inputs.push({ remote: r, local: w, source, metadata });
     };
     prepare(spec.input, spec.inputMetadata);
@@ -163,7 +197,7 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
     reply = await spec.client.execute(spec.params, fds);
   } catch (err) {
     closeQuietly(local);
-    unwatch(inputs, noteEarly);
+    unwatch();
     // No reply in time: the daemon took the datagram (or its queue did) and said nothing.
     if (isSandletError(err, 'ETIMEDOUT')) spec.onUnanswered?.('EXECUTE');
     throw err;
@@ -174,15 +208,11 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
 
   if (!reply.status || !reply.task_id) {
     closeQuietly(local);
-    unwatch(inputs, noteEarly);
+    unwatch();
     throw new SandletError('ESTORLET', `storlet ${spec.storlet} refused the invocation: ${reply.message || 'no task id'}`);
   }
-  unwatch(inputs, noteEarly);
-  return runTask(spec, reply.task_id, inputs, outRead, metaRead, statusRead, early.error);
-}
-
-function unwatch(inputs: PreparedInput[], listener: (err: Error) => void): void {
-  for (const i of inputs) if (i.source && !Buffer.isBuffer(i.source)) i.source.off('error', listener);
+  unwatch();
+  return runTask(spec, reply.task_id, inputs, outRead, metaRead, statusRead, watch.error);
 }
 
 async function runTask(
@@ -239,9 +269,11 @@ async function runTask(
     else spec.signal.addEventListener('abort', onAbort, { once: true });
   }
 
+  // Outlives the invocation when a CANCEL was sent: the task's end is watched for (below).
+  const statusTeardown = new Teardown();
   const status =
     statusRead >= 0
-      ? readPipeToEnd(statusRead, { maxBytes: 64 * 1024, timeoutMs: 0, what: 'task status', teardown }).then(parseStatus)
+      ? readPipeToEnd(statusRead, { maxBytes: 64 * 1024, timeoutMs: 0, what: 'task status', teardown: statusTeardown }).then(parseStatus)
       : undefined;
   status?.catch(() => {});
 
@@ -249,7 +281,26 @@ async function runTask(
     spec.signal?.removeEventListener('abort', onAbort);
     teardown.run();
     for (const p of pumps) p.destroy();
+    if (cancelled && status) watchTaskEnd(status, statusTeardown);
+    else statusTeardown.run();
     spec.onDone(err);
+  };
+
+  /**
+   * A cancelled task must end (the agent closes its status pipe) within the SBus timeout; one
+   * that does not holds a task thread for good, so its daemon is deemed wedged.
+   */
+  const watchTaskEnd = (ended: Promise<unknown>, stopWatching: Teardown): void => {
+    const timer = setTimeout(() => {
+      stopWatching.run();
+      log.warn({ storlet: spec.storlet, task: taskId }, 'a cancelled task did not end');
+      spec.onUnanswered?.('CANCEL (the task did not end)');
+    }, spec.client.timeoutMs);
+    timer.unref();
+    ended.then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer),
+    );
   };
 
   let rawMeta: Buffer;

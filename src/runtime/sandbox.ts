@@ -361,9 +361,18 @@ export class Sandbox {
    * restarts the sandbox) and starts it afresh.
    */
   daemonUnanswered(name: string, what: string): void {
-    if (!this.daemons.has(name)) return;
-    this.log.warn({ storlet: name, unanswered: what }, 'storlet daemon stopped answering; restarting it at its next invocation');
+    const known = this.daemons.get(name);
+    if (!known) return;
+    this.log.warn({ storlet: name, unanswered: what }, 'storlet daemon stopped answering; stopping it (it restarts at its next invocation)');
     this.forgetDaemon(name);
+    // Stopped now, so tasks queued behind its held threads fail at once instead of timing out.
+    void this.lifecycle
+      .add(async () => {
+        if (this.daemons.has(name) || this.state !== 'running') return; // started afresh meanwhile, or gone
+        const stopped = await this.factory.stopDaemon(known.main).catch((err: Error) => ({ status: false, message: oneLine(err) }));
+        if (!stopped.status) await this.doRestart(`wedged daemon ${name} did not stop: ${stopped.message}`, 'daemon-stop-failed');
+      })
+      .catch((err) => this.log.warn({ storlet: name, err: oneLine(err) }, 'stopping a wedged daemon failed'));
   }
 
   /**
