@@ -198,10 +198,12 @@ for (const backend of ['process', 'docker'] as const) {
       });
 
       it('rejects hostile scope and storlet names before any path is built', async () => {
-        const hostile = ['../escape', 'a/b', '..', '.', '', 'x'.repeat(200), 'nul\0byte', '-leading-dash', 'sp ace'];
+        // The last three are valid path components but not Docker references: one rule for every backend.
+        const hostile = ['../escape', 'a/b', '..', '.', '', 'x'.repeat(200), 'nul\0byte', '-leading-dash', 'sp ace', 'tenant-', 'a..b', 'tenant_'];
         for (const scope of hostile) {
           await expect(gw.invoke({ scope, storlet: 'identity.mjs', input: Buffer.from('') })).rejects.toMatchObject({ code: 'EBADNAME' });
         }
+        for (const left of ['tenant-', 'a..b', 'tenant_']) expect(fs.existsSync(path.join(root, 'pipes', left))).toBe(false);
         for (const storlet of ['../../etc/passwd', 'a/b.mjs', '..', 'x'.repeat(200)]) {
           await expect(gw.invoke({ scope: 's1', storlet, input: Buffer.from('') })).rejects.toMatchObject({ code: 'EBADNAME' });
         }
