@@ -283,7 +283,7 @@ describe('resources (process backend: its processes are ours to inspect)', () =>
       const after = await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'fail-after' }, input: Buffer.from('x') });
       await collect(after.body).catch(() => {});
       await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'busy-loop' }, input: Buffer.from('x'), timeoutMs: 200 }).catch(() => {});
-      const stall = await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'stall-after' }, input: Buffer.from('x'), timeoutMs: 200 });
+      const stall = await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'stall-after' }, input: Buffer.from('x'), timeoutMs: 600 });
       await collect(stall.body).catch(() => {});
       const early = await gw.invoke({ scope: 'fds2', storlet: 'identity.mjs', input: Readable.from([Buffer.alloc(4 << 20)]) });
       early.body.destroy(); // the reader walks away
