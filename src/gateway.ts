@@ -69,6 +69,8 @@ export class Gateway {
   private readonly admission = new PQueue({ concurrency: 1 });
   private readonly starting = new Set<Sandbox>();
   private closed = false;
+  /** Scopes whose running containers ready() removed (not adoptable): stopAll() reports them once. */
+  private removedAtStart: string[] = [];
 
   constructor(config: SandletConfig, opts: GatewayOptions = {}) {
     this.config = config;
@@ -145,6 +147,8 @@ export class Gateway {
       if (sb && handle && handle.id === c.id && (await sb.adopt(handle))) continue;
       this.logger.info({ container: c.id.slice(0, 12), scope: c.scope }, 'removing a sandbox container that cannot be adopted');
       await backend.remove(c.id, sb?.paths);
+      if (c.running) this.removedAtStart.push(c.scope);
+      if (sb) this.release(sb); // nothing of it runs: no record kept
     }
   }
 
@@ -381,6 +385,7 @@ export class Gateway {
       }
     });
     await Promise.all(stops);
+    for (const scope of this.removedAtStart.splice(0)) results.push({ scope });
     // Containers of this root that appeared since ready() (another gateway left them): removed.
     if (this.backend instanceof DockerBackend) {
       for (const c of await this.backend.listManaged()) {

@@ -140,18 +140,44 @@ for (const backend of ['process', 'docker'] as const) {
       expect(fs.statSync(installed).mode & 0o777).toBe(0o444);
     });
 
+    /** Answers `tag`, or spins until cancelled (its task thread is then terminated and replaced). */
+    const spinnable = (tag: string): Buffer =>
+      Buffer.from(`export async function invoke({ inputs, output, params }) {\n  if (params.spin) for (;;) {}\n  inputs[0].stream.resume();\n  output.setMetadata({});\n  output.stream.end(${JSON.stringify(tag)});\n}\n`);
+    /** Cancels two spinning tasks: their threads go, so the next calls need threads that load the module anew. */
+    const killTwoThreads = async (g: Gateway, name: string, scope: string): Promise<void> => {
+      for (let i = 0; i < 2; i++) {
+        // Cancelled (ETIMEDOUT), or already failing to load in a new thread (ESTORLET).
+        await expect(g.invoke({ scope, storlet: name, params: { spin: '1' }, input: Buffer.from(''), timeoutMs: 300 })).rejects.toMatchObject({
+          code: expect.stringMatching(/^(ETIMEDOUT|ESTORLET)$/),
+        });
+      }
+    };
+    /** Eight calls at once; 'ok' when all answered `tag`, else the first other answer. */
+    const allServe = (g: Gateway, name: string, scope: string, tag: string) => async (): Promise<string> => {
+      const outs = await Promise.all(Array.from({ length: 8 }, () => run(g, name, scope).catch((e: Error) => e.message)));
+      return outs.every((o) => o === tag) ? 'ok' : outs.find((o) => o !== tag)!;
+    };
+
     it('a storlet dir deleted behind the gateway\'s back is reinstalled from the cache at the next call', async () => {
-      await store.deploy(versioned('kept'), storlet('k.mjs'));
+      await store.deploy(spinnable('kept'), storlet('k.mjs'));
       expect(await run(gw, 'k.mjs')).toBe('kept');
-      fs.rmSync(gw.sandbox('s1').paths.hostStorletDir('k.mjs'), { recursive: true, force: true });
+      const dir = gw.sandbox('s1').paths.hostStorletDir('k.mjs');
+      fs.rmSync(dir, { recursive: true, force: true });
+      await killTwoThreads(gw, 'k.mjs', 's1');
       // New task threads cannot load it now: calls fail (named) until the gateway notices and repairs.
-      const serveAll = async (): Promise<string> => {
-        const outs = await Promise.all(Array.from({ length: 8 }, () => run(gw, 'k.mjs').catch((e: Error) => e.message)));
-        return outs.every((o) => o === 'kept') ? 'kept' : outs.find((o) => o !== 'kept')!;
-      };
-      await expect.poll(serveAll, { timeout: 30_000, interval: 50 }).toBe('kept');
-      expect(fs.readFileSync(path.join(gw.sandbox('s1').paths.hostStorletDir('k.mjs'), 'k.mjs'), 'utf8')).toBe(versioned('kept').toString());
+      await expect.poll(allServe(gw, 'k.mjs', 's1', 'kept'), { timeout: 30_000, interval: 50 }).toBe('ok');
+      expect(fs.readFileSync(path.join(dir, 'k.mjs'), 'utf8')).toBe(spinnable('kept').toString());
       expect(server.count('GET', '/storlet/k.mjs')).toBe(1); // from the cache, not the store
+    });
+
+    it('a scope storlets dir deleted whole is repaired too (a container mounted the old one: its sandbox restarts)', async () => {
+      await store.deploy(spinnable('whole'), storlet('h.mjs'));
+      expect(await run(gw, 'h.mjs', 's3')).toBe('whole');
+      fs.rmSync(gw.sandbox('s3').paths.hostStorletsDir, { recursive: true, force: true });
+      await killTwoThreads(gw, 'h.mjs', 's3');
+      await expect.poll(allServe(gw, 'h.mjs', 's3', 'whole'), { timeout: 30_000, interval: 50 }).toBe('ok');
+      expect(fs.readFileSync(path.join(gw.sandbox('s3').paths.hostStorletDir('h.mjs'), 'h.mjs'), 'utf8')).toBe(spinnable('whole').toString());
+      expect(gw.sandbox('s3').restartCounts.get('repair')).toBe(1);
     });
 
     it('an unwritable cache (EPERM) is ECACHE naming the path, and the verified cached version keeps serving', async (ctx) => {
