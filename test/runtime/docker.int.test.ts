@@ -305,6 +305,21 @@ describe.skipIf(skipDocker)('docker sandbox lifecycle', () => {
     for (const b of busy) b.body.destroy();
   });
 
+  it('restarts a sandbox that stops answering (paused: EXECUTE unanswered) instead of leaving it wedged', async () => {
+    const gw = make({ sbus_timeout_ms: 1500 });
+    expect(await run(gw, 'frozen', 'before')).toBe('before');
+    const frozenId = gw.sandbox('frozen').describe().id!;
+    await docker.getContainer(frozenId).pause();
+    try {
+      await expect(run(gw, 'frozen')).rejects.toMatchObject({ code: 'ETIMEDOUT', message: expect.stringMatching(/^no reply to SBUS_CMD_EXECUTE/) });
+      expect(await run(gw, 'frozen', 'after')).toBe('after');
+      expect(gw.sandbox('frozen').describe().id).not.toBe(frozenId);
+      await expect(docker.getContainer(frozenId).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    } finally {
+      await docker.getContainer(frozenId).unpause().catch(() => {});
+    }
+  });
+
   it('stops a sandbox idle for idle_timeout', async () => {
     const gw = make({ idle_timeout: 1 });
     await run(gw, 'sleepy');
