@@ -222,7 +222,6 @@ export class Gateway {
     if (this.closed) throw new SandletError('ECLOSED', 'gateway is closed');
     const storlet = validateStorletName(req.storlet);
     validateScopeName(req.scope);
-    const signal = req.signal;
     // From here, an input that fails is the caller's error to get back, never an unhandled event.
     const inputWatch = new InputWatch([req.input, ...(req.extraInputs ?? [])]);
     try {

@@ -46,7 +46,7 @@ export interface InvocationSpec {
   logger: Logger;
   /** Aborted when the caller goes away: the task is cancelled at once and everything freed. */
   signal?: AbortSignal;
-  /** Watches the input streams from the start of the call (watchInputs); made here when absent. */
+  /** Watches the input streams from the start of the call (InputWatch); made here when absent. */
   inputWatch?: InputWatch;
   /** Longest the output may wait for a caller that does not read it; then the task is cancelled. */
   outputStallMs: number;
