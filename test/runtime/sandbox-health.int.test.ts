@@ -45,6 +45,33 @@ describe('a daemon that stops answering', () => {
   });
 });
 
+describe('a daemon whose tasks keep timing out', () => {
+  it('is stopped after 3 timeouts in a row and started afresh at the next call', async () => {
+    const { gw } = gateway();
+    expect(await run(gw, 't1', 'warm', 'misbehave.mjs')).toBe('warm');
+    const spin = () => gw.invoke({ scope: 't1', storlet: 'misbehave.mjs', params: { mode: 'busy-loop' }, input: Buffer.from(''), timeoutMs: 300 });
+    for (let i = 0; i < 2; i++) await expect(spin()).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(gw.sandbox('t1').describe().daemons).toContain('misbehave.mjs');
+    await expect(spin()).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(gw.sandbox('t1').describe().daemons).not.toContain('misbehave.mjs');
+    expect(await run(gw, 't1', 'served', 'misbehave.mjs')).toBe('served');
+    expect(gw.sandbox('t1').describe().daemons).toContain('misbehave.mjs');
+    expect(gw.sandbox('t1').restarts).toHaveLength(1); // the daemon restarted, not the sandbox
+  });
+});
+
+describe('stopAll()', () => {
+  it('stops every sandbox of the gateway and reports each scope', async () => {
+    const { gw } = gateway();
+    for (const scope of ['b', 'a']) expect(await run(gw, scope)).toBe('x');
+    const pids = ['a', 'b'].map((scope) => Number(gw.sandbox(scope).describe().id));
+    expect(await gw.stopAll()).toEqual([{ scope: 'a' }, { scope: 'b' }]);
+    for (const pid of pids) expect(isAlive(pid)).toBe(false);
+    expect(gw.scopes()).toEqual([]);
+    expect(await gw.stopAll()).toEqual([]);
+  });
+});
+
 describe('a storlet that does not exist', () => {
   it('costs no sandbox and evicts nobody, however many new scope names ask for it', async () => {
     const { gw, root } = gateway({ max_containers_per_node: 1 });
