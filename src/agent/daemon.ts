@@ -186,8 +186,18 @@ export class StorletDaemon {
     try {
       if (task.cancelled) return; // its fds are closed below, as every task's are
       const worker = this.idle.pop() ?? this.spawnWorker();
-      await worker.load(this.opts.modulePath, this.opts.exportName);
       task.worker = worker;
+      if (!(await this.loaded(worker, task))) {
+        // Cancelled while a fresh worker still loads the module: the task ends now, and the
+        // worker with it (a load can take as long as the module likes).
+        void worker.worker.terminate();
+        return;
+      }
+      if (task.cancelled) {
+        if (this.halted) void worker.worker.terminate();
+        else this.idle.push(worker);
+        return;
+      }
       const healthy = await this.runOn(worker, task);
       if (healthy && !this.halted) this.idle.push(worker);
       else void worker.worker.terminate();
@@ -199,6 +209,16 @@ export class StorletDaemon {
       this.tasks.delete(task.id);
       this.finishTask(task);
     }
+  }
+
+  /** Resolves true once the worker loaded the module, false if the task is cancelled first. */
+  private loaded(worker: TaskWorker, task: Task): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      task.cancel = () => resolve(false);
+      worker.load(this.opts.modulePath, this.opts.exportName).then(() => resolve(true), reject);
+    }).finally(() => {
+      task.cancel = undefined;
+    });
   }
 
   /** Closes the metadata pipe (empty if the storlet never set any) and reports the outcome. */
