@@ -9,7 +9,7 @@ import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
 import { startFactory } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
-import { int32 } from '../helpers/wire.js';
+import { int32, libsbusDatagram, pythonJson, storletsFdMetadata } from '../helpers/wire.js';
 
 
 /** storlets.sbus: JSON metadata list (omitted with no fds) and JSON params, after 3 ints. */
@@ -33,6 +33,28 @@ async function storletsRequest(
   const raw = await readPipeToEnd(r, { maxBytes: 65536, timeoutMs: 20000, what: 'reply' });
   expect(raw[0]).toBe(0x7b); // answered in JSON, the request's codec
   return JSON.parse(raw.toString()) as { status: boolean; message: string; task_id?: string };
+}
+
+/**
+ * A request as Storlets' Python gateway sends it through its C libsbus: json.dumps text, fds in
+ * its order, one unwritten byte after the announced lengths; the reply read to EOF from the pipe.
+ */
+async function libsbusRequest(
+  sockPath: string,
+  command: string,
+  params?: Record<string, unknown>,
+  extra: { fd: number; type: string; storlets?: Record<string, string>; storage?: Record<string, string> }[] = [],
+  taskId?: string,
+): Promise<Buffer> {
+  const [r, w] = native.pipe();
+  const fds = [{ fd: w, type: 'SBUS_FD_SERVICE_OUT' }, ...extra];
+  const metadata = pythonJson(fds.map((f) => storletsFdMetadata(f.type, ('storlets' in f && f.storlets) || {}, ('storage' in f && f.storage) || {})));
+  const cmd: Record<string, unknown> = { command };
+  if (params) cmd.params = params;
+  if (taskId) cmd.task_id = taskId;
+  native.send(sockPath, libsbusDatagram(fds.length, metadata, pythonJson(cmd)), fds.map((f) => f.fd));
+  native.close(w);
+  return readPipeToEnd(r, { maxBytes: 65536, timeoutMs: 20000, what: 'reply' });
 }
 
 // The agent must run on Debian's Node 18 (the engine image's) as well as on the host's Node.
@@ -98,6 +120,37 @@ for (const [label, nodeBinary] of runtimes) describe.skipIf(!nodeBinary && !proc
 
     expect(await storletsRequest(factory.pipe, 'SBUS_CMD_STOP_DAEMON', { storlet_name: 'uppercase.mjs' })).toEqual({ status: true, message: 'daemon uppercase.mjs stopped' });
     expect((await storletsRequest(factory.pipe, 'SBUS_CMD_DAEMON_STATUS', { storlet_name: 'uppercase.mjs' })).status).toBe(false);
+  });
+
+  it('serves datagrams laid out byte for byte as libsbus sends them', async () => {
+    const json = async (...args: Parameters<typeof libsbusRequest>) => JSON.parse((await libsbusRequest(...args)).toString()) as Record<string, unknown>;
+    expect(await json(factory.pipe, 'SBUS_CMD_PING')).toMatchObject({ status: true, message: 'factory is running' });
+    const uds = path.join(dir, 'libsbus-upper');
+    expect(await json(factory.pipe, 'SBUS_CMD_START_DAEMON', {
+      daemon_language: 'js', storlet_path: path.join(dir, 'storlet'), storlet_name: 'uppercase.mjs',
+      uds_path: uds, log_level: 'DEBUG', pool_size: 1,
+    })).toMatchObject({ status: true });
+    expect(await json(factory.pipe, 'SBUS_CMD_DAEMON_STATUS', { storlet_name: 'uppercase.mjs' })).toMatchObject({ status: true });
+    expect(await json(uds, 'SBUS_CMD_PING')).toMatchObject({ status: true, message: 'daemon is running' });
+
+    const [inR, inW] = native.pipe();
+    const [outR, outW] = native.pipe();
+    const [mdR, mdW] = native.pipe();
+    const logFd = fs.openSync(path.join(dir, 'libsbus.log'), 'a');
+    const reply = await json(uds, 'SBUS_CMD_EXECUTE', { color: 'red' }, [
+      { fd: inR, type: 'SBUS_FD_INPUT_OBJECT', storlets: { start: '0', end: '5' }, storage: { 'X-Object-Meta-Name': 'o\u00e9' } },
+      { fd: outW, type: 'SBUS_FD_OUTPUT_OBJECT' },
+      { fd: mdW, type: 'SBUS_FD_OUTPUT_OBJECT_METADATA' },
+      { fd: logFd, type: 'SBUS_FD_LOGGER' },
+    ]);
+    for (const fd of [inR, outW, mdW, logFd]) native.close(fd);
+    expect(reply).toMatchObject({ status: true, message: 'task started', task_id: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    new net.Socket({ fd: inW, readable: false, writable: true }).end('libsbus\n');
+    const md = await readPipeToEnd(mdR, { maxBytes: 65536, timeoutMs: 10000, what: 'metadata' });
+    expect(JSON.parse(md.toString())).toEqual({ 'X-Object-Meta-Name': 'o\u00e9', 'Storlet-Transform': 'uppercase' });
+    expect((await readPipeToEnd(outR, { maxBytes: 65536, timeoutMs: 10000, what: 'output' })).toString()).toBe('LIBSBUS\n');
+    expect(await json(uds, 'SBUS_CMD_CANCEL', undefined, [], String(reply.task_id))).toMatchObject({ status: false });
+    expect(await json(factory.pipe, 'SBUS_CMD_STOP_DAEMON', { storlet_name: 'uppercase.mjs' })).toEqual({ status: true, message: 'daemon uppercase.mjs stopped' });
   });
 
   it('names the supported languages when asked for another', async () => {

@@ -64,7 +64,7 @@ export interface AgentTask {
   cancel(): Promise<Reply>;
 }
 
-export async function startTask(pipe: string, params: Record<string, string>, inputMetadata: Record<string, string> = {}): Promise<AgentTask> {
+export async function startTask(pipe: string, params: Record<string, string>, opts: { inputMetadata?: Record<string, string>; logFd?: number } = {}): Promise<AgentTask> {
   const [inR, inW] = native.pipe();
   const [outR, outW] = native.pipe();
   const [mdR, mdW] = native.pipe();
@@ -73,9 +73,10 @@ export async function startTask(pipe: string, params: Record<string, string>, in
   let reply: Reply;
   try {
     reply = await client.execute(params, [
-      { fd: inR, type: FdType.INPUT_OBJECT, storage: inputMetadata },
+      { fd: inR, type: FdType.INPUT_OBJECT, storage: opts.inputMetadata ?? {} },
       { fd: outW, type: FdType.OUTPUT_OBJECT },
       { fd: mdW, type: FdType.OUTPUT_OBJECT_METADATA },
+      ...(opts.logFd === undefined ? [] : [{ fd: opts.logFd, type: FdType.LOGGER }]),
       { fd: stW, type: FdType.TASK_STATUS },
     ]);
   } finally {
