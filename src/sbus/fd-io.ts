@@ -118,7 +118,7 @@ export class NonBlockingFdWritable extends Writable {
  */
 export function afterWrite(stream: Writable, accepted: boolean, cb: (err?: Error | null) => void): void {
   if (accepted) return cb();
-  if (stream.destroyed) return cb(stream.errored ?? closedEarly());
+  if (stream.destroyed || stream.errored) return cb(stream.errored ?? closedEarly());
   const onDrain = (): void => done(null);
   const onClose = (): void => done(stream.errored ?? closedEarly());
   const done = (err: Error | null): void => {
@@ -134,7 +134,7 @@ export function afterWrite(stream: Writable, accepted: boolean, cb: (err?: Error
 export function ended(stream: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
     if (stream.writableFinished) return resolve();
-    if (stream.destroyed) return reject(stream.errored ?? closedEarly());
+    if (stream.destroyed || stream.errored) return reject(stream.errored ?? closedEarly());
     stream.once('finish', resolve);
     stream.once('error', reject);
     stream.once('close', () => (stream.writableFinished ? resolve() : reject(stream.errored ?? closedEarly())));
