@@ -12,49 +12,42 @@ import { tempDir } from '../helpers/fs.js';
 import { int32, libsbusDatagram, pythonJson, storletsFdMetadata } from '../helpers/wire.js';
 
 
-/** storlets.sbus: JSON metadata list (omitted with no fds) and JSON params, after 3 ints. */
+type Reply = { status: boolean; message: string; task_id?: string };
+type ExtraFd = { fd: number; type: string; storlets?: Record<string, string>; storage?: Record<string, string> };
+
+/**
+ * A Storlets request: JSON metadata list (omitted with no fds) and JSON params, after 3 ints.
+ * `exact`: compact JSON, the body exactly as long as announced. `libsbus`: as Storlets' Python
+ * gateway sends it through its C libsbus, json.dumps text and one unwritten byte after the
+ * announced lengths. The reply is read to EOF from the service-out pipe.
+ */
 async function storletsRequest(
   sockPath: string,
   command: string,
   params?: Record<string, unknown>,
-  extra: { fd: number; type: string; storlets?: Record<string, string>; storage?: Record<string, string> }[] = [],
+  extra: ExtraFd[] = [],
   taskId?: string,
-): Promise<{ status: boolean; message: string; task_id?: string }> {
+  layout: 'exact' | 'libsbus' = 'exact',
+): Promise<Reply> {
   const [r, w] = native.pipe();
-  const fds = [{ fd: w, type: 'SBUS_FD_SERVICE_OUT' }, ...extra];
-  const metadata = JSON.stringify(fds.map((f) => ({ storlets: { ...(('storlets' in f && f.storlets) || {}), type: f.type }, storage: ('storage' in f && f.storage) || {} })));
+  const fds: ExtraFd[] = [{ fd: w, type: 'SBUS_FD_SERVICE_OUT' }, ...extra];
   const cmd: Record<string, unknown> = { command };
   if (params) cmd.params = params;
   if (taskId) cmd.task_id = taskId;
-  const p = JSON.stringify(cmd);
-  const body = Buffer.concat([int32(fds.length), int32(Buffer.byteLength(metadata)), int32(Buffer.byteLength(p)), Buffer.from(metadata), Buffer.from(p)]);
+  const fdMetadata = fds.map((f) => storletsFdMetadata(f.type, f.storlets, f.storage));
+  let body: Buffer;
+  if (layout === 'libsbus') {
+    body = libsbusDatagram(fds.length, pythonJson(fdMetadata), pythonJson(cmd));
+  } else {
+    const metadata = Buffer.from(JSON.stringify(fdMetadata));
+    const p = Buffer.from(JSON.stringify(cmd));
+    body = Buffer.concat([int32(fds.length), int32(metadata.length), int32(p.length), metadata, p]);
+  }
   native.send(sockPath, body, fds.map((f) => f.fd));
   native.close(w);
   const raw = await readPipeToEnd(r, { maxBytes: 65536, timeoutMs: 20000, what: 'reply' });
   expect(raw[0]).toBe(0x7b); // answered in JSON, the request's codec
-  return JSON.parse(raw.toString()) as { status: boolean; message: string; task_id?: string };
-}
-
-/**
- * A request as Storlets' Python gateway sends it through its C libsbus: json.dumps text, fds in
- * its order, one unwritten byte after the announced lengths; the reply read to EOF from the pipe.
- */
-async function libsbusRequest(
-  sockPath: string,
-  command: string,
-  params?: Record<string, unknown>,
-  extra: { fd: number; type: string; storlets?: Record<string, string>; storage?: Record<string, string> }[] = [],
-  taskId?: string,
-): Promise<Buffer> {
-  const [r, w] = native.pipe();
-  const fds = [{ fd: w, type: 'SBUS_FD_SERVICE_OUT' }, ...extra];
-  const metadata = pythonJson(fds.map((f) => storletsFdMetadata(f.type, ('storlets' in f && f.storlets) || {}, ('storage' in f && f.storage) || {})));
-  const cmd: Record<string, unknown> = { command };
-  if (params) cmd.params = params;
-  if (taskId) cmd.task_id = taskId;
-  native.send(sockPath, libsbusDatagram(fds.length, metadata, pythonJson(cmd)), fds.map((f) => f.fd));
-  native.close(w);
-  return readPipeToEnd(r, { maxBytes: 65536, timeoutMs: 20000, what: 'reply' });
+  return JSON.parse(raw.toString()) as Reply;
 }
 
 // The agent must run on Debian's Node 18 (the engine image's) as well as on the host's Node.
@@ -123,7 +116,8 @@ for (const [label, nodeBinary] of runtimes) describe.skipIf(!nodeBinary && !proc
   });
 
   it('serves datagrams laid out byte for byte as libsbus sends them', async () => {
-    const json = async (...args: Parameters<typeof libsbusRequest>) => JSON.parse((await libsbusRequest(...args)).toString()) as Record<string, unknown>;
+    const json = (sock: string, command: string, params?: Record<string, unknown>, extra: ExtraFd[] = [], taskId?: string) =>
+      storletsRequest(sock, command, params, extra, taskId, 'libsbus');
     expect(await json(factory.pipe, 'SBUS_CMD_PING')).toMatchObject({ status: true, message: 'factory is running' });
     const uds = path.join(dir, 'libsbus-upper');
     expect(await json(factory.pipe, 'SBUS_CMD_START_DAEMON', {
