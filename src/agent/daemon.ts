@@ -40,6 +40,8 @@ interface Task {
   cancelled: boolean;
   worker?: TaskWorker;
   cancel?: () => void;
+  /** The addon's watch on the status pipe (see execute). */
+  watch?: number;
 }
 
 export class StorletDaemon {
@@ -125,6 +127,20 @@ export class StorletDaemon {
       return { status: false, message: (err as Error).message };
     }
     this.tasks.set(task.id, task);
+    // A sandlet gateway closes its status reader when it gives up on the task: that cancels the
+    // task here even when its CANCEL never comes (a gateway that died, a CANCEL that found the
+    // daemon's queue full), so no task can hold a pool slot after everyone stopped waiting for it.
+    if (task.statusFd !== undefined) {
+      try {
+        task.watch = native.watchHangup(task.statusFd, () => {
+          task.watch = undefined;
+          this.log.debug({ task: task.id }, 'task abandoned: its status reader is gone');
+          this.cancel(task.id);
+        });
+      } catch (err) {
+        this.log.warn({ task: task.id, err: (err as Error).message }, 'cannot watch the task status pipe; the task is cancelled only by CANCEL');
+      }
+    }
     void this.queue.add(() => this.run(task));
     return { status: true, message: 'task started', task_id: task.id };
   }
@@ -225,6 +241,7 @@ export class StorletDaemon {
   private finishTask(task: Task): void {
     if (!task.metadataSent) closeQuietly([task.metadataFd]);
     if (task.statusFd === undefined) return;
+    if (task.watch !== undefined) native.unwatch(task.watch);
     const outcome = task.outcome ?? {
       ok: false,
       message: task.cancelled

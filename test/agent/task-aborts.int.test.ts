@@ -96,6 +96,18 @@ async function storletError(): Promise<void> {
   expect(JSON.parse(st)).toEqual({ status: false, message: 'refusing this object: it is blue' });
 }
 
+/**
+ * A gateway that dies (or whose CANCEL is lost) while its task spins: every reader closes, no
+ * CANCEL comes. The closed status reader is what the daemon goes by.
+ */
+async function vanish(): Promise<void> {
+  const t = await startTask(misbehave(), { mode: 'busy-loop' });
+  t.input.end('x');
+  await sleep(10);
+  for (const fd of [t.outR, t.mdR, t.stR]) fs.closeSync(fd);
+  t.input.destroy();
+}
+
 /** The gateway's storlet timeout: a task that never finishes is cancelled and abandoned. */
 async function timeout(mode: 'busy-loop' | 'stall-after'): Promise<void> {
   const t = await startTask(misbehave(), { mode });
@@ -151,6 +163,18 @@ describe('agent under aborts, EPIPEs, CANCELs and timeouts', () => {
     await flat();
   }, 60_000);
 
+  it('a spinning task whose gateway closed its status reader is cancelled without a CANCEL', async () => {
+    const t = await startTask(misbehave(), { mode: 'busy-loop' });
+    t.input.end('x');
+    await sleep(50);
+    fs.closeSync(t.stR);
+    // The busy loop never writes: its pipes reach EOF only once the daemon cancelled it.
+    expect(await Promise.all([readAll(t.outR), readAll(t.mdR)])).toEqual(['', '']);
+    for (let i = 0; i < 2 * POOL; i++) await vanish();
+    await success();
+    await flat();
+  }, 60_000);
+
   it('a CANCEL that arrives while a fresh worker loads the module cancels the task', async () => {
     const slow = path.join(dir, 'slow-load.mjs');
     // The daemon's one loaded worker is held, so the next task needs a fresh worker (2 s to load).
@@ -175,7 +199,7 @@ describe('agent under aborts, EPIPEs, CANCELs and timeouts', () => {
   }, 60_000);
 
   it('a mixed loop of 300 calls leaves fds and threads flat and the daemon serving', async () => {
-    const kinds = [success, storletError, () => timeout('busy-loop'), () => timeout('stall-after'), uploadAbort, downloadAbort, epipe, success];
+    const kinds = [success, storletError, () => timeout('busy-loop'), () => timeout('stall-after'), uploadAbort, downloadAbort, epipe, vanish, success];
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < 300) {
