@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SBusClient } from '../../src/sbus/client.js';
 import { eventually, processUsage, readAll, startFactory, startTask, type AgentTask } from '../helpers/agent.js';
-import { openFds, tempDir } from '../helpers/fs.js';
+import { tempDir } from '../helpers/fs.js';
 import { FIXTURES } from '../helpers/gateway.js';
 
 const POOL = 4;
@@ -127,43 +127,49 @@ async function fillPool(): Promise<void> {
 }
 
 describe('agent under aborts, EPIPEs, CANCELs and timeouts', () => {
-  let baseline: { fds: number; threads: number };
-  let baseFds: string[];
   beforeAll(async () => {
-    // Every path once, so lazily made things (libuv's pool, loaded modules) are in the baseline.
+    // Every path once, so lazily made things (libuv's pool, loaded modules) exist before any count.
     await success();
     await storletError();
-    await fillPool();
-    await sleep(500);
-    baseline = processUsage(pid);
-    baseFds = openFds(pid);
   }, 60_000);
 
-  const flat = async (): Promise<void> => {
+  /** The agent's fds and threads with the idle pool full, once two readings in a row agree. */
+  const steady = async (): Promise<{ fds: number; threads: number }> => {
     await fillPool();
-    try {
-      await eventually(() => expect(processUsage(pid)).toEqual(baseline));
-    } catch (err) {
-      console.log(baseFds, openFds(pid));
-      throw err;
-    }
+    let last = processUsage(pid);
+    return eventually(() => {
+      const now = processUsage(pid);
+      const same = now.fds === last.fds && now.threads === last.threads;
+      last = now;
+      if (!same) throw new Error('still changing');
+      return now;
+    });
+  };
+
+  /** With the idle pool full again, the counts come back to `before`. */
+  const flat = async (before: { fds: number; threads: number }): Promise<void> => {
+    await fillPool();
+    await eventually(() => expect(processUsage(pid)).toEqual(before));
   };
 
   it('8 uploads that break after 512 KiB, then normal calls succeed', async () => {
+    const before = await steady();
     for (let i = 0; i < 8; i++) await uploadAbort();
     for (let i = 0; i < 2 * POOL; i++) await success(`after aborts ${i}`);
-    await flat();
+    await flat(before);
   }, 60_000);
 
   it('a task whose output reader is gone before it writes ends on its own and says why', async () => {
+    const before = await steady();
     const outcomes = [];
     for (let i = 0; i < 2 * POOL; i++) outcomes.push(await epipe());
     for (const o of outcomes) expect(o).toMatchObject({ status: false, message: expect.stringMatching(/EPIPE|closed/) });
     await success();
-    await flat();
+    await flat(before);
   }, 60_000);
 
   it('a spinning task whose gateway closed its status reader is cancelled without a CANCEL', async () => {
+    const before = await steady();
     const t = await startTask(misbehave(), { mode: 'busy-loop' });
     t.input.end('x');
     await sleep(50);
@@ -172,7 +178,7 @@ describe('agent under aborts, EPIPEs, CANCELs and timeouts', () => {
     expect(await Promise.all([readAll(t.outR), readAll(t.mdR)])).toEqual(['', '']);
     for (let i = 0; i < 2 * POOL; i++) await vanish();
     await success();
-    await flat();
+    await flat(before);
   }, 60_000);
 
   it('a CANCEL that arrives while a fresh worker loads the module cancels the task', async () => {
@@ -199,6 +205,7 @@ describe('agent under aborts, EPIPEs, CANCELs and timeouts', () => {
   }, 60_000);
 
   it('a mixed loop of 300 calls leaves fds and threads flat and the daemon serving', async () => {
+    const before = await steady();
     const kinds = [success, storletError, () => timeout('busy-loop'), () => timeout('stall-after'), uploadAbort, downloadAbort, epipe, vanish, success];
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -209,6 +216,6 @@ describe('agent under aborts, EPIPEs, CANCELs and timeouts', () => {
     };
     await Promise.all(Array.from({ length: POOL }, worker));
     await success('still serving');
-    await flat();
+    await flat(before);
   }, 240_000);
 });

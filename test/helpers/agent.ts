@@ -7,6 +7,7 @@ import { SBusClient } from '../../src/sbus/client.js';
 import { native } from '../../src/sbus/native.js';
 import { FdType, type Reply } from '../../src/sbus/protocol.js';
 import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
+import { openFds } from './fs.js';
 
 /** Starts a real agent factory process; resolves once it logged that it listens. */
 export async function startFactory(pipesDir: string, nodeBinary = process.execPath): Promise<{ child: ChildProcess; pipe: string; stop: () => Promise<void> }> {
@@ -29,9 +30,14 @@ export async function startFactory(pipesDir: string, nodeBinary = process.execPa
   return { child, pipe, stop };
 }
 
-/** What a process holds: its open fds (all of them) and its threads, from /proc. */
+/**
+ * What a process holds, from /proc: its threads, and its open fds less each thread's own event-loop
+ * fds (anon inodes) and /dev/null (a thread opens it for itself, a varying number of times). What
+ * a task could leak (pipes, sockets, files) is all counted.
+ */
 export function processUsage(pid: number): { fds: number; threads: number } {
-  return { fds: fs.readdirSync(`/proc/${pid}/fd`).length, threads: fs.readdirSync(`/proc/${pid}/task`).length };
+  const fds = openFds(pid).filter((entry) => !entry.endsWith(' -> /dev/null')).length;
+  return { fds, threads: fs.readdirSync(`/proc/${pid}/task`).length };
 }
 
 /**
