@@ -32,6 +32,13 @@ export interface InvokeRequest {
   range?: ByteRange;
   /** Longest the storlet may stay silent: before its metadata, and between output chunks. */
   timeoutMs?: number;
+  /**
+   * Where the storlet's name resolves (default: the gateway's store). The Swift front door passes
+   * the account's catalog, read with the caller's credentials.
+   */
+  catalog?: StorletCatalog;
+  /** Aborting it cancels the invocation at once (the caller went away). */
+  signal?: AbortSignal;
 }
 
 export interface InvokeResult {
@@ -84,14 +91,17 @@ export class Gateway {
       metrics: this.cacheMetrics,
       logger: this.logger,
       ttlMs: config.cache_ttl * 1000,
-      onRepaired: (sha) => {
-        for (const sb of this.sandboxes.values()) {
-          const names = sb.forgetDaemonsUsing(sha);
-          if (names.length > 0) this.logger.warn({ scope: sb.scope, storlets: names, sha256: sha }, 'cached file was corrupted: these daemons reinstall and restart at their next invocation');
-        }
-      },
+      onRepaired: (sha) => this.cacheRepaired(sha),
     });
     this.logs = new InvocationLogs(config.storlet_log_max_bytes, config.storlet_log_keep);
+  }
+
+  /** Cached bytes with this digest were corrupted and fetched again: daemons using them reinstall. */
+  cacheRepaired(sha: string): void {
+    for (const sb of this.sandboxes.values()) {
+      const names = sb.forgetDaemonsUsing(sha);
+      if (names.length > 0) this.logger.warn({ scope: sb.scope, storlets: names, sha256: sha }, 'cached file was corrupted: these daemons reinstall and restart at their next invocation');
+    }
   }
 
   /** The backend in use, once ready() resolved ('process' or 'docker'). */
@@ -198,7 +208,7 @@ export class Gateway {
     // Two tries: a daemon found dead when EXECUTE is sent (nothing consumed yet) is restarted once.
     for (let attempt = 1; ; attempt++) {
       if (sandbox.state !== 'running') await this.admit(sandbox);
-      await this.activate(sandbox, storlet);
+      await this.activate(sandbox, storlet, req.catalog ?? this.catalog);
       const startedAt = Date.now();
       sandbox.begin();
       let settled = false;
@@ -272,8 +282,8 @@ export class Gateway {
     }) as Promise<void>;
   }
 
-  private async activate(sandbox: Sandbox, storlet: string): Promise<void> {
-    const r = await this.catalog.resolve(storlet);
+  private async activate(sandbox: Sandbox, storlet: string, catalog: StorletCatalog): Promise<void> {
+    const r = await catalog.resolve(storlet);
     const reg = r.storlet.meta;
     if (sandbox.runsDaemon(reg.name, r.version)) return; // the usual case: build no spec
     await sandbox.activateDaemon({
@@ -285,7 +295,7 @@ export class Gateway {
       ...(reg.languageVersion ? { languageVersion: reg.languageVersion } : {}),
       poolSize: this.config.storlet_daemon_thread_pool_size,
       logLevel: this.config.storlet_daemon_log_level,
-      install: () => replaceDir(sandbox.paths.hostStorletDir(reg.name), (stage) => this.catalog.install(r, stage, this.backend?.fileOwner)),
+      install: () => replaceDir(sandbox.paths.hostStorletDir(reg.name), (stage) => catalog.install(r, stage, this.backend?.fileOwner)),
     });
   }
 

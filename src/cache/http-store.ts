@@ -23,6 +23,8 @@ export interface HttpStoreOptions {
   /** e.g. `http://swift:8080/v1/AUTH_acct`; containers and names are appended. */
   url: string;
   token?: string;
+  /** Credentials per request instead of `token` (the Swift front door: the caller's own). */
+  authHeaders?: () => Record<string, string>;
   storletContainer: string;
   dependencyContainer: string;
   timeoutMs: number;
@@ -58,6 +60,7 @@ export class HttpStore implements StorletStore {
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
+    if (this.opts.authHeaders) return { ...this.opts.authHeaders(), ...extra };
     // Bearer for generic stores; X-Auth-Token is what Swift reads.
     if (!this.opts.token) return extra;
     return { authorization: `Bearer ${this.opts.token}`, 'x-auth-token': this.opts.token, ...extra };
