@@ -87,6 +87,16 @@ export const configSchema = z
     tokens_file: z.string().min(1).optional(),
     trust_unix_peers: z.enum(['none', 'invoke', 'operate', 'admin']).default('none'),
     drain_timeout_ms: z.coerce.number().int().min(0).default(30_000),
+
+    // The front door: `sandlet serve --upstream URL` proxies an object store.
+    upstream: z.string().regex(/^https?:\/\/[^\s?#]+$/, 'must be an http(s) URL such as http://127.0.0.1:8080').optional(),
+    proxy_listen: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 127.0.0.1:8081')
+      .default('127.0.0.1:8081'),
+    upstream_timeout_ms: z.coerce.number().int().positive().default(60_000),
+    proxy_header_timeout_ms: z.coerce.number().int().positive().default(30_000),
+    proxy_idle_timeout_ms: z.coerce.number().int().positive().default(120_000),
   })
   .strict();
 

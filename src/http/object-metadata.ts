@@ -32,17 +32,17 @@ export function metadataValue(metadata: Record<string, string>, key: string): st
 
 /**
  * A storlet's output metadata as headers: `Content-Type` becomes the content type, every other key
- * `X-Object-Meta-<Key>`. A storlet cannot smuggle header syntax through a key or value.
+ * `X-Object-Meta-<Key>` (names in that canonical case). A storlet cannot smuggle header syntax through a key or value.
  */
 export function metadataToHeaders(metadata: Record<string, string>, defaultContentType?: string): Record<string, string> {
   const out: Record<string, string> = {};
-  if (defaultContentType) out['content-type'] = defaultContentType;
+  if (defaultContentType) out['Content-Type'] = defaultContentType;
   for (const [k, v] of Object.entries(metadata)) {
     if (!TOKEN_RE.test(k)) throw new SandletError('ESTORLET', `the storlet's output metadata key ${JSON.stringify(k.slice(0, 80))} cannot be an HTTP header`);
     if (CONTROL_RE.test(v)) throw new SandletError('ESTORLET', `the storlet's output metadata ${k} holds control characters`);
     const wire = Buffer.from(v, 'utf8').toString('latin1');
-    if (k.toLowerCase() === 'content-type') out['content-type'] = wire;
-    else out[`${META_PREFIX}${canonicalKey(k)}`] = wire;
+    if (k.toLowerCase() === 'content-type') out['Content-Type'] = wire;
+    else out[`X-Object-Meta-${canonicalKey(k)}`] = wire;
   }
   return out;
 }

@@ -165,16 +165,16 @@ export class SwiftDoor {
         const extra = await this.readObject({ ...target, ...r }, { ...creds }, signal);
         extras.push(extra);
         if (extra.statusCode !== 200) {
-          source.body.destroy();
-          for (const e of extras) e.body.destroy();
+          discard(source.body);
+          for (const e of extras) discard(e.body);
           return { status: extra.statusCode, text: `extra resource ${r.container}/${r.object}: the object store answered ${extra.statusCode}` };
         }
       }
       const meta = inputMetadataOf(source.headers);
       return await this.invoke(target.account, sr, creds, source.body, meta, extras.map((e) => ({ input: e.body, metadata: inputMetadataOf(e.headers) })), signal);
     } catch (err) {
-      source.body.destroy();
-      for (const e of extras) e.body.destroy();
+      discard(source.body);
+      for (const e of extras) discard(e.body);
       throw err;
     }
   }
@@ -205,10 +205,8 @@ export class SwiftDoor {
       throw err;
     }
     const headers = forwardable(reqHeaders, ['content-length', 'etag', 'x-copy-from', 'destination', 'content-md5']);
-    if (Object.keys(out).some((k) => k.startsWith(META_PREFIX))) {
-      // The storlet's metadata wins over the request's where both name a key.
-      for (const k of Object.keys(out)) delete headers[k];
-    }
+    // The storlet's metadata wins over the request's where both name a key.
+    for (const k of Object.keys(out)) delete headers[k.toLowerCase()];
     Object.assign(headers, out);
     let up: UpstreamResponse;
     try {
@@ -228,8 +226,9 @@ export class SwiftDoor {
       if (SOURCE_ONLY.has(k) || k.startsWith(META_PREFIX)) continue;
       headers[k] = v;
     }
-    Object.assign(headers, metadataToHeaders(metadata));
-    return headers;
+    const out = metadataToHeaders(metadata);
+    for (const k of Object.keys(out)) delete headers[k.toLowerCase()];
+    return Object.assign(headers, out);
   }
 
   private refuse(res: ServerResponse, r: Refusal): string {
@@ -251,6 +250,12 @@ export class SwiftDoor {
     sendText(res, status, text, retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {});
     return code === 'ETIMEDOUT' ? 'timeout' : status === 502 ? 'storlet_error' : status >= 500 ? 'unavailable' : 'client_error';
   }
+}
+
+/** Drops an upstream body we will not read (its abort error is expected, not a crash). */
+function discard(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
 }
 
 function refusedExtra(res: ServerResponse, r: { status: number; text: string }): string {
