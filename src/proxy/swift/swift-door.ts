@@ -171,7 +171,8 @@ export class SwiftDoor {
         }
       }
       const meta = inputMetadataOf(source.headers);
-      return await this.invoke(target.account, sr, creds, source.body, meta, extras.map((e) => ({ input: e.body, metadata: inputMetadataOf(e.headers) })), signal);
+      const input = await smallBody(source) ?? source.body;
+      return await this.invoke(target.account, sr, creds, input, meta, extras.map((e) => ({ input: e.body, metadata: inputMetadataOf(e.headers) })), signal);
     } catch (err) {
       discard(source.body);
       for (const e of extras) discard(e.body);
@@ -179,7 +180,7 @@ export class SwiftDoor {
     }
   }
 
-  private invoke(account: string, sr: StorletRequest, creds: CallerCredentials, input: Readable, inputMetadata: Record<string, string>, extraInputs: { input: Readable; metadata: Record<string, string> }[], signal: AbortSignal): Promise<InvokeResult> {
+  private invoke(account: string, sr: StorletRequest, creds: CallerCredentials, input: Readable | Buffer, inputMetadata: Record<string, string>, extraInputs: { input: Readable; metadata: Record<string, string> }[], signal: AbortSignal): Promise<InvokeResult> {
     return this.o.storlets.asCaller(creds, () =>
       this.o.gateway.invoke({
         scope: account,
@@ -250,6 +251,17 @@ export class SwiftDoor {
     sendText(res, status, text, retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {});
     return code === 'ETIMEDOUT' ? 'timeout' : status === 502 ? 'storlet_error' : status >= 500 ? 'unavailable' : 'client_error';
   }
+}
+
+/** Objects this small are read whole: the gateway then writes them before EXECUTE (no pump). */
+const SMALL_OBJECT_BYTES = 64 * 1024;
+
+async function smallBody(res: UpstreamResponse): Promise<Buffer | undefined> {
+  const len = Number(res.headers['content-length'] ?? NaN);
+  if (!(len <= SMALL_OBJECT_BYTES)) return undefined;
+  const body = Buffer.from(await res.body.arrayBuffer());
+  if (body.length !== len) throw new SandletError('ESTORE', `the object store sent ${body.length} bytes of an object of ${len}`);
+  return body;
 }
 
 /** Drops an upstream body we will not read (its abort error is expected, not a crash). */
