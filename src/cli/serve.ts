@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
-import { createGateway } from '../gateway.js';
+import { SandletError } from '../errors.js';
+import { createGateway, type Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
-import { startServer } from '../server/server.js';
+import { selectBackend } from '../runtime/select-backend.js';
+import { bindListeners } from '../server/listeners.js';
+import { startServer, type SandletServer } from '../server/server.js';
 import { addCommonOptions, configFromFlags, type CommonFlags } from './common.js';
 
 export function registerServe(program: Command): void {
@@ -15,9 +18,26 @@ export function registerServe(program: Command): void {
   ).action(async (flags: CommonFlags & { listenSocket?: string; listenTcp?: string; stopSandboxes?: boolean }) => {
     const config = configFromFlags(flags, {}, { listen_socket: flags.listenSocket, listen_tcp: flags.listenTcp });
     const logger = createLogger(config.log_level);
-    const gateway = createGateway(config, { logger });
-    await gateway.ready();
-    const server = await startServer({ gateway, config, logger });
+    // Addresses first: a second server on an address in use fails here, before it adopts (or
+    // removes) the first one's sandboxes or touches its socket file.
+    const listeners = await bindListeners(config, logger);
+    let gateway: Gateway | undefined;
+    let server: SandletServer;
+    try {
+      // A server never runs storlets unisolated by accident: `auto` must find Docker; the process
+      // backend only when asked for by name.
+      const selected = await selectBackend(config, logger);
+      if (config.backend === 'auto' && selected.fallbackReason) {
+        throw new SandletError('ESANDBOX', `sandlet serve will not run storlets without isolation: ${selected.fallbackReason}. Fix Docker, or pass --backend process (config backend: process) to run them on the host on purpose`);
+      }
+      gateway = createGateway(config, { logger, backend: selected.backend });
+      await gateway.ready();
+      server = await startServer({ gateway, config, logger, listeners });
+    } catch (err) {
+      listeners.close();
+      await gateway?.close();
+      throw err;
+    }
     process.stderr.write(`sandlet: serving on ${server.addresses.join(', ')} (${gateway.backendName} backend)\n`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
