@@ -31,7 +31,17 @@ export function bindFrontDoor(c: SandletConfig, logger?: Logger): Promise<Listen
   return bindListeners({ ...c, listen_socket: '', listen_tcp: c.proxy_listen }, logger);
 }
 
-export async function startFrontDoor(opts: { gateway: Gateway; config: SandletConfig; registry: Registry; logger: Logger; listeners?: Listeners }): Promise<FrontDoor> {
+export interface FrontDoorOptions {
+  gateway: Gateway;
+  config: SandletConfig;
+  registry: Registry;
+  logger: Logger;
+  /** Bound earlier by bindFrontDoor(); else bound here. */
+  listeners?: Listeners;
+  inflight?: { enter(): void; leave(): void };
+}
+
+export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor> {
   const { config: c, gateway } = opts;
   if (!c.upstream) throw new SandletError('EBADCONFIG', 'the front door needs an upstream (--upstream URL or config upstream)');
   const logger = opts.logger.child({ component: 'front-door' });
@@ -48,7 +58,7 @@ export async function startFrontDoor(opts: { gateway: Gateway; config: SandletCo
     logger,
   });
   const swift = new SwiftDoor({ gateway, upstream, storlets, storletContainer: c.storlet_container, dependencyContainer: c.storlet_dependency, logger, metrics });
-  listeners.serve(proxyHandler({ upstream, swift, metrics, logger }));
+  listeners.serve(proxyHandler({ upstream, swift, metrics, logger, ...(opts.inflight ? { inflight: opts.inflight } : {}) }));
   const url = listeners.addresses[0]!;
   logger.info({ url, upstream: upstream.origin }, 'front door listening');
   return {

@@ -16,6 +16,8 @@ export interface ProxyHandlerOptions {
   swift: SwiftDoor;
   metrics: ProxyMetrics;
   logger: Logger;
+  /** Counts requests in flight, so `sandlet serve` drains the front door with its API. */
+  inflight?: { enter(): void; leave(): void };
 }
 
 /**
@@ -24,7 +26,14 @@ export interface ProxyHandlerOptions {
  * (src/server/listeners.ts), shared with sandlet's API.
  */
 export function proxyHandler(opts: ProxyHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => void handle(req, res, opts);
+  return (req, res) => {
+    if (opts.inflight) {
+      const counter = opts.inflight;
+      counter.enter();
+      res.once('close', () => counter.leave());
+    }
+    void handle(req, res, opts);
+  };
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, opts: ProxyHandlerOptions): Promise<void> {
