@@ -36,6 +36,7 @@ export const configSchema = z
     sbus_timeout_ms: z.coerce.number().int().positive().default(5000),
     max_datagram_bytes: z.coerce.number().int().min(1024).max(4 * 1024 * 1024).default(64 * 1024),
     storlet_timeout_ms: z.coerce.number().int().positive().default(40_000),
+    output_stall_timeout_ms: z.coerce.number().int().positive().default(60_000),
     max_metadata_bytes: z.coerce.number().int().positive().default(64 * 1024),
     storlet_log_max_bytes: z.coerce.number().int().min(1024).default(1024 * 1024),
     storlet_log_keep: z.coerce.number().int().min(0).max(100).default(1),

@@ -15,6 +15,8 @@ export const ERROR_CODES = [
   'ESTORLET',
   'ESANDBOX',
   'ECANCELLED',
+  /** The caller's own input stream failed; the original error is the `cause`. */
+  'EINPUT',
   'EBACKOFF',
   'ECLOSED',
   'ESTORE',
