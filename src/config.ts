@@ -100,6 +100,7 @@ export const configSchema = z
       .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 127.0.0.1:8081')
       .default('127.0.0.1:8081'),
     upstream_timeout_ms: z.coerce.number().int().positive().default(60_000),
+    storlet_log_container: z.string().regex(/^[^/]{1,256}$/, 'must be a container name (no "/")').default('storletlog'),
   })
   .strict();
 

@@ -42,6 +42,11 @@ export interface InvokeRequest {
    * came), invoke() rejects with ECANCELLED, or the body errors with it, and everything is freed.
    */
   signal?: AbortSignal;
+  /**
+   * This invocation's log goes to this fd instead of the storlet's invocation log (the caller's:
+   * never closed by the gateway; the agent still caps it at storlet_log_max_bytes).
+   */
+  logFd?: number;
 }
 
 export interface InvokeResult {
@@ -284,6 +289,7 @@ export class Gateway {
             maxMetadataBytes: this.config.max_metadata_bytes,
             pipeBufferBytes: this.config.pipe_buffer_bytes,
             logPath: sandbox.logPath(storlet),
+            ...(req.logFd !== undefined ? { logFd: req.logFd } : {}),
             logMaxBytes: this.config.storlet_log_max_bytes,
             logs: this.logs,
             withStatus: sandbox.agentIsSandlet,

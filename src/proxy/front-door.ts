@@ -8,6 +8,7 @@ import type { Gateway } from '../gateway.js';
 import { ProxyMetrics } from './proxy-metrics.js';
 import { proxyHandler } from './proxy-server.js';
 import { bindListeners, type Listeners } from '../server/listeners.js';
+import { spoolDir } from '../server/multipart.js';
 import { AccountStorlets } from './swift/account-storlets.js';
 import { SwiftDoor } from './swift/swift-door.js';
 import { Upstream } from './upstream.js';
@@ -57,7 +58,17 @@ export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor>
     timeoutMs: c.store_timeout_ms,
     logger,
   });
-  const swift = new SwiftDoor({ gateway, upstream, storlets, storletContainer: c.storlet_container, dependencyContainer: c.storlet_dependency, logger, metrics });
+  const swift = new SwiftDoor({
+    gateway,
+    upstream,
+    storlets,
+    storletContainer: c.storlet_container,
+    dependencyContainer: c.storlet_dependency,
+    logContainer: c.storlet_log_container,
+    tmpDir: spoolDir(c.host_root),
+    logger,
+    metrics,
+  });
   listeners.serve(proxyHandler({ upstream, swift, metrics, logger, ...(opts.inflight ? { inflight: opts.inflight } : {}) }));
   const url = listeners.addresses[0]!;
   logger.info({ url, upstream: upstream.origin }, 'front door listening');
