@@ -5,6 +5,10 @@ export interface TestSwift {
   dir: string;
   /** Swift's recent log lines (from its UDP syslog handler), for failure messages. */
   logs(): string[];
+  /** Resolves once every request made before it has reached Swift's log. */
+  settled(): Promise<void>;
+  /** How many client requests `METHOD path` the proxy logged (path as sent, e.g. /v1/AUTH_test/c/o). */
+  count(method: string, path: string): number;
   stop(): Promise<void>;
 }
 export interface SwiftUser {

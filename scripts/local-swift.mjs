@@ -84,10 +84,11 @@ export async function startSwift() {
   const dir = mkdtempSync(path.join(tmpdir(), 'sl-swift-'));
   const children = [];
   const lines = [];
+  const stderr = [];
   const syslog = createSocket('udp4');
   syslog.on('message', (msg) => {
     lines.push(msg.toString().replace(/^<\d+>/, '').trimEnd());
-    if (lines.length > 500) lines.shift();
+    if (lines.length > 20_000) lines.shift();
   });
   syslog.bind(0, '127.0.0.1');
   await once(syslog, 'listening');
@@ -188,7 +189,11 @@ use = egg:swift#dlo
 
     const spawnChild = (cmd, args) => {
       const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      child.stderr.on('data', (d) => lines.push(d.toString().trimEnd()));
+      // stderr repeats the log lines (verbose) and holds tracebacks: kept apart from the syslog lines counted.
+      child.stderr.on('data', (d) => {
+        stderr.push(d.toString().trimEnd());
+        if (stderr.length > 200) stderr.shift();
+      });
       children.push(child);
       return child;
     };
@@ -200,8 +205,20 @@ use = egg:swift#dlo
       spawnChild(python, [LAUNCHER, conf, path.join(dir, `${server}.conf`), server]);
     }
     const url = `http://127.0.0.1:${proxyPort}`;
-    await waitHealthy(url, children, lines);
-    return { url, dir, logs: () => [...lines], stop };
+    await waitHealthy(url, children, stderr);
+    // Requests the proxy logged, as `METHOD path` counts: settled() waits until every request made
+    // before it has been logged (Swift logs over UDP, after answering).
+    const settled = async () => {
+      const marker = `sandlet-settled-${Math.random().toString(36).slice(2)}`;
+      await (await fetch(`${url}/info?${marker}`)).arrayBuffer();
+      const deadline = Date.now() + 10_000;
+      while (!lines.some((l) => l.includes(marker))) {
+        if (Date.now() > deadline) throw new Error('Swift did not log a request within 10 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const count = (method, path) => lines.filter((l) => l.includes(` ${method} ${path} HTTP/1.`) || l.includes(` ${method} ${path}?`)).length;
+    return { url, dir, logs: () => [...lines, ...stderr], settled, count, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,6 +1,8 @@
-// A small Swift-like object server for tests: PUT/GET/HEAD of <container>/<object> under a base
-// path, user metadata kept as X-Object-Meta-* headers, ETag = MD5, Last-Modified, optional bearer
-// token. Tests can count requests, serve bytes other than the ones stored, or stop it.
+// A small Swift-like object server, kept only for faults a real Swift cannot be made to show on
+// demand (the store tests otherwise run against a real Swift, scripts/local-swift.mjs): serving
+// bytes other than the ones stored for the next N GETs (a corrupted transfer), and objects removed
+// behind the catalog's back between two steps of an injected clock. PUT/GET/HEAD of
+// <container>/<object> under a base path, X-Object-Meta-* kept, ETag = MD5, optional X-Auth-Token.
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
