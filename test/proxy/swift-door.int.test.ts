@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +28,7 @@ describe.skipIf(skipSwift)('Swift front door', () => {
   let otherToken: string;
   let registry: Registry;
   let rootDir: string;
+  const logLines: string[] = [];
   const work = tempDir();
 
   /** The `swift` CLI as a user, through sandlet's proxy. */
@@ -60,7 +62,9 @@ describe.skipIf(skipSwift)('Swift front door', () => {
     rootDir = root.dir;
     // One task thread and a long storlet timeout: a task that is not cancelled holds the daemon.
     const config = resolveConfig({ host_root: root.dir, backend: 'process', upstream: swift.url, proxy_listen: '127.0.0.1:0', cache_ttl: 1, storlet_daemon_thread_pool_size: 1, storlet_timeout_ms: 600_000 });
-    gateway = createGateway(config, { logger: pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' }) });
+    // Every log line is kept: no credential may ever reach one.
+    const sink = new Writable({ write(chunk: Buffer, _enc, cb) { logLines.push(chunk.toString()); cb(); } });
+    gateway = createGateway(config, { logger: pino({ level: 'debug' }, sink) });
     registry = new Registry();
     door = await startFrontDoor({ gateway, config, registry, logger: gateway.logger });
     token = await swiftToken(door.url, SWIFT_USERS.admin);
@@ -301,5 +305,11 @@ describe.skipIf(skipSwift)('Swift front door', () => {
     expect(text).toMatch(/sandlet_proxy_storlet_runs_total\{api="swift",outcome="ok"\} \d+/);
     expect(text).toMatch(/sandlet_proxy_storlet_runs_total\{api="swift",outcome="storlet_error"\} \d+/);
     expect(text).not.toContain(token);
+  });
+
+  it('never writes a credential to its log', () => {
+    expect(logLines.length).toBeGreaterThan(0);
+    const all = logLines.join('');
+    for (const secret of [token, readerToken, otherToken, SWIFT_USERS.admin.key]) expect(all).not.toContain(secret);
   });
 });
