@@ -92,6 +92,15 @@ export const configSchema = z
     max_connections: z.coerce.number().int().min(1).default(512),
     header_timeout_ms: z.coerce.number().int().min(1).default(10_000),
     body_idle_timeout_ms: z.coerce.number().int().min(1).default(30_000),
+
+    // The front door: `sandlet serve --upstream URL` proxies an object store.
+    upstream: z.string().regex(/^https?:\/\/[^\s?#]+$/, 'must be an http(s) URL such as http://127.0.0.1:8080').optional(),
+    proxy_listen: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 127.0.0.1:8081')
+      .default('127.0.0.1:8081'),
+    upstream_timeout_ms: z.coerce.number().int().positive().default(60_000),
+    storlet_log_container: z.string().regex(/^[^/]{1,256}$/, 'must be a container name (no "/")').default('storletlog'),
   })
   .strict();
 

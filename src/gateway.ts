@@ -33,10 +33,20 @@ export interface InvokeRequest {
   /** Longest the storlet may stay silent: before its metadata, and between output chunks. */
   timeoutMs?: number;
   /**
+   * Where the storlet's name resolves (default: the gateway's store). The Swift front door passes
+   * the account's catalog, read with the caller's credentials.
+   */
+  catalog?: StorletCatalog;
+  /**
    * Aborted when the caller goes away: the task is cancelled at once (also before its metadata
    * came), invoke() rejects with ECANCELLED, or the body errors with it, and everything is freed.
    */
   signal?: AbortSignal;
+  /**
+   * This invocation's log goes to this fd instead of the storlet's invocation log (the caller's:
+   * never closed by the gateway; the agent still caps it at storlet_log_max_bytes).
+   */
+  logFd?: number;
 }
 
 export interface InvokeResult {
@@ -91,14 +101,17 @@ export class Gateway {
       metrics: this.cacheMetrics,
       logger: this.logger,
       ttlMs: config.cache_ttl * 1000,
-      onRepaired: (sha) => {
-        for (const sb of this.sandboxes.values()) {
-          const names = sb.forgetDaemonsUsing(sha);
-          if (names.length > 0) this.logger.warn({ scope: sb.scope, storlets: names, sha256: sha }, 'cached file was corrupted: these daemons reinstall and restart at their next invocation');
-        }
-      },
+      onRepaired: (sha) => this.cacheRepaired(sha),
     });
     this.logs = new InvocationLogs(config.storlet_log_max_bytes, config.storlet_log_keep);
+  }
+
+  /** Cached bytes with this digest were corrupted and fetched again: daemons using them reinstall. */
+  cacheRepaired(sha: string): void {
+    for (const sb of this.sandboxes.values()) {
+      const names = sb.forgetDaemonsUsing(sha);
+      if (names.length > 0) this.logger.warn({ scope: sb.scope, storlets: names, sha256: sha }, 'cached file was corrupted: these daemons reinstall and restart at their next invocation');
+    }
   }
 
   /** The backend in use, once ready() resolved ('process' or 'docker'). */
@@ -240,7 +253,8 @@ export class Gateway {
       throw new SandletError('EBADNAME', `range ${req.range.start}-${req.range.end} is not a valid byte range`);
     }
     // The storlet first: a name that does not resolve costs no sandbox, no eviction, no record.
-    let resolved = await this.catalog.resolve(storlet);
+    const catalog = req.catalog ?? this.catalog;
+    let resolved = await catalog.resolve(storlet);
     if (signal?.aborted) throw callerGone(storlet);
     const sandbox = this.sandbox(req.scope);
     // Counted busy from here on, so neither the idle stop nor a release can take it meanwhile.
@@ -258,7 +272,7 @@ export class Gateway {
       for (let attempt = 1; ; attempt++) {
         if (sandbox.state !== 'running') await this.admit(sandbox);
         if (signal?.aborted) throw callerGone(storlet);
-        await this.activate(sandbox, resolved);
+        await this.activate(sandbox, resolved, catalog);
         if (signal?.aborted) throw callerGone(storlet);
         const startedAt = Date.now();
         try {
@@ -275,6 +289,7 @@ export class Gateway {
             maxMetadataBytes: this.config.max_metadata_bytes,
             pipeBufferBytes: this.config.pipe_buffer_bytes,
             logPath: sandbox.logPath(storlet),
+            ...(req.logFd !== undefined ? { logFd: req.logFd } : {}),
             logMaxBytes: this.config.storlet_log_max_bytes,
             logs: this.logs,
             withStatus: sandbox.agentIsSandlet,
@@ -295,7 +310,7 @@ export class Gateway {
           if (attempt === 1 && gone && !ended && !signal?.aborted) {
             this.logger.warn({ scope: sandbox.scope, storlet }, 'storlet daemon was gone; starting it again');
             sandbox.forgetDaemon(storlet);
-            resolved = await this.catalog.resolve(storlet);
+            resolved = await catalog.resolve(storlet);
             continue;
           }
           throw err;
@@ -334,7 +349,7 @@ export class Gateway {
     }) as Promise<void>;
   }
 
-  private async activate(sandbox: Sandbox, r: ResolvedStorlet): Promise<void> {
+  private async activate(sandbox: Sandbox, r: ResolvedStorlet, catalog: StorletCatalog): Promise<void> {
     const reg = r.storlet.meta;
     if (sandbox.runsDaemon(reg.name, r.version)) return; // the usual case: build no spec
     await sandbox.activateDaemon({
@@ -346,7 +361,7 @@ export class Gateway {
       ...(reg.languageVersion ? { languageVersion: reg.languageVersion } : {}),
       poolSize: this.config.storlet_daemon_thread_pool_size,
       logLevel: this.config.storlet_daemon_log_level,
-      install: () => replaceDir(sandbox.paths.hostStorletDir(reg.name), (stage) => this.catalog.install(r, stage, this.backend?.fileOwner)),
+      install: () => replaceDir(sandbox.paths.hostStorletDir(reg.name), (stage) => catalog.install(r, stage, this.backend?.fileOwner)),
     });
   }
 

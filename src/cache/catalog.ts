@@ -2,6 +2,7 @@
 // fetches what changed (once, however many callers wait), and falls back to a verified cached copy
 // when the store cannot be reached. What it resolved is remembered on disk (refs/), so a restarted
 // gateway can still run cached storlets while the store is down.
+import { AsyncResource } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -43,6 +44,11 @@ export interface StorletCatalogOptions {
   ttlMs: number;
   /** Concurrent fetches from the store. */
   fetchConcurrency?: number;
+  /**
+   * Keeps this catalog's name records apart from other catalogs on the same cache (the Swift front
+   * door has one catalog per account: a storlet name means different content in each). A valid scope name.
+   */
+  namespace?: string;
   /** Cached bytes were found corrupted and fetched again: daemons using `sha256` must reinstall. */
   onRepaired?: (sha256: string) => void;
   now?: () => number;
@@ -70,7 +76,7 @@ export class StorletCatalog {
   }
 
   private get refsDir(): string {
-    return path.join(this.cache.dir, 'refs');
+    return this.opts.namespace ? path.join(this.cache.dir, 'refs', 'ns', this.opts.namespace) : path.join(this.cache.dir, 'refs');
   }
 
   private refPath(kind: ItemKind, name: string): string {
@@ -251,7 +257,9 @@ export class StorletCatalog {
    * fetches once more; a second mismatch fails with both digests.
    */
   private fetch(kind: ItemKind, name: string, mustMatch?: { sha256: string; size: number }): Promise<{ sha256: string; size: number; item: StoreItem }> {
-    return this.fetches.add(async () => {
+    // Bound to the caller's async context: a store that reads the caller's credentials from it
+    // fetches with the credentials of the caller who asked, not of whichever call drained the queue.
+    return this.fetches.add(AsyncResource.bind(async () => {
       for (let attempt = 1; ; attempt++) {
         const started = performance.now();
         const { item, body } = await this.store.open(kind, name);
@@ -268,7 +276,7 @@ export class StorletCatalog {
           this.log.warn({ kind, name, err: err.message }, 'fetched content did not verify; discarded, fetching again');
         }
       }
-    }) as Promise<{ sha256: string; size: number; item: StoreItem }>;
+    })) as Promise<{ sha256: string; size: number; item: StoreItem }>;
   }
 
   private persist(rec: ResolvedItem): void {

@@ -39,6 +39,8 @@ export interface InvocationSpec {
   maxMetadataBytes: number;
   pipeBufferBytes: number;
   logPath: string;
+  /** The caller's own log fd for this invocation instead of the storlet's log (sent, never closed here). */
+  logFd?: number;
   logMaxBytes: number;
   logs: InvocationLogs;
   /** Ask the agent for the task's outcome on a status pipe (sandlet agents only). */
@@ -181,8 +183,8 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
       local.push(sr);
       remote.push(w);
     }
-    // Shared by the storlet's invocations and owned by spec.logs: sent, never closed here.
-    const logFd = spec.logs.fdFor(spec.logPath);
+    // Shared by the storlet's invocations and owned by spec.logs (or the caller's): sent, never closed here.
+    const logFd = spec.logFd ?? spec.logs.fdFor(spec.logPath);
 
     const [first, ...extras] = inputs;
     const rangeMeta = spec.range ? { start: String(spec.range.start), end: String(spec.range.end) } : {};

@@ -9,6 +9,7 @@ import { Authorizer, type Action } from './auth.js';
 import { InflightCounter, type ServerContext } from './context.js';
 import { RequestError, httpErrorMapper } from './http-errors.js';
 import { bindListeners, type Listeners } from './listeners.js';
+import { startFrontDoor, type FrontDoor } from '../proxy/front-door.js';
 import { ServerMetrics } from './metrics.js';
 import { registerDeploy } from './routes/deploy.js';
 import { registerHealth } from './routes/health.js';
@@ -40,6 +41,8 @@ export interface ServerOptions {
   logger: Logger;
   /** Listeners bound earlier (`sandlet serve` binds before it starts the gateway); else bound here. */
   listeners?: Listeners;
+  /** The front door's listener, bound earlier (when `upstream` is set); else bound here. */
+  frontDoorListeners?: Listeners;
 }
 
 export async function startServer(opts: ServerOptions): Promise<SandletServer> {
@@ -49,6 +52,7 @@ export async function startServer(opts: ServerOptions): Promise<SandletServer> {
   let tokens: TokenVerifier | undefined;
   let metrics: ServerMetrics;
   let ctx: ServerContext;
+  let frontDoor: FrontDoor | undefined;
   try {
     let handler: http.RequestListener | undefined;
     app = Fastify({
@@ -98,12 +102,16 @@ export async function startServer(opts: ServerOptions): Promise<SandletServer> {
     registerHealth(app, ctx);
     await app.ready();
     listeners.serve(handler!);
+    if (config.upstream) {
+      frontDoor = await startFrontDoor({ gateway, config, registry: metrics.registry, logger, inflight: ctx.inflight, ...(opts.frontDoorListeners ? { listeners: opts.frontDoorListeners } : {}) });
+    }
   } catch (err) {
     listeners.close();
+    opts.frontDoorListeners?.close();
     tokens?.close();
     throw err;
   }
-  const addresses = listeners.addresses;
+  const addresses = frontDoor ? [...listeners.addresses, `${frontDoor.url} (front door to ${config.upstream})`] : listeners.addresses;
   logger.info({ addresses, tokens_file: config.tokens_file, trust_unix_peers: config.trust_unix_peers }, 'sandlet serve listening');
 
   let closing: Promise<{ drained: boolean }> | undefined;
@@ -114,9 +122,11 @@ export async function startServer(opts: ServerOptions): Promise<SandletServer> {
     close: (o = {}) =>
       (closing ??= (async () => {
         listeners.stopAccepting();
+        frontDoor?.stopAccepting();
         const drained = await ctx.inflight.idle(o.drainMs ?? config.drain_timeout_ms);
         if (!drained) logger.warn({ inFlight: ctx.inflight.count }, 'drain deadline passed; closing the remaining connections');
         listeners.closeAllConnections();
+        await frontDoor?.close();
         await app.close();
         tokens.close();
         listeners.close();

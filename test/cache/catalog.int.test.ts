@@ -1,3 +1,7 @@
+// The catalog against the hand-written object server (test/helpers/object-server.ts): these tests
+// inject what a real Swift cannot be made to do on demand (a corrupted transfer of the next N GETs)
+// and step an injected clock against exact request counts. Against a real Swift, the same store
+// path is tested in http-store and gateway-cache tests.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';

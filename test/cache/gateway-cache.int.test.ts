@@ -1,4 +1,5 @@
-// The store and cache behind real invocations, on both backends, with a real HTTP object store.
+// The store and cache behind real invocations, on both backends, with a real Swift as the store
+// (requests counted from Swift's own log). Each test has its own storlet and dependency containers.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,7 +12,7 @@ import { SAMPLES_DIR } from '../../src/package-root.js';
 import { requireDocker, runId, skipDocker } from '../helpers/docker.js';
 import { FIXTURES, versionedStorlet } from '../helpers/gateway.js';
 import { collect } from '../helpers/streams.js';
-import { startObjectServer, type ObjectServer } from '../helpers/object-server.js';
+import { requireSwift, skipSwift, startSwift, swiftToken, SWIFT_USERS, type TestSwift } from '../helpers/swift.js';
 
 const text = async (body: NodeJS.ReadableStream): Promise<string> => (await collect(body)).toString();
 const storlet = (name: string, extra: { dependencies?: string[] } = {}) =>
@@ -19,16 +20,25 @@ const storlet = (name: string, extra: { dependencies?: string[] } = {}) =>
 const versioned = versionedStorlet;
 
 for (const backend of ['process', 'docker'] as const) {
-  describe.skipIf(backend === 'docker' && skipDocker)(`storlet store and cache on the ${backend} backend`, () => {
-    let server: ObjectServer;
+  describe.skipIf((backend === 'docker' && skipDocker) || skipSwift)(`storlet store and cache on the ${backend} backend`, () => {
+    let swift: TestSwift;
+    let token: string;
+    let account: string;
+    let n = 0;
+    let containers = { storlet: 'storlet', dependency: 'dependency' };
     let store: HttpStore;
+    /** GETs of a storlet of this test that reached Swift. */
+    const gets = async (name: string): Promise<number> => {
+      await swift.settled();
+      return swift.count('GET', `/v1/${SWIFT_USERS.admin.account}/${containers.storlet}/${name}`);
+    };
     let root: string;
     let gw: Gateway;
     const gateways: Gateway[] = [];
     const prefix = `sltest-${runId()}-`;
     const make = (extra: Record<string, unknown> = {}): Gateway => {
       const g = createGateway(
-        { host_root: fs.mkdtempSync(path.join(root, 'g')), backend, storlet_store: server.url, container_prefix: prefix, ...extra },
+        { host_root: fs.mkdtempSync(path.join(root, 'g')), backend, storlet_store: account, store_token: token, storlet_container: containers.storlet, storlet_dependency: containers.dependency, container_prefix: prefix, ...extra },
         { logger: pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' }) },
       );
       gateways.push(g);
@@ -37,20 +47,27 @@ for (const backend of ['process', 'docker'] as const) {
     const run = async (g: Gateway, name: string, scope = 's1'): Promise<string> =>
       text((await g.invoke({ scope, storlet: name, input: Buffer.from('') })).body);
 
-    beforeAll(() => {
+    beforeAll(async () => {
       if (backend === 'docker') requireDocker();
+      requireSwift();
       root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-'));
+      swift = await startSwift();
+      token = await swiftToken(swift.url, SWIFT_USERS.admin);
+      account = `${swift.url}/v1/${SWIFT_USERS.admin.account}`;
     });
     beforeEach(async () => {
-      server = await startObjectServer();
-      store = new HttpStore({ url: server.url, storletContainer: 'storlet', dependencyContainer: 'dependency', timeoutMs: 5000 });
+      n++;
+      containers = { storlet: `storlet${n}`, dependency: `dependency${n}` };
+      store = new HttpStore({ url: account, token, storletContainer: containers.storlet, dependencyContainer: containers.dependency, timeoutMs: 5000 });
       gw = make({ cache_ttl: 3600 });
     });
     afterEach(async () => {
       for (const g of gateways.splice(0)) await g.close({ stopSandboxes: true });
-      await server.close();
     });
-    afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+    afterAll(async () => {
+      await swift?.stop();
+      if (root) fs.rmSync(root, { recursive: true, force: true });
+    });
 
     it('100 concurrent invocations of a new storlet fetch it from the store once', async () => {
       await store.deploy(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs')), storlet('identity.mjs'));
@@ -58,7 +75,7 @@ for (const backend of ['process', 'docker'] as const) {
         Array.from({ length: 100 }, async (_, i) => text((await gw.invoke({ scope: 's1', storlet: 'identity.mjs', input: Buffer.from(`n${i}`) })).body)),
       );
       expect(outs).toEqual(Array.from({ length: 100 }, (_, i) => `n${i}`));
-      expect(server.count('GET', '/storlet/identity.mjs')).toBe(1);
+      expect(await gets('identity.mjs')).toBe(1);
       expect(gw.cacheMetrics.misses).toBe(1);
     });
 
@@ -69,7 +86,7 @@ for (const backend of ['process', 'docker'] as const) {
       await store.deploy(versioned('v2'), storlet('v.mjs'));
       await new Promise((r) => setTimeout(r, 250)); // let the TTL lapse; no timing is asserted
       expect(await run(g, 'v.mjs')).toBe('v2');
-      expect(server.count('GET', '/storlet/v.mjs')).toBe(2);
+      expect(await gets('v.mjs')).toBe(2);
     });
 
     it('runs the new code on the next invocation after a deploy through the gateway', async () => {
@@ -108,7 +125,7 @@ for (const backend of ['process', 'docker'] as const) {
       expect(await run(gw, 't.mjs')).toBe('trusted');
       expect(gw.cacheMetrics.corruptions).toBe(1);
       expect(fs.readFileSync(gw.cache.pathOf(sha), 'utf8')).toBe(versioned('trusted').toString());
-      expect(server.count('GET', '/storlet/t.mjs')).toBe(2);
+      expect(await gets('t.mjs')).toBe(2);
     });
 
     it('a running daemon is restarted on fresh files when its cached file is found tampered at the TTL check', async () => {
@@ -167,7 +184,7 @@ for (const backend of ['process', 'docker'] as const) {
       // New task threads cannot load it now: calls fail (named) until the gateway notices and repairs.
       await expect.poll(allServe(gw, 'k.mjs', 's1', 'kept'), { timeout: 30_000, interval: 50 }).toBe('ok');
       expect(fs.readFileSync(path.join(dir, 'k.mjs'), 'utf8')).toBe(spinnable('kept').toString());
-      expect(server.count('GET', '/storlet/k.mjs')).toBe(1); // from the cache, not the store
+      expect(await gets('k.mjs')).toBe(1); // from the cache, not the store
     });
 
     it('a scope storlets dir deleted whole is repaired too (a container mounted the old one: its sandbox restarts)', async () => {
@@ -222,7 +239,7 @@ for (const backend of ['process', 'docker'] as const) {
       expect(g.cacheMetrics.evictions).toBe(1);
       // An evicted storlet is simply fetched again.
       expect(await run(g, 'b.mjs')).toBe('b');
-      expect(server.count('GET', '/storlet/b.mjs')).toBe(2);
+      expect(await gets('b.mjs')).toBe(2);
     });
   });
 }

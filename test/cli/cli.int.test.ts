@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SAMPLES_DIR } from '../../src/package-root.js';
 import { sandlet } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
-import { startObjectServer } from '../helpers/object-server.js';
+import { requireSwift, skipSwift, startSwift, swiftToken, SWIFT_USERS } from '../helpers/swift.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -89,24 +89,30 @@ describe('sandlet CLI', () => {
     expect(f.stderr).toBe('sandlet: config: unknown option log_levle (did you mean log_level?)\n');
   });
 
-  it('deploys to an object store by URL with the token from the environment', async () => {
-    const server = await startObjectServer({ token: 's3cret' });
+  it.skipIf(skipSwift)('deploys to a real Swift by URL with the token from the environment', async () => {
+    requireSwift();
+    const swift = await startSwift();
     try {
-      const env = { SANDLET_STORE_TOKEN: 's3cret' };
+      const token = await swiftToken(swift.url, SWIFT_USERS.admin);
+      const url = `${swift.url}/v1/${SWIFT_USERS.admin.account}`;
+      const env = { SANDLET_STORE_TOKEN: token };
       const tool = path.join(dir, 'tool.sh');
       fs.writeFileSync(tool, '#!/bin/sh\necho hi\n');
-      const d = await sandlet(['deploy', tool, '--store', server.url, '--dependency-file', '--dependency-version', '1.2', '--permissions', '0755'], undefined, env);
-      expect(d.stdout).toMatch(new RegExp(`^deployed dependency tool.sh \\(\\d+ bytes, sha256 [0-9a-f]{12}…\\) to the store ${server.url}\n$`));
-      const s = await sandlet(['deploy', path.join(SAMPLES_DIR, 'uppercase.mjs'), '--store', server.url, '--dependency', 'tool.sh', '--object-metadata', 'yes'], undefined, env);
+      const d = await sandlet(['deploy', tool, '--store', url, '--dependency-file', '--dependency-version', '1.2', '--permissions', '0755'], undefined, env);
+      expect(d.stdout).toMatch(new RegExp(`^deployed dependency tool.sh \\(\\d+ bytes, sha256 [0-9a-f]{12}…\\) to the store ${url}\n$`));
+      const s = await sandlet(['deploy', path.join(SAMPLES_DIR, 'uppercase.mjs'), '--store', url, '--dependency', 'tool.sh', '--object-metadata', 'yes'], undefined, env);
       expect(s.code).toBe(0);
-      expect(server.objects.get('/dependency/tool.sh')!.meta['x-object-meta-storlet-dependency-permissions']).toBe('0755');
-      expect(server.objects.get('/storlet/uppercase.mjs')!.meta).toMatchObject({ 'x-object-meta-storlet-dependency': 'tool.sh', 'x-object-meta-storlet-object-metadata': 'yes' });
-      const denied = await sandlet(['deploy', tool, '--store', server.url, '--dependency-file', '--dependency-version', '1']);
+      const head = (p: string) => fetch(`${url}${p}`, { method: 'HEAD', headers: { 'x-auth-token': token } });
+      expect((await head('/dependency/tool.sh')).headers.get('x-object-meta-storlet-dependency-permissions')).toBe('0755');
+      const st = await head('/storlet/uppercase.mjs');
+      expect([st.headers.get('x-object-meta-storlet-dependency'), st.headers.get('x-object-meta-storlet-object-metadata')]).toEqual(['tool.sh', 'yes']);
+      const denied = await sandlet(['deploy', tool, '--store', url, '--dependency-file', '--dependency-version', '1']);
       expect(denied.stderr.trim()).toMatch(/^sandlet: the store http:\/\/127\.0\.0\.1:\d+\/v1\/AUTH_test answered 401 Unauthorized to PUT dependency tool\.sh \(check the store token\)$/);
-      const bad = await sandlet(['deploy', tool, '--store', server.url, '--dependency-file', '--dependency-version', '1', '--permissions', '0444'], undefined, env);
+      expect(denied.stderr).not.toContain(token);
+      const bad = await sandlet(['deploy', tool, '--store', url, '--dependency-file', '--dependency-version', '1', '--permissions', '0444'], undefined, env);
       expect(bad.stderr.trim()).toBe('sandlet: registration: dependency permissions: 0444 must keep read and write for the owner (0600)');
     } finally {
-      await server.close();
+      await swift.stop();
     }
   });
 

@@ -1,6 +1,8 @@
-// A small Swift-like object server for tests: PUT/GET/HEAD of <container>/<object> under a base
-// path, user metadata kept as X-Object-Meta-* headers, ETag = MD5, Last-Modified, optional bearer
-// token. Tests can count requests, serve bytes other than the ones stored, or stop it.
+// A small Swift-like object server, kept only for faults a real Swift cannot be made to show on
+// demand (the store tests otherwise run against a real Swift, scripts/local-swift.mjs): serving
+// bytes other than the ones stored for the next N GETs (a corrupted transfer), and objects removed
+// behind the catalog's back between two steps of an injected clock. PUT/GET/HEAD of
+// <container>/<object> under a base path, X-Object-Meta-* kept, ETag = MD5, optional X-Auth-Token.
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -38,7 +40,7 @@ export async function startObjectServer(opts: { token?: string; basePath?: strin
       res.writeHead(404).end();
       return;
     }
-    if (opts.token && req.headers.authorization !== `Bearer ${opts.token}`) {
+    if (opts.token && req.headers['x-auth-token'] !== opts.token) {
       res.writeHead(401, { 'content-type': 'text/plain' }).end('unauthorized');
       return;
     }

@@ -1,0 +1,48 @@
+// Object metadata on HTTP, one mapping for every API: user metadata travels as `X-Object-Meta-<Key>`
+// headers (Swift's form), keys in one canonical form (each dash-separated word capitalised), values
+// as UTF-8 bytes carried in latin1 header strings (what Swift sends and expects).
+import { SandletError } from '../errors.js';
+
+export const META_PREFIX = 'x-object-meta-';
+const TOKEN_RE = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/** `content-type` → `Content-Type`, `COLOR` → `Color`: the one canonical form of a metadata key. */
+export function canonicalKey(key: string): string {
+  return key.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+}
+
+/** User metadata from request or response headers (`X-Object-Meta-*`), keys canonical. */
+export function metadataFromHeaders(headers: Iterable<[string, string | string[] | undefined]>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of headers) {
+    if (typeof v !== 'string' || !k.toLowerCase().startsWith(META_PREFIX)) continue;
+    out[canonicalKey(k.slice(META_PREFIX.length))] = Buffer.from(v, 'latin1').toString('utf8');
+  }
+  return out;
+}
+
+/** Finds a key case-insensitively (storlets may write `content-type` or `Content-Type`). */
+export function metadataValue(metadata: Record<string, string>, key: string): string | undefined {
+  const want = key.toLowerCase();
+  for (const [k, v] of Object.entries(metadata)) if (k.toLowerCase() === want) return v;
+  return undefined;
+}
+
+/**
+ * A storlet's output metadata as headers: `Content-Type` becomes the content type, every other key
+ * `X-Object-Meta-<Key>` (names in that canonical case). A storlet cannot smuggle header syntax through a key or value.
+ */
+export function metadataToHeaders(metadata: Record<string, string>, defaultContentType?: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (defaultContentType) out['Content-Type'] = defaultContentType;
+  for (const [k, v] of Object.entries(metadata)) {
+    if (!TOKEN_RE.test(k)) throw new SandletError('ESTORLET', `the storlet's output metadata key ${JSON.stringify(k.slice(0, 80))} cannot be an HTTP header`);
+    if (CONTROL_RE.test(v)) throw new SandletError('ESTORLET', `the storlet's output metadata ${k} holds control characters`);
+    const wire = Buffer.from(v, 'utf8').toString('latin1');
+    if (k.toLowerCase() === 'content-type') out['Content-Type'] = wire;
+    else out[`X-Object-Meta-${canonicalKey(k)}`] = wire;
+  }
+  return out;
+}
