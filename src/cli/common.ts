@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadConfig, type SandletConfig } from '../config.js';
+import { parseByteRange } from '../http/byte-range.js';
 import { SandletError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 
@@ -52,10 +53,7 @@ export function collectList(value: string, previous: string[] = []): string[] {
 }
 
 /** `START-END`, inclusive, as in HTTP ranges. */
+/** `--range START-END` is the byte range rule of every API (`bytes=START-END`), without the unit. */
 export function parseRange(value: string): { start: number; end: number } {
-  const m = /^(\d+)-(\d+)$/.exec(value);
-  if (!m || Number(m[2]) < Number(m[1])) {
-    throw new SandletError('EBADNAME', `--range must be START-END with START <= END, got ${JSON.stringify(value)}`);
-  }
-  return { start: Number(m[1]), end: Number(m[2]) };
+  return parseByteRange(value, '--range', '');
 }

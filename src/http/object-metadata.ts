@@ -30,19 +30,34 @@ export function metadataValue(metadata: Record<string, string>, key: string): st
   return undefined;
 }
 
+export interface MetadataHeaderOptions {
+  /** The content type when the metadata has none. */
+  defaultContentType?: string;
+  /**
+   * Also answer `Content-Type` as `X-Object-Meta-Content-Type` (sandlet's own API keeps every key
+   * as metadata; the Swift front door, like Storlets, makes it the content type only).
+   */
+  keepContentTypeMeta?: boolean;
+}
+
 /**
- * A storlet's output metadata as headers: `Content-Type` becomes the content type, every other key
- * `X-Object-Meta-<Key>` (names in that canonical case). A storlet cannot smuggle header syntax through a key or value.
+ * A storlet's output metadata as headers: `X-Object-Meta-<Key>` each (names in that canonical case;
+ * keys differing only in case are one header, the last wins), and `Content-Type` from its
+ * Content-Type. A storlet cannot smuggle header syntax through a key or value.
  */
-export function metadataToHeaders(metadata: Record<string, string>, defaultContentType?: string): Record<string, string> {
+export function metadataToHeaders(metadata: Record<string, string>, opts: MetadataHeaderOptions = {}): Record<string, string> {
   const out: Record<string, string> = {};
-  if (defaultContentType) out['Content-Type'] = defaultContentType;
+  if (opts.defaultContentType) out['Content-Type'] = opts.defaultContentType;
   for (const [k, v] of Object.entries(metadata)) {
     if (!TOKEN_RE.test(k)) throw new SandletError('ESTORLET', `the storlet's output metadata key ${JSON.stringify(k.slice(0, 80))} cannot be an HTTP header`);
     if (CONTROL_RE.test(v)) throw new SandletError('ESTORLET', `the storlet's output metadata ${k} holds control characters`);
-    const wire = Buffer.from(v, 'utf8').toString('latin1');
-    if (k.toLowerCase() === 'content-type') out['Content-Type'] = wire;
-    else out[`X-Object-Meta-${canonicalKey(k)}`] = wire;
+    const name = canonicalKey(k);
+    const wire = Buffer.from(v, 'utf8').toString('latin1'); // UTF-8 on the wire, as Swift sends it
+    if (name === 'Content-Type') {
+      if (v) out['Content-Type'] = wire;
+      if (!opts.keepContentTypeMeta) continue;
+    }
+    out[`X-Object-Meta-${name}`] = wire;
   }
   return out;
 }

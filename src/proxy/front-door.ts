@@ -9,6 +9,7 @@ import { ProxyMetrics } from './proxy-metrics.js';
 import { proxyHandler } from './proxy-server.js';
 import { bindListeners, type Listeners } from '../server/listeners.js';
 import { spoolDir } from '../server/multipart.js';
+import { hostPathRedactor } from '../http/error-status.js';
 import { AccountStorlets } from './swift/account-storlets.js';
 import { SwiftDoor } from './swift/swift-door.js';
 import { Upstream } from './upstream.js';
@@ -66,6 +67,7 @@ export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor>
     dependencyContainer: c.storlet_dependency,
     logContainer: c.storlet_log_container,
     tmpDir: spoolDir(c.host_root),
+    redact: hostPathRedactor(c),
     logger,
     metrics,
   });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { tempName } from '../cache/atomic-file.js';
 import { RequestError } from './http-errors.js';
-import { metaFromHeaders } from './object-meta.js';
+import { metadataFromHeaders } from '../http/object-metadata.js';
 
 export interface SpooledPart {
   fd: number;
@@ -59,7 +59,7 @@ export async function spoolMultipart(body: Readable, boundary: string, tmpDir: s
       throw err;
     }
     fs.rmSync(file, { force: true });
-    current = { fh, readFd, metadata: metaFromHeaders(headers), size: 0 };
+    current = { fh, readFd, metadata: metadataFromHeaders(headers), size: 0 };
   };
 
   const closePart = async (): Promise<void> => {

@@ -5,7 +5,10 @@ import fs from 'node:fs';
 import { PACKAGE_ROOT } from '../../src/package-root.js';
 import { AuthThrottle, FIRST_DELAY_MS, FREE_FAILURES, FailureCounts, MAX_DELAY_MS } from '../../src/server/auth-throttle.js';
 import { httpErrorMapper } from '../../src/server/http-errors.js';
-import { canonicalMetaName, metaToHeaders } from '../../src/server/object-meta.js';
+import { canonicalKey as canonicalMetaName, metadataToHeaders } from '../../src/http/object-metadata.js';
+
+// sandlet's own API keeps Content-Type as metadata too, with octet-stream by default.
+const metaToHeaders = (m: Record<string, string>): Record<string, string> => metadataToHeaders(m, { defaultContentType: 'application/octet-stream', keepContentTypeMeta: true });
 
 describe('failure counts', () => {
   it('lets a few failures pass, then doubles the wait up to the documented cap, per key', () => {

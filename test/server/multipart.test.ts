@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { boundaryOf, spoolMultipart } from '../../src/server/multipart.js';
-import { metaFromHeaders } from '../../src/server/object-meta.js';
+import { metadataFromHeaders as metaFromHeaders } from '../../src/http/object-metadata.js';
 import { openFds, tempDir } from '../helpers/fs.js';
 
 let dir: string;

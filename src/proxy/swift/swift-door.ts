@@ -34,6 +34,8 @@ export interface SwiftDoorOptions {
   tmpDir: string;
   /** The account's container for generated logs (Storlets: `storletlog`). */
   logContainer: string;
+  /** Hides the node's directories from what a client is told. */
+  redact: (text: string) => string;
 }
 
 /** What one storlet request carries through its steps. */
@@ -281,7 +283,8 @@ export class SwiftDoor {
       res.destroy();
       return 'failed_midstream';
     }
-    const text = status === 400 ? oneLine(err) : `Storlet ${storlet}: ${oneLine(err)}`;
+    const message = this.o.redact(oneLine(err));
+    const text = status === 400 ? message : `Storlet ${storlet}: ${message}`;
     sendText(res, status, text, { ...(retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {}), ...(log ? { 'x-storlet-generated-log': log.name } : {}) });
     return code === 'ETIMEDOUT' ? 'timeout' : status === 502 ? 'storlet_error' : status >= 500 ? 'unavailable' : 'client_error';
   }

@@ -9,7 +9,8 @@ import type { ServerContext } from '../context.js';
 import { RequestError } from '../http-errors.js';
 import type { Outcome } from '../metrics.js';
 import { boundaryOf, spoolDir, spoolMultipart } from '../multipart.js';
-import { metaFromHeaders, metaToHeaders } from '../object-meta.js';
+import { parseByteRange } from '../../http/byte-range.js';
+import { metadataFromHeaders, metadataToHeaders } from '../../http/object-metadata.js';
 
 const PARAM_PREFIX = 'x-storlet-parameter-';
 /** Multipart bodies are spooled to disk: bounded. A single-part body streams and is not. */
@@ -34,14 +35,6 @@ function counter(): Transform & { bytes: number } {
   }) as Transform & { bytes: number };
   t.bytes = 0;
   return t;
-}
-
-export function parseRange(value: string): { start: number; end: number } {
-  const m = /^bytes=(\d{1,15})-(\d{1,15})$/.exec(value.trim());
-  if (!m || Number(m[2]) < Number(m[1])) {
-    throw new RequestError(400, 'EBADNAME', `X-Storlet-Range must be bytes=START-END with START <= END, not ${JSON.stringify(value.slice(0, 80))}`);
-  }
-  return { start: Number(m[1]), end: Number(m[2]) };
 }
 
 /**
@@ -122,8 +115,8 @@ export function registerInvoke(app: FastifyInstance, ctx: ServerContext): void {
       storlet = validateStorletName(req.params.storlet);
       const params = paramsOf(req);
       const rangeHeader = req.headers['x-storlet-range'];
-      const range = typeof rangeHeader === 'string' ? parseRange(rangeHeader) : undefined;
-      const headerMeta = metaFromHeaders(Object.entries(req.headers).filter((e): e is [string, string] => typeof e[1] === 'string'));
+      const range = typeof rangeHeader === 'string' ? parseByteRange(rangeHeader, 'X-Storlet-Range') : undefined;
+      const headerMeta = metadataFromHeaders(Object.entries(req.headers));
       const boundary = boundaryOf(req.headers['content-type'] ?? '');
       let input: InvocationInput;
       let inputMetadata = headerMeta;
@@ -143,7 +136,7 @@ export function registerInvoke(app: FastifyInstance, ctx: ServerContext): void {
       const result = await ctx.gateway.invoke({ scope, storlet, params, input, inputMetadata, extraInputs, range, signal: abort.signal });
       let headers: Record<string, string>;
       try {
-        headers = metaToHeaders(result.metadata);
+        headers = metadataToHeaders(result.metadata, { defaultContentType: 'application/octet-stream', keepContentTypeMeta: true });
       } catch (err) {
         result.body.destroy();
         throw err;
