@@ -10,6 +10,10 @@ import { SandletError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { ProxyMetrics } from './proxy-metrics.js';
 import { createProxyServer } from './proxy-server.js';
+import { AccessPointRegistry } from './s3/access-points.js';
+import { S3Door } from './s3/s3-door.js';
+import { S3KeyStore } from './s3/s3-keys.js';
+import { upstreamS3Credentials, UpstreamS3 } from './s3/upstream-signer.js';
 import { AccountStorlets } from './swift/account-storlets.js';
 import { SwiftDoor } from './swift/swift-door.js';
 import { Upstream } from './upstream.js';
@@ -37,7 +41,11 @@ export async function startFrontDoor(opts: { gateway: Gateway; config: SandletCo
     logger,
   });
   const swift = new SwiftDoor({ gateway, upstream, storlets, storletContainer: c.storlet_container, dependencyContainer: c.storlet_dependency, logger, metrics });
-  const server = createProxyServer({ upstream, swift, metrics, logger, headersTimeoutMs: c.proxy_header_timeout_ms, idleTimeoutMs: c.proxy_idle_timeout_ms });
+  const accessPoints = new AccessPointRegistry(c.access_points_file);
+  const keys = new S3KeyStore(c.s3_keys_file);
+  const creds = upstreamS3Credentials(c);
+  const s3 = new S3Door({ gateway, upstream: creds ? new UpstreamS3(upstream, creds, c.s3_region) : undefined, accessPoints, keys, region: c.s3_region, ...(c.s3_virtual_host ? { virtualHost: c.s3_virtual_host } : {}), logger, metrics });
+  const server = createProxyServer({ upstream, swift, s3, metrics, logger, headersTimeoutMs: c.proxy_header_timeout_ms, idleTimeoutMs: c.proxy_idle_timeout_ms });
   const colon = c.proxy_listen.lastIndexOf(':');
   const host = c.proxy_listen.slice(0, colon).replace(/^\[|\]$/g, '');
   const port = Number(c.proxy_listen.slice(colon + 1));
@@ -45,6 +53,8 @@ export async function startFrontDoor(opts: { gateway: Gateway; config: SandletCo
   try {
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err as Error))]);
   } catch (err) {
+    accessPoints.close();
+    keys.close();
     await upstream.close();
     throw new SandletError('EBADCONFIG', `cannot listen on proxy_listen ${c.proxy_listen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
@@ -58,6 +68,8 @@ export async function startFrontDoor(opts: { gateway: Gateway; config: SandletCo
       server.close();
       server.closeAllConnections();
       await once(server, 'close').catch(() => {});
+      accessPoints.close();
+      keys.close();
       await upstream.close();
     },
   };

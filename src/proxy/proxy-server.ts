@@ -8,12 +8,16 @@ import { statusOf } from '../http/error-status.js';
 import { forward } from './forward.js';
 import type { ProxyMetrics } from './proxy-metrics.js';
 import { sendText } from './relay.js';
+import type { S3Door } from './s3/s3-door.js';
+import { signatureKind } from './s3/sigv4-verify.js';
 import type { SwiftDoor } from './swift/swift-door.js';
 import type { Upstream } from './upstream.js';
 
 export interface ProxyServerOptions {
   upstream: Upstream;
   swift: SwiftDoor;
+  /** S3 requests to an access point; other S3 requests pass through. */
+  s3?: S3Door;
   metrics: ProxyMetrics;
   logger: Logger;
   /** Longest wait for a request's headers (slow-header clients). */
@@ -49,12 +53,27 @@ export function createProxyServer(opts: ProxyServerOptions): http.Server {
   return server;
 }
 
+const SWIFT_PATH = /^\/(v1|v1\.0|auth|info|healthcheck)(\/|$)/;
+
 async function handle(req: IncomingMessage, res: ServerResponse, opts: ProxyServerOptions): Promise<void> {
   const url = req.url ?? '/';
   if (!url.startsWith('/')) return sendText(res, 400, 'the request target must be a path');
   const q = url.indexOf('?');
   const pathname = q < 0 ? url : url.slice(0, q);
-  const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+  const rawQuery = q < 0 ? '' : url.slice(q + 1);
+  const query = new URLSearchParams(rawQuery);
+  // Swift's own paths are never an access point (those names are refused); anything else whose
+  // bucket is an access point's name is the S3 door's, signed or not (it answers S3 errors).
+  if (opts.s3 && !SWIFT_PATH.test(pathname)) {
+    let route;
+    try {
+      route = opts.s3.route(req, pathname);
+    } catch (err) {
+      opts.logger.warn({ err: oneLine(err) }, 'the access points file cannot be read');
+      return sendText(res, 500, 'the access points file cannot be read', { connection: 'close' });
+    }
+    if (route) return opts.s3.serve(req, res, route, pathname, rawQuery, query);
+  }
   try {
     if (await opts.swift.handle(req, res, pathname, query)) return;
   } catch (err) {
@@ -64,5 +83,5 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: ProxyServ
     return sendText(res, status, oneLine(err), { connection: 'close' });
   }
   const outcome = await forward(req, res, opts.upstream);
-  opts.metrics.passthrough('swift', outcome);
+  opts.metrics.passthrough(signatureKind(req.headers, query) === 'none' ? 'swift' : 's3', outcome);
 }

@@ -1,0 +1,84 @@
+// A small JSON file a running server follows: read again when it changed (a watch on its dir
+// makes a change visible at once; a stat a second covers a watch that missed one), so CLI edits
+// apply without a restart. Writers replace it whole (atomic rename).
+import fs from 'node:fs';
+import path from 'node:path';
+import { atomicWriteFileSync, TEMP_PREFIX } from '../../cache/atomic-file.js';
+import { SandletError } from '../../errors.js';
+
+/** Reads the file's JSON, or undefined when it does not exist. */
+export function readJsonFile(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new SandletError('EBADCONFIG', `cannot read ${what} file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new SandletError('EBADCONFIG', `${what} file ${file} is not valid JSON`);
+  }
+}
+
+export function writeJsonFile(file: string, value: unknown, mode: number): void {
+  atomicWriteFileSync(file, `${JSON.stringify(value, null, 2)}\n`, mode);
+  // A rename keeps the temp file's mode; an existing file created looser is tightened too.
+  fs.chmodSync(file, mode);
+}
+
+export class LiveFile<T> {
+  private readonly file: string;
+  private readonly parse: (json: unknown) => T;
+  private value: T;
+  private stamp = '';
+  private dirty = true;
+  private checkedAt = 0;
+  private watcher: fs.FSWatcher | undefined;
+
+  constructor(file: string, parse: (json: unknown) => T) {
+    this.file = file;
+    this.parse = parse;
+    this.value = parse(undefined);
+    this.reload();
+    try {
+      const base = path.basename(file);
+      this.watcher = fs.watch(path.dirname(file), (_event, name) => {
+        if (!name || name === base || name.startsWith(TEMP_PREFIX)) this.dirty = true;
+      });
+      this.watcher.unref();
+      this.watcher.on('error', () => (this.watcher = undefined));
+    } catch {
+      this.watcher = undefined; // no dir yet: stat on every read instead
+    }
+  }
+
+  /** The file's current content (parsed again only when it changed). */
+  get(): T {
+    this.reload();
+    return this.value;
+  }
+
+  close(): void {
+    this.watcher?.close();
+  }
+
+  private reload(): void {
+    const now = Date.now();
+    if (!this.dirty && this.watcher && now - this.checkedAt < 1000) return;
+    this.dirty = false;
+    this.checkedAt = now;
+    let stamp = 'absent';
+    try {
+      const st = fs.statSync(this.file);
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      /* no file: empty */
+    }
+    if (stamp === this.stamp) return;
+    // A file that does not parse fails the requests that read it (closed, never open) until it is fixed.
+    this.value = this.parse(readJsonFile(this.file, path.basename(this.file)));
+    this.stamp = stamp;
+  }
+}
