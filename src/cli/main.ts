@@ -10,6 +10,8 @@ import { registerImage } from './image.js';
 import { registerOperator } from './operator.js';
 import { registerServe } from './serve.js';
 import { registerToken } from './token.js';
+import { registerAccessPoint } from './access-point.js';
+import { registerS3Key } from './s3-key.js';
 
 export function buildProgram(): Command {
   const program = new Command('sandlet')
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   registerServe(program);
   registerToken(program);
   registerOperator(program);
+  registerAccessPoint(program);
+  registerS3Key(program);
   program
     .command('agent')
     .description('run the in-sandbox agent (what sandboxes start; not for everyday use)')

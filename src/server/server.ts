@@ -11,6 +11,7 @@ import { Authorizer, type Action } from './auth.js';
 import { InflightCounter, type ServerContext } from './context.js';
 import { RequestError, toHttpError } from './http-errors.js';
 import { ServerMetrics } from './metrics.js';
+import { registerAccessPoints } from './routes/access-points.js';
 import { registerDeploy } from './routes/deploy.js';
 import { registerHealth } from './routes/health.js';
 import { registerInvoke } from './routes/invoke.js';
@@ -88,6 +89,7 @@ export async function startServer(opts: ServerOptions): Promise<SandletServer> {
   registerScopes(app, ctx);
   registerDeploy(app, ctx);
   registerHealth(app, ctx);
+  registerAccessPoints(app, ctx);
   await app.ready();
 
   const addresses: string[] = [];

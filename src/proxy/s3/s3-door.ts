@@ -45,7 +45,7 @@ const KEPT_SOURCE_HEADERS = ['last-modified', 'etag', 'cache-control', 'content-
 const LIST_PARAMS = new Set(['list-type', 'prefix', 'delimiter', 'max-keys', 'continuation-token', 'start-after', 'fetch-owner', 'encoding-type', 'marker']);
 const RESPONSE_OVERRIDES = ['response-content-type', 'response-content-language', 'response-expires', 'response-cache-control', 'response-content-disposition', 'response-content-encoding'];
 /** Presigned-URL parameters and the ones S3 allows on GetObject beside them. */
-const OBJECT_QUERY = /^(X-Amz-[A-Za-z-]+|x-id|partNumber|response-[a-z-]+)$/;
+const OBJECT_QUERY = /^([Xx]-[Aa]mz-[A-Za-z0-9-]+|x-id|partNumber|response-[a-z-]+)$/;
 const AMZ_META = 'x-amz-meta-';
 const SMALL_OBJECT_BYTES = 64 * 1024;
 const MAX_LIST_BYTES = 16 * 1024 * 1024;
@@ -194,7 +194,7 @@ export class S3Door {
     const pass: [string, string][] = [];
     for (const [k, v] of query) {
       if (LIST_PARAMS.has(k)) pass.push([k, v]);
-      else if (!/^(X-Amz-[A-Za-z-]+|x-id)$/.test(k)) throw new S3Error('NotImplemented', `an access point does not serve the ${k.slice(0, 40)} subresource`);
+      else if (!/^([Xx]-[Aa]mz-[A-Za-z0-9-]+|x-id)$/.test(k)) throw new S3Error('NotImplemented', `an access point does not serve the ${k.slice(0, 40)} subresource`);
     }
     const r = await up.request({ method: 'GET', bucket: ap.bucket, query: pass });
     const xml = (await readBody(r, MAX_LIST_BYTES)).toString('utf8');
@@ -371,7 +371,11 @@ export class S3Door {
 
   private async putObject(req: IncomingMessage, res: ServerResponse, ap: AccessPoint, key: string, up: UpstreamS3, body: Readable, reqId: string): Promise<string> {
     const gone = clientGone(res);
-    const result = await this.invoke(ap, body, inputMetadataOf(req.headers), gone.signal);
+    // An upload that fails its checks cancels the storlet at once (it may be waiting for more input).
+    const failed = new AbortController();
+    body.once('error', (err) => failed.abort(err));
+    const signal = AbortSignal.any([gone.signal, failed.signal]);
+    const result = await this.invoke(ap, body, inputMetadataOf(req.headers), signal);
     let headers: Record<string, string>;
     try {
       headers = outputHeaders(result.metadata);
@@ -382,7 +386,7 @@ export class S3Door {
     if (!headers['content-type'] && typeof req.headers['content-type'] === 'string') headers['content-type'] = req.headers['content-type'];
     let stored: UpstreamResponse;
     try {
-      stored = await up.request({ method: 'PUT', bucket: ap.bucket, key, headers, body: result.body, signal: gone.signal });
+      stored = await up.request({ method: 'PUT', bucket: ap.bucket, key, headers, body: result.body, signal });
     } catch (err) {
       discard(result.body);
       throw result.body.errored ?? err;
