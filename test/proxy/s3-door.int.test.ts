@@ -12,7 +12,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import http from 'node:http';
 import { Readable } from 'node:stream';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { revokeS3Key } from '../../src/proxy/s3/s3-keys.js';
 import { tempDir } from '../helpers/fs.js';
@@ -41,6 +43,9 @@ async function curl(url: string, ...args: string[]): Promise<{ status: number; b
 }
 
 const HELLO = 'hello, s3 world\n';
+/** Over the CLI's 8 MiB multipart threshold: `s3 cp` then reads it in ranged parts. */
+const BIG = Buffer.alloc(9 * 1024 * 1024 + 123);
+for (let i = 0; i < BIG.length; i++) BIG[i] = (i * 7 + (i >> 12)) & 0xff;
 
 // Access points on a real Swift s3api, driven by Debian's aws CLI, @aws-sdk/client-s3 with its
 // defaults, and curl.
@@ -53,7 +58,7 @@ describe.skipIf(skipSwift)('S3 access points', () => {
 
   beforeAll(async () => {
     requireSwift();
-    env = await startS3Env();
+    env = await startS3Env({ s3_virtual_host: 's3.test' });
     env.accessPoint({ name: 'upper', storlet: 'uppercase.mjs' });
     env.accessPoint({ name: 'same', storlet: 'identity.mjs', on: 'get,put' });
     env.accessPoint({ name: 'same-ranged', storlet: 'identity.mjs', range: 'storlet' });
@@ -66,6 +71,7 @@ describe.skipIf(skipSwift)('S3 access points', () => {
     upstream = env.client(UPSTREAM_KEY);
     await upstream.send(new PutObjectCommand({ Bucket: 'data', Key: 'hello.txt', Body: HELLO, ContentType: 'text/plain', Metadata: { color: 'blue' } }));
     await upstream.send(new PutObjectCommand({ Bucket: 'data', Key: 'dir/a b+c.txt', Body: 'odd name' }));
+    await upstream.send(new PutObjectCommand({ Bucket: 'data', Key: 'big.bin', Body: BIG }));
   });
   afterAll(async () => {
     await env?.close();
@@ -77,6 +83,18 @@ describe.skipIf(skipSwift)('S3 access points', () => {
       expect(await env.aws(key, 's3', 'cp', 's3://upper/hello.txt', '-')).toBe(HELLO.toUpperCase());
       // A key with a space, a plus and a slash: the signature and the upstream path agree.
       expect(await env.aws(key, 's3', 'cp', 's3://upper/dir/a b+c.txt', '-')).toBe('ODD NAME');
+    });
+
+    it('aws s3 cp of an object over the multipart threshold (HEAD, then ranged GETs) gets it whole', async () => {
+      const out = path.join(work.dir, 'big.out');
+      await env.aws(key, 's3', 'cp', 's3://same/big.bin', out);
+      expect(fs.readFileSync(out).equals(BIG)).toBe(true);
+    });
+
+    it('aws s3 ls lists the access point', async () => {
+      const out = await env.aws(key, 's3', 'ls', 's3://upper/');
+      expect(out).toMatch(/ 16 hello\.txt$/m);
+      expect(out).toMatch(/PRE dir\/$/m);
     });
 
     it('s3api get-object --range applies the range to the transformed output', async () => {
@@ -201,6 +219,17 @@ describe.skipIf(skipSwift)('S3 access points', () => {
       const late = await sdk.send(new GetObjectCommand({ Bucket: 'broken-late', Key: 'hello.txt' }));
       await expect(late.Body!.transformToByteArray()).rejects.toThrow();
     });
+  });
+
+  it('virtual-host requests (<access point>.s3_virtual_host) are served too', async () => {
+    const port = new URL(env.door.url).port;
+    // `upper.s3.test` must reach the door: the client's agent resolves every name to loopback.
+    const lookup = (_host: string, o: { all?: boolean }, cb: (e: null, a: unknown, f?: number) => void): void => (o.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4));
+    const agent = new http.Agent({ keepAlive: false, lookup: lookup as never });
+    const vhost = env.client(key, { maxAttempts: 1, forcePathStyle: false, requestHandler: new NodeHttpHandler({ httpAgent: agent }) }, `http://s3.test:${port}`);
+    const r = await vhost.send(new GetObjectCommand({ Bucket: 'upper', Key: 'hello.txt' }));
+    expect(await r.Body!.transformToString()).toBe(HELLO.toUpperCase());
+    agent.destroy();
   });
 
   describe('authentication', () => {

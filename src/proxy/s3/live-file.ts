@@ -1,9 +1,8 @@
-// A small JSON file a running server follows: read again when it changed (a watch on its dir
-// makes a change visible at once; a stat a second covers a watch that missed one), so CLI edits
-// apply without a restart. Writers replace it whole (atomic rename).
+// A small JSON file a running server follows: read again when it changed (a stat per read), so
+// CLI and admin API edits apply without a restart. Writers replace it whole (atomic rename).
 import fs from 'node:fs';
 import path from 'node:path';
-import { atomicWriteFileSync, TEMP_PREFIX } from '../../cache/atomic-file.js';
+import { atomicWriteFileSync } from '../../cache/atomic-file.js';
 import { SandletError } from '../../errors.js';
 
 /** Reads the file's JSON, or undefined when it does not exist. */
@@ -33,25 +32,12 @@ export class LiveFile<T> {
   private readonly parse: (json: unknown) => T;
   private value: T;
   private stamp = '';
-  private dirty = true;
-  private checkedAt = 0;
-  private watcher: fs.FSWatcher | undefined;
 
   constructor(file: string, parse: (json: unknown) => T) {
     this.file = file;
     this.parse = parse;
     this.value = parse(undefined);
     this.reload();
-    try {
-      const base = path.basename(file);
-      this.watcher = fs.watch(path.dirname(file), (_event, name) => {
-        if (!name || name === base || name.startsWith(TEMP_PREFIX)) this.dirty = true;
-      });
-      this.watcher.unref();
-      this.watcher.on('error', () => (this.watcher = undefined));
-    } catch {
-      this.watcher = undefined; // no dir yet: stat on every read instead
-    }
   }
 
   /** The file's current content (parsed again only when it changed). */
@@ -60,15 +46,12 @@ export class LiveFile<T> {
     return this.value;
   }
 
-  close(): void {
-    this.watcher?.close();
-  }
+  /** Kept for symmetry with other live sources: nothing to release. */
+  close(): void {}
 
   private reload(): void {
-    const now = Date.now();
-    if (!this.dirty && this.watcher && now - this.checkedAt < 1000) return;
-    this.dirty = false;
-    this.checkedAt = now;
+    // One stat per read (microseconds): a writer's rename gives a new inode, so every edit is
+    // seen by the very next request, with no watch to miss or to wait for.
     let stamp = 'absent';
     try {
       const st = fs.statSync(this.file);
