@@ -3,6 +3,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { SandletError } from './errors.js';
+import { didYouMean } from './util/did-you-mean.js';
 
 const SIZE_RE = /^\d+(\.\d+)?\s*([kmgt]i?b?|b)?$/i;
 
@@ -87,6 +88,9 @@ export const configSchema = z
     tokens_file: z.string().min(1).optional(),
     trust_unix_peers: z.enum(['none', 'invoke', 'operate', 'admin']).default('none'),
     drain_timeout_ms: z.coerce.number().int().min(0).default(30_000),
+    max_connections: z.coerce.number().int().min(1).default(512),
+    header_timeout_ms: z.coerce.number().int().min(1).default(10_000),
+    body_idle_timeout_ms: z.coerce.number().int().min(1).default(30_000),
 
     // The front door: `sandlet serve --upstream URL` proxies an object store.
     upstream: z.string().regex(/^https?:\/\/[^\s?#]+$/, 'must be an http(s) URL such as http://127.0.0.1:8080').optional(),
@@ -95,8 +99,6 @@ export const configSchema = z
       .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 127.0.0.1:8081')
       .default('127.0.0.1:8081'),
     upstream_timeout_ms: z.coerce.number().int().positive().default(60_000),
-    proxy_header_timeout_ms: z.coerce.number().int().positive().default(30_000),
-    proxy_idle_timeout_ms: z.coerce.number().int().positive().default(120_000),
 
     // The S3 door on the same proxy: access points, the keys sandlet issues, its own upstream credentials.
     access_points_file: z.string().min(1).optional(),
@@ -128,6 +130,10 @@ export function resolveConfig(input: SandletConfigInput = {}): SandletConfig {
   const parsed = configSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
+    if (issue.code === 'unrecognized_keys') {
+      const key = issue.keys[0]!;
+      throw new SandletError('EBADCONFIG', `config: unknown option ${key}${didYouMean(key, Object.keys(configSchema.shape))}`);
+    }
     const where = issue.path.join('.') || '(top level)';
     throw new SandletError('EBADCONFIG', `config: ${where}: ${issue.message}`);
   }
@@ -148,18 +154,41 @@ export function resolveConfig(input: SandletConfigInput = {}): SandletConfig {
   };
 }
 
-/** `SANDLET_STORLET_TIMEOUT_MS=5000` overrides `storlet_timeout_ms`. */
+/**
+ * `SANDLET_*` variables that are not config options but that sandlet's tools read. Any other
+ * `SANDLET_*` variable is refused, as an unknown key in a config file is.
+ */
+export const TOOL_ENV_VARS: Record<string, string> = {
+  SANDLET_TOKEN: 'bearer token of the operator commands',
+  SANDLET_SERVER: 'where the operator commands find `sandlet serve`',
+  SANDLET_NODE18: "Debian's Node 18, for the tests that run the agent on it",
+  SANDLET_TEST_IMAGE: 'the engine image Docker tests run',
+  SANDLET_TEST_LOG: 'log level of the tests\' gateways',
+  SANDLET_NATIVE_ADDON: 'path of the SBus addon to load instead of build/Release',
+  SANDLET_REBUILD_BASE: 'scripts/build-base-image.sh rebuilds an existing base image',
+};
+
+const envName = (option: string): string => `SANDLET_${option.toUpperCase()}`;
+
+/** `SANDLET_STORLET_TIMEOUT_MS=5000` overrides `storlet_timeout_ms`; an unknown `SANDLET_*` name is refused. */
 export function envOverrides(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const options = new Map(Object.keys(configSchema.shape).map((key) => [envName(key), key]));
   const out: Record<string, string> = {};
-  for (const key of Object.keys(configSchema.shape)) {
-    const value = env[`SANDLET_${key.toUpperCase()}`];
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('SANDLET_') || name in TOOL_ENV_VARS) continue;
+    const key = options.get(name);
+    // Only the name is shown: the value may be a secret.
+    if (!key) throw new SandletError('EBADCONFIG', `environment: ${name} is not a sandlet setting${didYouMean(name, [...options.keys(), ...Object.keys(TOOL_ENV_VARS)])}`);
     if (value !== undefined && value !== '') out[key] = value;
   }
   return out;
 }
 
-/** Reads a YAML or JSON config file (if given), then applies environment overrides and flags. */
-export function loadConfig(file: string | undefined, overrides: Record<string, unknown> = {}): SandletConfig {
+/**
+ * Reads a YAML or JSON config file (if given), then applies environment overrides, then `flags`
+ * (those set). `defaults` are a command's own defaults: below the file and the environment.
+ */
+export function loadConfig(file: string | undefined, flags: Record<string, unknown> = {}, defaults: Record<string, unknown> = {}): SandletConfig {
   let fromFile: Record<string, unknown> = {};
   if (file) {
     let text: string;
@@ -177,6 +206,6 @@ export function loadConfig(file: string | undefined, overrides: Record<string, u
       throw new SandletError('EBADCONFIG', `config file ${file} must hold a mapping of options`);
     }
   }
-  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
-  return resolveConfig({ ...fromFile, ...envOverrides(), ...defined } as SandletConfigInput);
+  const set = (r: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined));
+  return resolveConfig({ ...set(defaults), ...fromFile, ...envOverrides(), ...set(flags) } as SandletConfigInput);
 }

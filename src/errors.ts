@@ -1,25 +1,35 @@
 // Typed errors: every failure a user can see has a stable `code` and a one-line message.
 
-export type SandletErrorCode =
-  | 'EBADNAME'
-  | 'EBADCONFIG'
-  | 'EBADREGISTRATION'
-  | 'ENOSTORLET'
-  | 'ENOLISTENER'
+/** Every code a `SandletError` carries (the README's error table lists each; a test checks). */
+export const ERROR_CODES = [
+  'EBADNAME',
+  'EBADCONFIG',
+  'EBADREGISTRATION',
+  'ENOSTORLET',
+  'ENOLISTENER',
   /** The peer took the command, then closed its reply pipe unanswered: it died meanwhile. */
-  | 'ENOREPLY'
-  | 'ETIMEDOUT'
-  | 'ESBUSPROTO'
-  | 'ETOOLARGE'
-  | 'ESTORLET'
-  | 'ESANDBOX'
-  | 'ECANCELLED'
-  | 'EBACKOFF'
-  | 'ECLOSED'
-  | 'ESTORE'
-  | 'EDIGEST'
-  | 'ECACHE'
-  | 'ECACHEMISS';
+  'ENOREPLY',
+  'ETIMEDOUT',
+  'ESBUSPROTO',
+  'ETOOLARGE',
+  'ESTORLET',
+  'ESANDBOX',
+  'ECANCELLED',
+  'EBACKOFF',
+  'ECLOSED',
+  'ESTORE',
+  'EDIGEST',
+  'ECACHE',
+  'ECACHEMISS',
+] as const;
+
+export type SandletErrorCode = (typeof ERROR_CODES)[number];
+
+/**
+ * Codes only the HTTP API answers with (they name a request's fault, not the gateway's), also in
+ * the README's table.
+ */
+export const HTTP_ERROR_CODES = ['EAUTH', 'EFORBIDDEN', 'ENOROUTE', 'ENOSCOPE', 'ENODAEMON', 'ENOLOG', 'EHTTP', 'EINTERNAL'] as const;
 
 export class SandletError extends Error {
   readonly code: SandletErrorCode;

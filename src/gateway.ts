@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { parseSize, resolveConfig, type SandletConfig, type SandletConfigInput } from './config.js';
-import { SandletError, isSandletError } from './errors.js';
+import { SandletError, isSandletError, oneLine } from './errors.js';
 import { validateScopeName, validateStorletName } from './names.js';
 import { createLogger } from './log.js';
 import { CacheMetrics } from './cache/cache-metrics.js';
@@ -325,6 +325,23 @@ export class Gateway {
     await this.backend?.close?.();
     this.sandboxes.clear();
     this.logs.closeAll();
+  }
+
+  // Minimal stopAll for the CLI's `scopes stop --all` (the gateway branch has the full one; the
+  // lead reconciles): stops every sandbox this gateway has, adopted ones included.
+  async stopAll(): Promise<{ scope: string; error?: string }[]> {
+    return Promise.all(
+      [...this.sandboxes.values()]
+        .filter((s) => s.state !== 'stopped')
+        .map(async (s) => {
+          try {
+            await s.stop('stopped by stopAll');
+            return { scope: s.scope };
+          } catch (err) {
+            return { scope: s.scope, error: oneLine(err) };
+          }
+        }),
+    );
   }
 }
 

@@ -5,13 +5,13 @@ import { StorletCatalog } from '../cache/catalog.js';
 import { ContentCache } from '../cache/content-cache.js';
 import { openStore } from '../cache/open-store.js';
 import { parseSize, type SandletConfig } from '../config.js';
-import { addCommonOptions, configFromFlags, type CommonFlags } from './common.js';
+import { ONE_SHOT_DEFAULTS, addCommonOptions, configFromFlags, type CommonFlags } from './common.js';
 import { formatBytes, table } from './format.js';
 
 // The cache is read and changed from outside the gateway's process: a file another name links to
 // (a scope's storlet dir) counts as in use and is never pruned.
 function openCache(config: SandletConfig): { cache: ContentCache; catalog: StorletCatalog } {
-  const logger = pino({ level: config.log_level === 'info' ? 'warn' : config.log_level }, pino.destination(2));
+  const logger = pino({ level: config.log_level }, pino.destination(2));
   const metrics = new CacheMetrics();
   const cache: ContentCache = new ContentCache({
     dir: config.cache_dir,
@@ -30,7 +30,7 @@ export function registerCache(program: Command): void {
 
   addCommonOptions(cmd.command('ls').description('list cached content, most recently used first').option('--json', 'print JSON')).action(
     (flags: CommonFlags & { json?: boolean }) => {
-      const config = configFromFlags(flags);
+      const config = configFromFlags(flags, ONE_SHOT_DEFAULTS);
       const { cache, catalog } = openCache(config);
       const entries = cache.list().map((e) => ({ ...e, names: catalog.namesOf(e.sha256) }));
       if (flags.json) {
@@ -49,7 +49,7 @@ export function registerCache(program: Command): void {
 
   addCommonOptions(cmd.command('verify').description('hash every cached file again; remove and report those that changed').option('--json', 'print JSON')).action(
     async (flags: CommonFlags & { json?: boolean }) => {
-      const { cache } = openCache(configFromFlags(flags));
+      const { cache } = openCache(configFromFlags(flags, ONE_SHOT_DEFAULTS));
       const result = await cache.verifyAll();
       if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else {
@@ -68,7 +68,7 @@ export function registerCache(program: Command): void {
       .option('--max-bytes <size>', 'target size (default: config cache_max_bytes)')
       .option('--all', 'evict every entry no scope links to'),
   ).action((flags: CommonFlags & { maxBytes?: string; all?: boolean }) => {
-    const config = configFromFlags(flags);
+    const config = configFromFlags(flags, ONE_SHOT_DEFAULTS);
     const { cache } = openCache(config);
     const target = flags.all ? 0 : parseSize(flags.maxBytes ?? config.cache_max_bytes);
     const before = cache.totalBytes;

@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadConfig, type SandletConfig } from '../config.js';
 import { SandletError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
@@ -25,21 +25,25 @@ export function addCommonOptions(cmd: Command): Command {
     .addOption(new Option('--log-level <level>', 'gateway log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']));
 }
 
-/** Config from file, environment and flags; `overrides` are further flags that win when set. */
+/**
+ * Defaults of the one-shot commands (invoke, demo, cache, scopes stop --all), which print for
+ * people: their log says only what went wrong unless the file, SANDLET_LOG_LEVEL or --log-level
+ * asks for more.
+ */
+export const ONE_SHOT_DEFAULTS = { log_level: 'warn' };
+
+/**
+ * Config from file, environment and flags. `defaults` are the command's own (below the file and
+ * the environment); `overrides` are further flags, which win when set, as the common ones do.
+ */
 export function configFromFlags(flags: CommonFlags, defaults: Record<string, unknown> = {}, overrides: Record<string, unknown> = {}): SandletConfig {
-  return loadConfig(flags.config, {
-    ...defaults,
-    ...overrides,
-    backend: flags.backend,
-    host_root: flags.root ?? (defaults.host_root as string | undefined),
-    log_level: flags.logLevel ?? defaults.log_level,
-  });
+  return loadConfig(flags.config, { ...overrides, backend: flags.backend, host_root: flags.root, log_level: flags.logLevel }, defaults);
 }
 
-/** `k=v` pairs from repeated flags. */
+/** `k=v` pairs from repeated flags (a malformed one is a usage error). */
 export function collectPair(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const eq = value.indexOf('=');
-  if (eq <= 0) throw new SandletError('EBADNAME', `expected KEY=VALUE, got ${JSON.stringify(value)}`);
+  if (eq <= 0) throw new InvalidArgumentError('expected KEY=VALUE');
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
 }
 

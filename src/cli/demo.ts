@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { createGateway } from '../gateway.js';
 import { SAMPLES_DIR } from '../package-root.js';
-import { addCommonOptions, configFromFlags, readyWithNotice, type CommonFlags } from './common.js';
+import { ONE_SHOT_DEFAULTS, addCommonOptions, configFromFlags, readyWithNotice, type CommonFlags } from './common.js';
 
 export const SAMPLE_STORLETS = ['identity.mjs', 'uppercase.mjs', 'metadata-echo.mjs', 'concat.mjs'];
 
@@ -26,7 +26,7 @@ export function registerDemo(program: Command): void {
       .option('--storlet <name>', 'sample to invoke', 'uppercase.mjs'),
   ).action(async (flags: CommonFlags & { storlet: string }) => {
     const root = flags.root ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sandlet-demo-'));
-    const config = configFromFlags({ ...flags, root }, { log_level: 'warn' });
+    const config = configFromFlags({ ...flags, root }, ONE_SHOT_DEFAULTS);
     const gateway = createGateway(config);
     const out = (line = ''): boolean => process.stdout.write(`${line}\n`);
     try {

@@ -48,14 +48,15 @@ export function registerImage(program: Command): void {
     .action(async (imageRef: string, flags: ImageFlags) => {
       const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sandlet-check-'));
       const base = loadConfig(flags.config);
+      // One name per check: checks run side by side (CI jobs, several images) never share a container.
+      const run = randomBytes(4).toString('hex');
       const config = loadConfig(flags.config, {
         host_root: root,
         backend: 'docker',
         default_container_image_name: imageRef,
         // A namespace no tenant image lives in: the check runs IMAGE itself.
-        image_namespace: `sandlet-check-${randomBytes(4).toString('hex')}`,
-        container_prefix: `${base.container_prefix}check-`,
-        log_level: 'warn',
+        image_namespace: `sandlet-check-${run}`,
+        container_prefix: `${base.container_prefix}check-${run}-`,
       });
       const gateway = createGateway(config, { logger: pino({ level: 'silent' }) });
       const out = (k: string, v: string): boolean => process.stdout.write(`${k.padEnd(18)} ${v}\n`);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { createGateway } from '../gateway.js';
 import { SandletError } from '../errors.js';
 import type { InvocationInput } from '../invocation/invocation.js';
-import { addCommonOptions, collectList, collectPair, configFromFlags, parseRange, readyWithNotice, type CommonFlags } from './common.js';
+import { ONE_SHOT_DEFAULTS, addCommonOptions, collectList, collectPair, configFromFlags, parseRange, readyWithNotice, type CommonFlags } from './common.js';
 
 interface InvokeFlags extends CommonFlags {
   scope: string;
@@ -16,6 +16,7 @@ interface InvokeFlags extends CommonFlags {
   extra?: string[];
   output: string;
   timeout?: string;
+  keep?: boolean;
 }
 
 /** A regular file is passed to the sandbox as its fd (zero copy); anything else is streamed. */
@@ -45,13 +46,17 @@ export function registerInvoke(program: Command): void {
       .option('--input <file|->', 'the object', '-')
       .option('--extra <file>', 'an extra input (repeatable)', collectList)
       .option('--output <file|->', 'where the output goes', '-')
-      .option('--timeout <ms>', 'longest the storlet may stay silent'),
+      .option('--timeout <ms>', 'longest the storlet may stay silent')
+      .option('--keep', 'leave the Docker sandbox this run started running, for later runs to adopt (default: stop it)'),
   ).action(async (flags: InvokeFlags) => {
-    const config = configFromFlags(flags, { log_level: 'warn' });
+    const config = configFromFlags(flags, ONE_SHOT_DEFAULTS);
     const gateway = createGateway(config);
     const opened: number[] = [];
+    // What this run finds running (adopted from an earlier one) is not its to stop.
+    let found = true;
     try {
       await readyWithNotice(gateway);
+      found = gateway.findSandbox(flags.scope)?.state === 'running';
       const input = openInput(flags.input, opened);
       const extraInputs = (flags.extra ?? []).map((e) => openInput(e, opened));
       const timeoutMs = flags.timeout === undefined ? undefined : Number(flags.timeout);
@@ -71,6 +76,8 @@ export function registerInvoke(program: Command): void {
       await pipeline(result.body, out);
     } finally {
       for (const fd of opened) fs.closeSync(fd);
+      // A one-shot run has nothing to reap its Docker sandbox later: stop it unless asked to keep it.
+      if (!found && !flags.keep) await gateway.scopes().find((s) => s.scope === flags.scope)?.stop('one-shot invoke done').catch(() => {});
       await gateway.close();
     }
   });

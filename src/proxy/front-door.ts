@@ -1,15 +1,13 @@
 // Puts the front door together from the config: the upstream pool, the Swift storlet API and the
 // proxy server on its own listener (`proxy_listen`), apart from sandlet's own API.
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { SandletConfig } from '../config.js';
 import { SandletError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { ProxyMetrics } from './proxy-metrics.js';
-import { createProxyServer } from './proxy-server.js';
+import { proxyHandler } from './proxy-server.js';
+import { bindListeners, type Listeners } from '../server/listeners.js';
 import { AccessPointRegistry } from './s3/access-points.js';
 import { S3Door } from './s3/s3-door.js';
 import { S3KeyStore } from './s3/s3-keys.js';
@@ -19,16 +17,39 @@ import { SwiftDoor } from './swift/swift-door.js';
 import { Upstream } from './upstream.js';
 
 export interface FrontDoor {
-  server: Server;
+  listeners: Listeners;
   /** e.g. `http://127.0.0.1:8081` */
   url: string;
+  /** Stops accepting new connections; requests in flight go on. */
+  stopAccepting(): void;
   close(): Promise<void>;
 }
 
-export async function startFrontDoor(opts: { gateway: Gateway; config: SandletConfig; registry: Registry; logger: Logger }): Promise<FrontDoor> {
+/**
+ * Binds the proxy listener (`proxy_listen`) with the same connection bounds as sandlet's API
+ * (`max_connections`, `header_timeout_ms`, `body_idle_timeout_ms`). Binding is separate from
+ * serving so `sandlet serve` can bind every address before it touches anything.
+ */
+export function bindFrontDoor(c: SandletConfig, logger?: Logger): Promise<Listeners> {
+  if (!c.upstream) throw new SandletError('EBADCONFIG', 'the front door needs an upstream (--upstream URL or config upstream)');
+  return bindListeners({ ...c, listen_socket: '', listen_tcp: c.proxy_listen }, logger);
+}
+
+export interface FrontDoorOptions {
+  gateway: Gateway;
+  config: SandletConfig;
+  registry: Registry;
+  logger: Logger;
+  /** Bound earlier by bindFrontDoor(); else bound here. */
+  listeners?: Listeners;
+  inflight?: { enter(): void; leave(): void };
+}
+
+export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor> {
   const { config: c, gateway } = opts;
   if (!c.upstream) throw new SandletError('EBADCONFIG', 'the front door needs an upstream (--upstream URL or config upstream)');
   const logger = opts.logger.child({ component: 'front-door' });
+  const listeners = opts.listeners ?? (await bindFrontDoor(c, logger));
   const upstream = new Upstream(c.upstream, { timeoutMs: c.upstream_timeout_ms });
   const metrics = new ProxyMetrics(opts.registry);
   const storlets = new AccountStorlets({
@@ -41,35 +62,26 @@ export async function startFrontDoor(opts: { gateway: Gateway; config: SandletCo
     logger,
   });
   const swift = new SwiftDoor({ gateway, upstream, storlets, storletContainer: c.storlet_container, dependencyContainer: c.storlet_dependency, logger, metrics });
-  const accessPoints = new AccessPointRegistry(c.access_points_file);
-  const keys = new S3KeyStore(c.s3_keys_file);
   const creds = upstreamS3Credentials(c);
-  const s3 = new S3Door({ gateway, upstream: creds ? new UpstreamS3(upstream, creds, c.s3_region) : undefined, accessPoints, keys, region: c.s3_region, ...(c.s3_virtual_host ? { virtualHost: c.s3_virtual_host } : {}), logger, metrics });
-  const server = createProxyServer({ upstream, swift, s3, metrics, logger, headersTimeoutMs: c.proxy_header_timeout_ms, idleTimeoutMs: c.proxy_idle_timeout_ms });
-  const colon = c.proxy_listen.lastIndexOf(':');
-  const host = c.proxy_listen.slice(0, colon).replace(/^\[|\]$/g, '');
-  const port = Number(c.proxy_listen.slice(colon + 1));
-  server.listen(port, host);
-  try {
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err as Error))]);
-  } catch (err) {
-    accessPoints.close();
-    keys.close();
-    await upstream.close();
-    throw new SandletError('EBADCONFIG', `cannot listen on proxy_listen ${c.proxy_listen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const addr = server.address() as AddressInfo;
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const s3 = new S3Door({
+    gateway,
+    upstream: creds ? new UpstreamS3(upstream, creds, c.s3_region) : undefined,
+    accessPoints: new AccessPointRegistry(c.access_points_file),
+    keys: new S3KeyStore(c.s3_keys_file),
+    region: c.s3_region,
+    ...(c.s3_virtual_host ? { virtualHost: c.s3_virtual_host } : {}),
+    logger,
+    metrics,
+  });
+  listeners.serve(proxyHandler({ upstream, swift, s3, metrics, logger, ...(opts.inflight ? { inflight: opts.inflight } : {}) }));
+  const url = listeners.addresses[0]!;
   logger.info({ url, upstream: upstream.origin }, 'front door listening');
   return {
-    server,
+    listeners,
     url,
+    stopAccepting: () => listeners.stopAccepting(),
     close: async () => {
-      server.close();
-      server.closeAllConnections();
-      await once(server, 'close').catch(() => {});
-      accessPoints.close();
-      keys.close();
+      listeners.close();
       await upstream.close();
     },
   };

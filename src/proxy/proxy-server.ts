@@ -1,7 +1,7 @@
-// The front door's HTTP server: every request goes to the object store behind it, except those that
-// ask for a storlet. Plain node:http (not fastify): a proxy must stream bodies in both directions
-// untouched, with nothing parsed or buffered on the way.
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+// The front door's request routing: every request goes to the object store behind it, except those
+// that ask for a storlet. Plain node:http (not fastify): a proxy must stream bodies in both
+// directions untouched, with nothing parsed or buffered on the way.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { isSandletError, oneLine } from '../errors.js';
 import { statusOf } from '../http/error-status.js';
@@ -13,49 +13,36 @@ import { signatureKind } from './s3/sigv4-verify.js';
 import type { SwiftDoor } from './swift/swift-door.js';
 import type { Upstream } from './upstream.js';
 
-export interface ProxyServerOptions {
+export interface ProxyHandlerOptions {
   upstream: Upstream;
   swift: SwiftDoor;
   /** S3 requests to an access point; other S3 requests pass through. */
   s3?: S3Door;
   metrics: ProxyMetrics;
   logger: Logger;
-  /** Longest wait for a request's headers (slow-header clients). */
-  headersTimeoutMs: number;
-  /** Longest a connection may stay silent while a request is in progress. */
-  idleTimeoutMs: number;
-  maxHeaderBytes?: number;
+  /** Counts requests in flight, so `sandlet serve` drains the front door with its API. */
+  inflight?: { enter(): void; leave(): void };
 }
 
-export function createProxyServer(opts: ProxyServerOptions): http.Server {
-  const server = http.createServer({
-    headersTimeout: opts.headersTimeoutMs,
-    requestTimeout: 0, // uploads and downloads may take as long as they keep moving
-    keepAliveTimeout: 5_000,
-    maxHeaderSize: opts.maxHeaderBytes ?? 16 * 1024,
-    // Node's parser already refuses Content-Length together with Transfer-Encoding, duplicate
-    // lengths and malformed chunking (no request smuggling); never run it leniently.
-    insecureHTTPParser: false,
-  });
-  server.on('connection', (socket) => socket.setTimeout(opts.idleTimeoutMs, () => socket.destroy()));
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    void handle(req, res, opts);
-  });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable || (err as { bytesParsed?: number }).bytesParsed === undefined) {
-      socket.destroy();
-      return;
+/**
+ * The request handler of the proxy listener. Connection bounds (cap, header and idle-body
+ * deadlines, the parser's refusals of malformed or ambiguous framing) are the listeners' own
+ * (src/server/listeners.ts), shared with sandlet's API.
+ */
+export function proxyHandler(opts: ProxyHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    if (opts.inflight) {
+      const counter = opts.inflight;
+      counter.enter();
+      res.once('close', () => counter.leave());
     }
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const text = `${status === 431 ? 'request headers are too large' : `bad request: ${(err as { reason?: string }).reason ?? err.message}`}\n`;
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
-  });
-  return server;
+    void handle(req, res, opts);
+  };
 }
 
 const SWIFT_PATH = /^\/(v1|v1\.0|auth|info|healthcheck)(\/|$)/;
 
-async function handle(req: IncomingMessage, res: ServerResponse, opts: ProxyServerOptions): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, opts: ProxyHandlerOptions): Promise<void> {
   const url = req.url ?? '/';
   if (!url.startsWith('/')) return sendText(res, 400, 'the request target must be a path');
   const q = url.indexOf('?');

@@ -10,6 +10,12 @@ export interface SelectedBackend {
   backend: SandboxBackend;
   /** Set when `auto` fell back to the process backend: one line saying why. */
   notice?: string;
+  /** The same fallback's cause alone (what a caller that refuses to fall back reports). */
+  fallbackReason?: string;
+}
+
+function fallback(logger: Logger, reason: string): SelectedBackend {
+  return { backend: new ProcessBackend(logger), notice: `${reason}; using the process backend (no isolation)`, fallbackReason: reason };
 }
 
 /**
@@ -26,13 +32,10 @@ export async function selectBackend(config: SandletConfig, logger: Logger): Prom
   try {
     await pingEngine(docker, config.docker_socket, 1500);
   } catch (err) {
-    return { backend: new ProcessBackend(logger), notice: `${oneLine(err)}; using the process backend (no isolation)` };
+    return fallback(logger, oneLine(err));
   }
   if (!(await inspectImage(docker, config.default_container_image_name).catch(() => undefined))) {
-    return {
-      backend: new ProcessBackend(logger),
-      notice: `default image ${config.default_container_image_name} is missing (sandlet image build); using the process backend (no isolation)`,
-    };
+    return fallback(logger, `default image ${config.default_container_image_name} is missing (sandlet image build)`);
   }
   return { backend: new DockerBackend(docker, config, logger) };
 }

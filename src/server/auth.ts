@@ -1,10 +1,9 @@
 // Who may do what. Each route names its action; a token's role grants a set of actions, and an
 // `invoke` token may be limited to some scopes. 401: no valid token. 403: valid, not allowed.
 import type { FastifyRequest } from 'fastify';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { AuthThrottle } from './auth-throttle.js';
 import { RequestError } from './http-errors.js';
-import { PeerThrottle } from './peer-throttle.js';
-import type { Principal, Role, TokenVerifier } from './tokens.js';
+import { TokenVerifier, type Principal, type Role } from './tokens.js';
 
 export type Action = 'public' | 'invoke' | 'read' | 'operate' | 'deploy';
 
@@ -20,9 +19,17 @@ export interface AuthOptions {
   trustUnixPeers: Role | 'none';
 }
 
+/** The token a request carries: `Authorization: Bearer <token>`, or `X-Auth-Token: <token>` (Swift's header). */
+export function tokenOf(headers: FastifyRequest['headers']): string | undefined {
+  const bearer = headers.authorization;
+  if (typeof bearer === 'string' && /^bearer /i.test(bearer)) return bearer.slice(7).trim() || undefined;
+  const swift = headers['x-auth-token'];
+  return typeof swift === 'string' && swift.trim() ? swift.trim() : undefined;
+}
+
 export class Authorizer {
   private readonly opts: AuthOptions;
-  private readonly throttle = new PeerThrottle();
+  readonly throttle = new AuthThrottle();
 
   constructor(opts: AuthOptions) {
     this.opts = opts;
@@ -31,23 +38,21 @@ export class Authorizer {
   /** Resolves to the caller's principal, or throws a 401/403 RequestError. */
   async check(req: FastifyRequest, action: Action, scope?: string): Promise<Principal | undefined> {
     if (action === 'public') return undefined;
-    const header = req.headers.authorization;
+    const token = tokenOf(req.headers);
+    const sent = token !== undefined || req.headers.authorization !== undefined;
     const unix = req.socket.remoteAddress === undefined;
     let principal: Principal | undefined;
-    if (!header && unix && this.opts.trustUnixPeers !== 'none') {
+    if (!sent && unix && this.opts.trustUnixPeers !== 'none') {
       principal = { id: 'unix-peer', role: this.opts.trustUnixPeers };
     } else {
-      const peer = unix ? 'unix' : (req.socket.remoteAddress ?? 'unknown');
-      const wait = this.throttle.pending(peer);
-      if (wait > 0) await sleep(wait);
-      const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-      principal = token ? await this.opts.tokens.verify(token) : undefined;
+      if (!token) throw new RequestError(401, 'EAUTH', sent ? 'the token is not valid' : 'a token is required (Authorization: Bearer <token>, or X-Auth-Token)');
+      // A token that verified before passes at once: no guesser's record can hold it up.
+      principal = this.opts.tokens.known(token);
       if (!principal) {
-        const delay = this.throttle.failed(peer);
-        if (delay > 0) await sleep(delay);
-        throw new RequestError(401, 'EAUTH', header ? 'the bearer token is not valid' : 'a bearer token is required (Authorization: Bearer <token>)');
+        const peer = unix ? 'unix' : (req.socket.remoteAddress ?? 'unknown');
+        principal = await this.throttle.attempt(TokenVerifier.idOf(token), peer, () => this.opts.tokens.verify(token));
       }
-      this.throttle.succeeded(peer);
+      if (!principal) throw new RequestError(401, 'EAUTH', 'the token is not valid');
     }
     if (!GRANTS[principal.role].includes(action)) {
       throw new RequestError(403, 'EFORBIDDEN', `a ${principal.role} token may not ${describe(action)}`);

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { SandletConfig } from '../config.js';
 import type { Gateway } from '../gateway.js';
+import type { HttpError } from './http-errors.js';
 import type { ServerMetrics } from './metrics.js';
 
 /** What every route needs. */
@@ -11,6 +12,8 @@ export interface ServerContext {
   logger: Logger;
   /** Invocations still streaming: draining waits for them. */
   inflight: InflightCounter;
+  /** An error as the client sees it (status, one-line JSON, no host paths). */
+  toHttp: (err: unknown) => HttpError;
 }
 
 /** Counts work in progress and tells a drain when it reaches zero. */

@@ -1,4 +1,5 @@
 // One mapping from sandlet's error codes to HTTP: status, a one-line JSON body, Retry-After.
+import type { SandletConfig } from '../config.js';
 import { isSandletError, oneLine, type SandletErrorCode } from '../errors.js';
 
 const STATUS: Partial<Record<SandletErrorCode, number>> = {
@@ -50,4 +51,23 @@ export function toHttpError(err: unknown): HttpError {
     return out;
   }
   return { status: 500, body: { error: oneLine(err), code: 'EINTERNAL' } };
+}
+
+type HostDirs = Pick<SandletConfig, 'host_root' | 'store_dir' | 'cache_dir' | 'storlets_dir' | 'pipes_dir' | 'log_dir'>;
+
+/**
+ * toHttpError for one server: a client is not told where the node keeps things, so the host's
+ * directories in a message become their option names (`<store_dir>/…`). Logs keep the paths.
+ */
+export function httpErrorMapper(dirs: HostDirs): (err: unknown) => HttpError {
+  // Longest first: store_dir usually lies inside host_root.
+  const names = (['store_dir', 'cache_dir', 'storlets_dir', 'pipes_dir', 'log_dir', 'host_root'] as const)
+    .map((k) => [dirs[k], `<${k}>`] as const)
+    .sort((a, b) => b[0].length - a[0].length);
+  return (err) => {
+    const e = toHttpError(err);
+    let text = e.body.error;
+    for (const [dir, name] of names) if (text.includes(dir)) text = text.split(dir).join(name);
+    return text === e.body.error ? e : { ...e, body: { ...e.body, error: text } };
+  };
 }

@@ -2,6 +2,7 @@
 // sandbox and cache figures are read from the gateway when Prometheus scrapes.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Gateway } from '../gateway.js';
+import type { ConnectionStats } from './listeners.js';
 
 export type Outcome = 'ok' | 'client_error' | 'not_found' | 'storlet_error' | 'unavailable' | 'timeout' | 'failed_midstream' | 'aborted' | 'error';
 
@@ -13,7 +14,7 @@ export class ServerMetrics {
   private readonly bytesOut: Counter<'scope'>;
   private readonly inFlight: Gauge;
 
-  constructor(gateway: Gateway) {
+  constructor(gateway: Gateway, connections: ConnectionStats) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'sandlet_process_' });
     this.invocations = new Counter({ name: 'sandlet_invocations_total', help: 'Storlet invocations over HTTP, by outcome', labelNames: ['scope', 'storlet', 'outcome'], registers });
@@ -27,6 +28,36 @@ export class ServerMetrics {
     this.bytesIn = new Counter({ name: 'sandlet_invocation_bytes_in_total', help: 'Object bytes received for invocations', labelNames: ['scope'], registers });
     this.bytesOut = new Counter({ name: 'sandlet_invocation_bytes_out_total', help: 'Output bytes sent by invocations', labelNames: ['scope'], registers });
     this.inFlight = new Gauge({ name: 'sandlet_invocations_in_flight', help: 'Invocations being served now', registers });
+
+    // Connections, read at scrape time from the listeners' counts.
+    new Gauge({
+      name: 'sandlet_http_connections_open',
+      help: 'HTTP connections open now (Unix socket and TCP)',
+      registers,
+      collect() {
+        this.set(connections.open);
+      },
+    });
+    new Counter({
+      name: 'sandlet_http_connections_refused_total',
+      help: 'Connections closed on arrival because max_connections were open',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(connections.refused);
+      },
+    });
+    new Counter({
+      name: 'sandlet_http_connections_timed_out_total',
+      help: 'Connections closed for slowness: headers not in within header_timeout_ms, or a body idle for body_idle_timeout_ms',
+      labelNames: ['phase'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ phase: 'headers' }, connections.timedOut.headers);
+        this.inc({ phase: 'body' }, connections.timedOut.body);
+      },
+    });
 
     // Read at scrape time from the sandboxes: counters kept by the gateway, exported as counters.
     new Counter({

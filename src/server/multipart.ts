@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { tempName } from '../cache/atomic-file.js';
 import { RequestError } from './http-errors.js';
+import { metaFromHeaders } from './object-meta.js';
 
 export interface SpooledPart {
   fd: number;
@@ -22,21 +23,6 @@ export function boundaryOf(contentType: string): string | undefined {
   const m = /;\s*boundary=(?:"([^"]{1,70})"|([^\s;]{1,70}))/i.exec(contentType);
   if (!m) throw new RequestError(400, 'EBADNAME', 'multipart/mixed needs a boundary parameter');
   return m[1] ?? m[2];
-}
-
-/**
- * Object metadata from `X-Object-Meta-*` headers. HTTP header names carry no case, so names are
- * title-cased as Swift does (`x-object-meta-content-type` → `Content-Type`).
- */
-export function metaFromHeaders(headers: Iterable<[string, string]>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of headers) {
-    if (!k.toLowerCase().startsWith('x-object-meta-')) continue;
-    const name = k.slice('x-object-meta-'.length).toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
-    // Values arrive as latin1 strings of UTF-8 bytes (what Swift sends): decode them.
-    out[name] = Buffer.from(v, 'latin1').toString('utf8');
-  }
-  return out;
 }
 
 /**

@@ -1,15 +1,15 @@
 // `sandlet serve`: the HTTP API over a Unix socket and/or loopback TCP, one fastify app behind both.
-import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type http from 'node:http';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { SandletConfig } from '../config.js';
-import { SandletError } from '../errors.js';
+import { SandletError, oneLine } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { Authorizer, type Action } from './auth.js';
 import { InflightCounter, type ServerContext } from './context.js';
-import { RequestError, toHttpError } from './http-errors.js';
+import { RequestError, httpErrorMapper } from './http-errors.js';
+import { bindListeners, type Listeners } from './listeners.js';
+import { startFrontDoor, type FrontDoor } from '../proxy/front-door.js';
 import { ServerMetrics } from './metrics.js';
 import { registerAccessPoints } from './routes/access-points.js';
 import { registerDeploy } from './routes/deploy.js';
@@ -40,89 +40,80 @@ export interface ServerOptions {
   gateway: Gateway;
   config: SandletConfig;
   logger: Logger;
+  /** Listeners bound earlier (`sandlet serve` binds before it starts the gateway); else bound here. */
+  listeners?: Listeners;
+  /** The front door's listener, bound earlier (when `upstream` is set); else bound here. */
+  frontDoorListeners?: Listeners;
 }
 
 export async function startServer(opts: ServerOptions): Promise<SandletServer> {
   const { gateway, config, logger } = opts;
-  const { listen_socket: socketPath, listen_tcp: tcp } = config;
-  if (!socketPath && !tcp) throw new SandletError('EBADCONFIG', 'nothing to listen on: set listen_socket and/or listen_tcp');
-  let handler: http.RequestListener | undefined;
-  const servers: http.Server[] = [];
-  const app: FastifyInstance = Fastify({
-    loggerInstance: logger.child({ component: 'http' }) as unknown as FastifyBaseLogger,
-    // One log line per invocation is the route's job; tokens never reach a log (headers are not logged).
-    logController: new LogController({ disableRequestLogging: true }),
-    serverFactory: (h) => {
-      handler = h;
-      const s = http.createServer(h);
-      servers.push(s);
-      return s;
-    },
-  });
-  const metrics = new ServerMetrics(gateway);
-  const ctx: ServerContext = { gateway, config, metrics, logger, inflight: new InflightCounter() };
-  const tokens = new TokenVerifier(config.tokens_file);
-  const auth = new Authorizer({ tokens, trustUnixPeers: config.trust_unix_peers });
-
-  // Bodies are streams the routes read themselves (the object may be any size).
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null));
-  app.addHook('onRequest', async (req) => {
-    // Routes without an action are operator-only: nothing is public by accident.
-    const action = req.routeOptions.config.action ?? 'operate';
-    req.principal = await auth.check(req, action, (req.params as { scope?: string } | undefined)?.scope);
-  });
-  app.setErrorHandler((error, _req, reply) => {
-    const err = error as Error;
-    const fastifyStatus = (err as { statusCode?: number }).statusCode;
-    // fastify's own errors (bad URL encoding, …) carry their status; ours map by code.
-    const ours = err instanceof SandletError || err instanceof RequestError;
-    const e: { status: number; body: object; retryAfter?: number } = !ours && fastifyStatus ? { status: fastifyStatus, body: { error: err.message, code: 'EHTTP' } } : toHttpError(err);
-    if (e.status === 401) void reply.header('www-authenticate', 'Bearer');
-    if (e.retryAfter !== undefined) void reply.header('retry-after', String(e.retryAfter));
-    if (e.status >= 500) logger.warn({ status: e.status, err: (e.body as { error: string }).error }, 'request failed');
-    return reply.code(e.status).send(e.body);
-  });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}`, code: 'ENOROUTE' }));
-
-  registerInvoke(app, ctx);
-  registerScopes(app, ctx);
-  registerDeploy(app, ctx);
-  registerHealth(app, ctx);
-  registerAccessPoints(app, ctx);
-  await app.ready();
-
-  const addresses: string[] = [];
+  const listeners = opts.listeners ?? (await bindListeners(config, logger));
+  let app: FastifyInstance;
+  let tokens: TokenVerifier | undefined;
+  let metrics: ServerMetrics;
+  let ctx: ServerContext;
+  let frontDoor: FrontDoor | undefined;
   try {
-    if (socketPath) {
-      await removeStaleSocket(socketPath);
-      fs.mkdirSync(socketPath.slice(0, socketPath.lastIndexOf('/')) || '/', { recursive: true });
-      await listen(servers[0]!, { path: socketPath });
-      fs.chmodSync(socketPath, parseInt(config.listen_socket_mode, 8));
-      addresses.push(`unix:${socketPath}`);
-    }
-    if (tcp) {
-      const server = socketPath ? http.createServer(handler!) : servers[0]!;
-      if (server !== servers[0]) servers.push(server);
-      const at = tcp.lastIndexOf(':');
-      const host = tcp.slice(0, at).replace(/^\[|\]$/g, '');
-      await listen(server, { host, port: Number(tcp.slice(at + 1)) });
-      const addr = server.address() as net.AddressInfo;
-      addresses.push(`http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`);
+    let handler: http.RequestListener | undefined;
+    app = Fastify({
+      loggerInstance: logger.child({ component: 'http' }) as unknown as FastifyBaseLogger,
+      // One log line per invocation is the route's job; tokens never reach a log (headers are not logged).
+      logController: new LogController({ disableRequestLogging: true }),
+      // The listeners answer malformed requests, header overflows and timeouts themselves, on every server.
+      clientErrorHandler: () => {},
+      frameworkErrors: (err, _req, reply) => {
+        void (reply as FastifyReply).code(400).send({ error: oneLine(err), code: 'EHTTP' });
+      },
+      serverFactory: (h) => {
+        handler = h;
+        return listeners.servers[0]!;
+      },
+    });
+    metrics = new ServerMetrics(gateway, listeners.stats);
+    const toHttp = httpErrorMapper(config);
+    ctx = { gateway, config, metrics, logger, inflight: new InflightCounter(), toHttp };
+    tokens = new TokenVerifier(config.tokens_file);
+    const auth = new Authorizer({ tokens, trustUnixPeers: config.trust_unix_peers });
+
+    // Bodies are streams the routes read themselves (the object may be any size).
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', (_req, _payload, done) => done(null));
+    app.addHook('onRequest', async (req) => {
+      // Routes without an action are operator-only: nothing is public by accident.
+      const action = req.routeOptions.config.action ?? 'operate';
+      req.principal = await auth.check(req, action, (req.params as { scope?: string } | undefined)?.scope);
+    });
+    // One error shape everywhere: fastify's own errors (bad URL encoding, …) carry their status; ours map by code.
+    app.setErrorHandler((error, _req, reply) => {
+      const err = error as Error;
+      const fastifyStatus = (err as { statusCode?: number }).statusCode;
+      const ours = err instanceof SandletError || err instanceof RequestError;
+      const e = !ours && fastifyStatus && fastifyStatus < 500 ? { status: fastifyStatus, body: { error: oneLine(err), code: 'EHTTP' } } : toHttp(err);
+      if (e.status === 401) void reply.header('www-authenticate', 'Bearer');
+      if ('retryAfter' in e && e.retryAfter !== undefined) void reply.header('retry-after', String(e.retryAfter));
+      if (e.status >= 500) logger.warn({ status: e.status, err: oneLine(err) }, 'request failed');
+      return reply.code(e.status).send(e.body);
+    });
+    app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}`, code: 'ENOROUTE' }));
+
+    registerInvoke(app, ctx);
+    registerScopes(app, ctx);
+    registerDeploy(app, ctx);
+    registerHealth(app, ctx);
+    registerAccessPoints(app, ctx);
+    await app.ready();
+    listeners.serve(handler!);
+    if (config.upstream) {
+      frontDoor = await startFrontDoor({ gateway, config, registry: metrics.registry, logger, inflight: ctx.inflight, ...(opts.frontDoorListeners ? { listeners: opts.frontDoorListeners } : {}) });
     }
   } catch (err) {
-    // A second address that cannot be bound must not leave the first one listening.
-    for (const s of servers) if (s.listening) s.close();
-    if (addresses.length > 0 && socketPath) fs.rmSync(socketPath, { force: true });
-    tokens.close();
-    await app.close();
+    listeners.close();
+    opts.frontDoorListeners?.close();
+    tokens?.close();
     throw err;
   }
-  for (const s of servers) {
-    // Invocations may stream for long: no server-side request timeout; keep-alive stays short.
-    s.requestTimeout = 0;
-    s.keepAliveTimeout = 5000;
-  }
+  const addresses = frontDoor ? [...listeners.addresses, `${frontDoor.url} (front door to ${config.upstream})`] : listeners.addresses;
   logger.info({ addresses, tokens_file: config.tokens_file, trust_unix_peers: config.trust_unix_peers }, 'sandlet serve listening');
 
   let closing: Promise<{ drained: boolean }> | undefined;
@@ -132,45 +123,19 @@ export async function startServer(opts: ServerOptions): Promise<SandletServer> {
     addresses,
     close: (o = {}) =>
       (closing ??= (async () => {
-        for (const s of servers) {
-          s.close();
-          s.closeIdleConnections();
-        }
+        listeners.stopAccepting();
+        frontDoor?.stopAccepting();
         const drained = await ctx.inflight.idle(o.drainMs ?? config.drain_timeout_ms);
         if (!drained) logger.warn({ inFlight: ctx.inflight.count }, 'drain deadline passed; closing the remaining connections');
-        for (const s of servers) s.closeAllConnections();
+        listeners.closeAllConnections();
+        await frontDoor?.close();
         await app.close();
         tokens.close();
-        if (socketPath) fs.rmSync(socketPath, { force: true });
+        listeners.close();
         // Unset: the gateway's rule (process sandboxes always stop; Docker ones per stop_sandboxes_on_close).
         await gateway.close({ stopSandboxes: o.stopSandboxes });
         logger.info({ drained }, 'sandlet serve stopped');
         return { drained };
       })()),
   };
-}
-
-function listen(server: http.Server, where: { path: string } | { host: string; port: number }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(where, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-/** A socket file nobody answers on is left from a crash; one that answers belongs to a live server. */
-async function removeStaleSocket(file: string): Promise<void> {
-  if (!fs.existsSync(file)) return;
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = net.connect(file);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (alive) throw new SandletError('EBADCONFIG', `another server already listens on ${file}`);
-  fs.rmSync(file, { force: true });
 }

@@ -41,12 +41,22 @@ async function hashSecret(secret: string): Promise<string> {
   return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64'), key.toString('base64')].join('$');
 }
 
+/** Stored hashes are `scrypt$N$r$p$<salt>$<hash>`; this is the cost part, what a check spends. */
+export function scryptCost(stored: string): string {
+  return stored.split('$').slice(1, 4).join('$');
+}
+
 async function checkSecret(secret: string, stored: string): Promise<boolean> {
   const [algo, n, r, p, salt, hash] = stored.split('$');
   if (algo !== 'scrypt' || !salt || !hash) return false;
   const expected = Buffer.from(hash, 'base64');
   const key = await scrypt(secret, Buffer.from(salt, 'base64'), expected.length, { N: Number(n), r: Number(r), p: Number(p) });
   return key.length === expected.length && timingSafeEqual(key, expected);
+}
+
+/** What an unknown id is checked against: the same cost as a real entry, matching no secret. */
+function dummyHash(): string {
+  return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, randomBytes(16).toString('base64'), randomBytes(KEY_LEN).toString('base64')].join('$');
 }
 
 function readEntries(file: string): TokenEntry[] {
@@ -99,6 +109,10 @@ export class TokenVerifier {
   /** Set by a watch on the file's dir: the file is read again only after it changed. */
   private dirty = true;
   private watcher: fs.FSWatcher | undefined;
+  private readonly dummy = dummyHash();
+  /** scrypt checks run, and the cost of the last: what tests compare across known and unknown ids. */
+  scryptChecks = 0;
+  lastScryptCost = '';
 
   constructor(file: string) {
     this.file = file;
@@ -144,15 +158,33 @@ export class TokenVerifier {
     this.verified.clear();
   }
 
-  /** The principal a token stands for, or undefined when it is not valid. */
+  /** The id part of a token shaped like one (what a guesser guesses against), else undefined. */
+  static idOf(token: string): string | undefined {
+    return TOKEN_RE.exec(token)?.[1];
+  }
+
+  /** The principal of a token that verified before (no scrypt), else undefined. */
+  known(token: string): Principal | undefined {
+    this.reload();
+    return this.verified.get(createHash('sha256').update(token).digest('hex'));
+  }
+
+  /**
+   * The principal a token stands for, or undefined when it is not valid. An unknown id costs the
+   * same scrypt as a known one (checked against a dummy hash), so answers do not tell ids apart.
+   */
   async verify(token: string): Promise<Principal | undefined> {
     this.reload();
     const digest = createHash('sha256').update(token).digest('hex');
     const known = this.verified.get(digest);
     if (known) return known;
     const m = TOKEN_RE.exec(token);
-    const entry = m ? this.entries.get(m[1]!) : undefined;
-    if (!m || !entry || !(await checkSecret(m[2]!, entry.hash))) return undefined;
+    if (!m) return undefined; // not even shaped like a token: nothing about ids to hide
+    const entry = this.entries.get(m[1]!);
+    const stored = entry?.hash ?? this.dummy;
+    this.scryptChecks++;
+    this.lastScryptCost = scryptCost(stored);
+    if (!(await checkSecret(m[2]!, stored)) || !entry) return undefined;
     const principal: Principal = { id: entry.id, role: entry.role, ...(entry.scopes ? { scopes: entry.scopes } : {}) };
     if (this.verified.size >= 10_000) this.verified.clear();
     this.verified.set(digest, principal);

@@ -1,28 +1,10 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PACKAGE_ROOT, SAMPLES_DIR } from '../../src/package-root.js';
+import { SAMPLES_DIR } from '../../src/package-root.js';
+import { sandlet } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 import { startObjectServer } from '../helpers/object-server.js';
-
-const run = promisify(execFile);
-const BIN = path.join(PACKAGE_ROOT, 'bin', 'sandlet.js');
-
-async function sandlet(args: string[], input?: string, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = run(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
-  if (input !== undefined) {
-    child.child.stdin!.end(input);
-  }
-  try {
-    const { stdout, stderr } = await child;
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 let dir: string;
 let cleanup: () => void;
@@ -52,21 +34,59 @@ describe('sandlet CLI', () => {
     expect(piped.stdout).toBe('FROM STDIN');
   });
 
-  it('fails with one readable line and a non-zero exit', async () => {
+  it('fails with one readable line: exit 1 for failures, 2 for usage errors', async () => {
     const root = path.join(dir, 'root');
-    const cases: [string[], RegExp][] = [
-      [['invoke', '--backend', 'process', '--root', root, '--scope', '../up', '--storlet', 'x.mjs', '--input', '/dev/null'], /^sandlet: scope name "\.\.\/up" may only hold/],
-      [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli', '--storlet', 'nope.mjs', '--input', '/dev/null'], /^sandlet: storlet nope\.mjs is not deployed/],
-      [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli', '--storlet', 'uppercase.mjs', '--input', path.join(dir, 'missing')], /^sandlet: cannot open input .*missing: ENOENT/],
-      [['deploy', path.join(SAMPLES_DIR, 'uppercase.mjs'), '--root', root, '--language', 'cobol'], /^sandlet: registration: language: "cobol" is not supported/],
-      [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli'], /required option '--storlet <name>' not specified/],
+    const cases: [string[], RegExp, number][] = [
+      [['invoke', '--backend', 'process', '--root', root, '--scope', '../up', '--storlet', 'x.mjs', '--input', '/dev/null'], /^sandlet: scope name "\.\.\/up" may only hold/, 1],
+      [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli', '--storlet', 'nope.mjs', '--input', '/dev/null'], /^sandlet: storlet nope\.mjs is not deployed/, 1],
+      [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli', '--storlet', 'uppercase.mjs', '--input', path.join(dir, 'missing')], /^sandlet: cannot open input .*missing: ENOENT/, 1],
+      [['deploy', path.join(SAMPLES_DIR, 'uppercase.mjs'), '--root', root, '--language', 'cobol'], /^sandlet: registration: language: "cobol" is not supported/, 1],
+      [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli'], /^sandlet: required option '--storlet <name>' not specified$/, 2],
+      [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli', '--storlet', 'x.mjs', '--param', 'novalue'], /^sandlet: option '--param <k=v>' argument 'novalue' is invalid\. expected KEY=VALUE$/, 2],
+      [['invoke', '--backend', 'nope'], /^sandlet: option '--backend <name>' argument 'nope' is invalid\. Allowed choices are auto, docker, process\.$/, 2],
+      [['involve'], /^sandlet: unknown command 'involve' \(Did you mean invoke\?\)$/, 2],
+      [['scopes', 'restart'], /^sandlet: name a scope or pass --all \(not both\)$/, 2],
+      [[], /^Usage: sandlet /, 2],
     ];
-    for (const [args, re] of cases) {
+    for (const [args, re, code] of cases) {
       const r = await sandlet(args);
-      expect(r.code).not.toBe(0);
-      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.code, args.join(' ')).toBe(code);
+      if (args.length > 0) expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr.trim()).toMatch(re);
     }
+    expect((await sandlet(['--version'])).code).toBe(0);
+    expect((await sandlet(['invoke', '--help'])).code).toBe(0);
+  });
+
+  it('invoke takes log_level from the file and SANDLET_LOG_LEVEL; the flag wins only when given', async () => {
+    const root = path.join(dir, 'root');
+    const args = ['invoke', '--backend', 'process', '--root', root, '--scope', 'logs', '--storlet', 'uppercase.mjs'];
+    const logLines = (stderr: string) => stderr.trim().split('\n').filter((l) => l.startsWith('{"level":'));
+    // The command's own default (warn): the metadata line only.
+    const quiet = await sandlet(args, 'x');
+    expect(quiet.code).toBe(0);
+    expect(logLines(quiet.stderr)).toEqual([]);
+    const fromEnv = await sandlet(args, 'x', { SANDLET_LOG_LEVEL: 'info' });
+    expect(fromEnv.code).toBe(0);
+    expect(logLines(fromEnv.stderr).some((l) => JSON.parse(l).level === 30)).toBe(true);
+    const file = path.join(dir, 'info.yaml');
+    fs.writeFileSync(file, 'log_level: info\n');
+    const fromFile = await sandlet([...args, '--config', file], 'x');
+    expect(logLines(fromFile.stderr).some((l) => JSON.parse(l).level === 30)).toBe(true);
+    const flag = await sandlet([...args, '--config', file, '--log-level', 'warn'], 'x', { SANDLET_LOG_LEVEL: 'debug' });
+    expect(flag.code).toBe(0);
+    expect(logLines(flag.stderr)).toEqual([]);
+  });
+
+  it('refuses an unknown SANDLET_* variable as it refuses an unknown file key', async () => {
+    const root = path.join(dir, 'root');
+    const r = await sandlet(['invoke', '--backend', 'process', '--root', root, '--scope', 'logs', '--storlet', 'uppercase.mjs'], 'x', { SANDLET_LOG_LEVL: 'debug' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('sandlet: environment: SANDLET_LOG_LEVL is not a sandlet setting (did you mean SANDLET_LOG_LEVEL?)\n');
+    const file = path.join(dir, 'typo.yaml');
+    fs.writeFileSync(file, 'log_levle: info\n');
+    const f = await sandlet(['cache', 'ls', '--root', root, '--config', file]);
+    expect(f.stderr).toBe('sandlet: config: unknown option log_levle (did you mean log_level?)\n');
   });
 
   it('deploys to an object store by URL with the token from the environment', async () => {

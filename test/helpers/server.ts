@@ -1,6 +1,7 @@
 // A real `sandlet serve` app in this process: temp root, Unix socket and a loopback port, one
 // token per role, the samples and test fixtures deployed.
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import pino from 'pino';
@@ -60,6 +61,8 @@ export interface CallOptions {
   headers?: Record<string, string>;
   body?: Buffer | string | Readable;
   via?: 'unix' | 'tcp';
+  /** TCP only: the client's address (any 127.x.y.z), to be a different peer. */
+  localAddress?: string;
 }
 
 export interface CallResult {
@@ -73,7 +76,7 @@ export interface CallResult {
 export function call(s: TestServer, method: string, urlPath: string, opts: CallOptions = {}): Promise<CallResult> {
   return new Promise((resolve, reject) => {
     const headers = { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers };
-    const target = opts.via === 'tcp' ? { host: '127.0.0.1', port: s.port } : { socketPath: s.socket };
+    const target = opts.via === 'tcp' || opts.localAddress ? { host: '127.0.0.1', port: s.port, localAddress: opts.localAddress } : { socketPath: s.socket };
     const req = http.request({ ...target, method, path: urlPath, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -90,4 +93,34 @@ export function call(s: TestServer, method: string, urlPath: string, opts: CallO
 
 export function json(r: CallResult): Record<string, unknown> {
   return JSON.parse(r.body.toString('utf8')) as Record<string, unknown>;
+}
+
+/** A metric's value from /metrics (0 when the line is absent). */
+export async function metric(s: TestServer, name: string): Promise<number> {
+  const text = (await call(s, 'GET', '/metrics', { token: s.tokens.operate })).body.toString();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+export interface RawConnection {
+  socket: net.Socket;
+  /** Everything the server sent. */
+  received: () => string;
+  /** Resolves when the server (or anyone) closed the connection. */
+  closed: Promise<void>;
+}
+
+/** A bare connection, for clients that misbehave below HTTP (half-open, stalled, oversized). */
+export async function rawConnect(s: TestServer, via: 'unix' | 'tcp' = 'tcp', send?: string | Buffer): Promise<RawConnection> {
+  const socket = via === 'tcp' ? net.connect(s.port, '127.0.0.1') : net.connect(s.socket);
+  let text = '';
+  socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  socket.on('error', () => {}); // a reset is one way the server closes it
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  if (send !== undefined) socket.write(send);
+  return { socket, received: () => text, closed };
 }

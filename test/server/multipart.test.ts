@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { boundaryOf, metaFromHeaders, spoolMultipart } from '../../src/server/multipart.js';
+import { boundaryOf, spoolMultipart } from '../../src/server/multipart.js';
+import { metaFromHeaders } from '../../src/server/object-meta.js';
 import { openFds, tempDir } from '../helpers/fs.js';
 
 let dir: string;

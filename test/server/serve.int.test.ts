@@ -54,6 +54,14 @@ async function serve(name: string, opts: { backend?: string; args?: string[]; en
   return { child, socket, port, exited, said };
 }
 
+/** Runs `sandlet serve` that is expected to refuse to start: its exit code and stderr, once it exited. */
+function serveRefused(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--root', root, '--log-level', 'error', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
+}
+
 function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m![1]) * 1024;
@@ -209,6 +217,40 @@ describe('SIGTERM', () => {
   });
 });
 
+describe('start-up refusals', () => {
+  it('a second server on a socket or port in use fails at once, exits non-zero and leaves the first untouched', async () => {
+    const first = await serve('first');
+    try {
+      expect((await post(first, '/v1/invoke/first/identity.mjs', 'one')).status).toBe(200);
+      const sameSocket = await serveRefused(['--backend', 'process', '--listen-socket', first.socket, '--listen-tcp', '127.0.0.1:0']);
+      expect([sameSocket.code, sameSocket.stderr]).toEqual([1, `sandlet: cannot listen on ${first.socket}: another server already listens there\n`]);
+      const own = path.join(root, 'second.sock');
+      const samePort = await serveRefused(['--backend', 'process', '--listen-socket', own, '--listen-tcp', `127.0.0.1:${first.port}`]);
+      expect([samePort.code, samePort.stderr]).toEqual([1, `sandlet: cannot listen on 127.0.0.1:${first.port}: the address is in use (another sandlet serve?)\n`]);
+      expect(fs.existsSync(own)).toBe(false); // the socket it did bind is gone with it
+      // The first one never noticed.
+      expect(fs.existsSync(first.socket)).toBe(true);
+      expect((await post(first, '/v1/invoke/first/identity.mjs', 'two')).status).toBe(200);
+    } finally {
+      first.child.kill('SIGTERM');
+      await first.exited;
+    }
+  });
+
+  it('refuses to serve without isolation when auto finds no Docker, unless the process backend is asked for', async () => {
+    const socket = path.join(root, 'auto.sock');
+    const env = { SANDLET_DOCKER_SOCKET: path.join(root, 'no-docker.sock'), SANDLET_BACKEND: '' };
+    const r = await serveRefused(['--listen-socket', socket], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^sandlet: sandlet serve will not run storlets without isolation: .*no-docker\.sock.*pass --backend process \(config backend: process\) to run them on the host on purpose\n$/);
+    expect(fs.existsSync(socket)).toBe(false);
+    const explicit = await serve('explicit', { backend: 'process', env });
+    expect((await post(explicit, '/v1/invoke/explicit/identity.mjs', 'x')).status).toBe(200);
+    explicit.child.kill('SIGTERM');
+    expect(await explicit.exited).toBe(0);
+  });
+});
+
 describe.skipIf(skipDocker)('SIGTERM with Docker sandboxes', () => {
   it('leaves them running for the next server to adopt, unless --stop-sandboxes', async () => {
     requireDocker();
@@ -219,6 +261,12 @@ describe.skipIf(skipDocker)('SIGTERM with Docker sandboxes', () => {
       const first = await serve('docker1', { backend: 'docker', env });
       expect((await post(first, '/v1/invoke/kept/identity.mjs', 'one')).status).toBe(200);
       const id = (await container())!.Id;
+      // A second server on the same socket fails before it looks at any sandbox: the first keeps its own.
+      const refused = await serveRefused(['--backend', 'docker', '--listen-socket', first.socket], env);
+      expect(refused.code).toBe(1);
+      expect((await container())?.State).toBe('running');
+      expect((await container())?.Id).toBe(id);
+      expect((await post(first, '/v1/invoke/kept/identity.mjs', 'still')).status).toBe(200);
       first.child.kill('SIGTERM');
       expect(await first.exited).toBe(0);
       expect((await container())?.Id).toBe(id);

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { versionedStorlet } from '../helpers/gateway.js';
-import { call, json, startTestServer, type TestServer } from '../helpers/server.js';
+import { call, json, metric, startTestServer, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 beforeAll(async () => {
@@ -14,6 +15,18 @@ afterAll(async () => {
 
 const invoke = (path: string, opts: Parameters<typeof call>[3] = {}) => call(s, 'POST', `/v1/invoke/${path}`, { token: s.tokens.invoke, ...opts });
 
+/** Response header names as they came on the wire (Node's `headers` lowercases them). */
+function rawHeaderNames(path: string, headers: Record<string, string>): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: s.socket, method: 'POST', path: `/v1/invoke/${path}`, headers: { authorization: `Bearer ${s.tokens.invoke}`, ...headers } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.rawHeaders.filter((_, i) => i % 2 === 0)));
+    });
+    req.on('error', reject);
+    req.end('x');
+  });
+}
+
 describe('POST /v1/invoke', () => {
   it('streams the object through a storlet, metadata in and out as X-Object-Meta-*', async () => {
     for (const via of ['unix', 'tcp'] as const) {
@@ -24,6 +37,28 @@ describe('POST /v1/invoke', () => {
       expect(r.headers['x-object-meta-content-type']).toBe('text/plain');
       expect(r.headers['x-object-meta-storlet-transform']).toBe('uppercase');
     }
+  });
+
+  it('answers metadata in one canonical header form, and Content-Type from the output metadata', async () => {
+    const r = await invoke('s1/uppercase.mjs', { body: 'x', headers: { 'x-object-meta-color': 'red', 'X-OBJECT-META-CONTENT-TYPE': 'text/plain; charset=utf-8' } });
+    const names = (await rawHeaderNames('s1/uppercase.mjs', { 'x-object-meta-color': 'red', 'X-OBJECT-META-CONTENT-TYPE': 'text/plain' })).filter((n) => /^x-object-meta-/i.test(n));
+    expect(names.sort()).toEqual(['X-Object-Meta-Color', 'X-Object-Meta-Content-Type', 'X-Object-Meta-Storlet-Transform']);
+    expect(r.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect((await invoke('s1/identity.mjs', { body: 'x' })).headers['content-type']).toBe('application/octet-stream');
+  });
+
+  it('lowercases parameter names from the query and from headers alike', async () => {
+    const r = await invoke('s1/metadata-echo.mjs?FromQuery=1', { body: '', headers: { 'X-Storlet-Parameter-Mode': 'fast' } });
+    expect(json(r).params).toEqual({ fromquery: '1', mode: 'fast' });
+    const twice = await invoke('s1/metadata-echo.mjs?a=1', { body: '', headers: { 'X-Storlet-Parameter-A': '2' } });
+    expect([twice.status, json(twice).error]).toEqual([400, 'parameter a is given more than once (header)']);
+  });
+
+  it('a 404 does not reveal where the node keeps its store', async () => {
+    const r = await invoke('s1/nope.mjs', { body: 'x' });
+    expect(r.status).toBe(404);
+    expect(r.body.toString()).not.toContain(s.root);
+    expect(json(r)).toEqual({ error: 'storlet nope.mjs is not deployed in the local store <store_dir>', code: 'ENOSTORLET' });
   });
 
   it('takes params from X-Storlet-Parameter-* headers and the query, and a range', async () => {
@@ -91,6 +126,58 @@ describe('POST /v1/invoke', () => {
   });
 });
 
+describe('a client that goes away', () => {
+  /**
+   * ISSUE 11 ITEM 2 — needs the gateway's `InvokeRequest.signal` (another branch). Until both are
+   * merged the gateway ignores the signal, the task keeps its thread for the whole
+   * storlet_timeout_ms and this cannot pass: it is registered with `it.todo`; the lead turns it
+   * into `it(...)` after the merge.
+   */
+  async function clientLeavingCancelsItsTask(): Promise<void> {
+    // One thread per daemon and a storlet timeout far beyond the test's: only a cancel frees it.
+    const t = await startTestServer({ storlet_daemon_thread_pool_size: 1, storlet_timeout_ms: 600_000 });
+    try {
+      expect((await call(t, 'POST', '/v1/invoke/gone/misbehave.mjs', { token: t.tokens.invoke, body: 'warm' })).status).toBe(200);
+      const req = http.request({ socketPath: t.socket, method: 'POST', path: '/v1/invoke/gone/misbehave.mjs?mode=busy-loop', headers: { authorization: `Bearer ${t.tokens.invoke}` } });
+      req.on('error', () => {});
+      req.end('x');
+      const sb = t.gateway.findSandbox('gone')!;
+      await expect.poll(() => sb.inFlight, { timeout: 10_000 }).toBe(1); // the busy task holds the only thread
+      req.destroy(); // the client leaves before any metadata
+      const next = await call(t, 'POST', '/v1/invoke/gone/misbehave.mjs', { token: t.tokens.invoke, body: 'after' });
+      expect([next.status, next.body.toString()]).toEqual([200, 'after']);
+      await expect.poll(() => metric(t, 'sandlet_invocations_total{scope="gone",storlet="misbehave.mjs",outcome="aborted"}')).toBe(1);
+    } finally {
+      await t.close();
+    }
+  }
+  it('aborts the signal it hands the gateway when the client leaves before its answer, and only then', async () => {
+    // Watches what the route hands the real gateway (the call goes through unchanged).
+    const signals: AbortSignal[] = [];
+    const real = s.gateway.invoke.bind(s.gateway);
+    const spy = vi.spyOn(s.gateway, 'invoke').mockImplementation((req) => {
+      signals.push((req as { signal?: AbortSignal }).signal!);
+      return real(req);
+    });
+    try {
+      expect((await invoke('leave/identity.mjs', { body: 'whole' })).status).toBe(200);
+      const req = http.request({ socketPath: s.socket, method: 'POST', path: '/v1/invoke/leave/misbehave.mjs?mode=busy-loop', headers: { authorization: `Bearer ${s.tokens.invoke}` } });
+      req.on('error', () => {});
+      req.end('x');
+      await expect.poll(() => signals.length, { timeout: 10_000 }).toBe(2);
+      expect(signals[1]!.aborted).toBe(false);
+      req.destroy();
+      await expect.poll(() => signals[1]!.aborted, { timeout: 10_000 }).toBe(true);
+      expect(signals[1]!.reason).toMatchObject({ code: 'ECANCELLED' });
+      expect(signals[0]!.aborted).toBe(false); // a call answered in full is never aborted
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it.todo('cancels its task at once: the daemon\'s only thread serves the next call', clientLeavingCancelsItsTask, 60_000);
+});
+
 describe('operators', () => {
   const op = (method: string, path: string) => call(s, method, path, { token: s.tokens.operate });
 
@@ -133,7 +220,6 @@ describe('operators', () => {
     expect((await op('GET', '/v1/scopes/logs/logs/identity.mjs')).status).toBe(404);
 
     // Follow: start reading, then invoke again; the new lines arrive on the open response.
-    const http = await import('node:http');
     const seen = await new Promise<string>((resolve, reject) => {
       const req = http.request({ socketPath: s.socket, path: '/v1/scopes/logs/logs/misbehave.mjs?tail=0&follow=1', headers: { authorization: `Bearer ${s.tokens.operate}` } }, (res) => {
         let text = '';
@@ -207,12 +293,23 @@ describe('auth', () => {
     }
   });
 
+  it('takes the token from X-Auth-Token too', async () => {
+    const ok = await call(s, 'GET', '/v1/scopes', { headers: { 'X-Auth-Token': s.tokens.operate } });
+    expect(ok.status).toBe(200);
+    const bad = await call(s, 'GET', '/v1/scopes', { headers: { 'X-Auth-Token': `${s.tokens.operate}x` } });
+    expect([bad.status, json(bad).code]).toEqual([401, 'EAUTH']);
+    const denied = await call(s, 'GET', '/v1/scopes', { headers: { 'X-Auth-Token': s.tokens.invoke } });
+    expect(denied.status).toBe(403);
+  });
+
   it('never writes a token to the log', async () => {
     await invoke('s1/misbehave.mjs?mode=fail-before', { body: 'x' });
     await call(s, 'GET', '/v1/scopes', { token: `${s.tokens.admin}x` });
+    await call(s, 'GET', '/v1/scopes', { headers: { 'X-Auth-Token': `${s.tokens.operate}x` } });
     const all = s.logs.join('');
     for (const t of Object.values(s.tokens)) expect(all).not.toContain(t.split('.')[1]);
     expect(all).not.toContain('authorization');
+    expect(all).not.toContain('x-auth-token');
   });
 });
 
@@ -296,7 +393,7 @@ describe('start-up failure', () => {
     const socket = `${s.root}/second.sock`;
     await expect(
       startServer({ gateway: s.gateway, config: { ...s.gateway.config, listen_socket: socket, listen_tcp: `127.0.0.1:${s.port}` }, logger: pino({ level: 'silent' }) }),
-    ).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    ).rejects.toMatchObject({ code: 'EBADCONFIG', message: `cannot listen on 127.0.0.1:${s.port}: the address is in use (another sandlet serve?)` });
     expect(fs.existsSync(socket)).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { TokenVerifier, createToken } from '../../src/server/tokens.js';
+import { TokenVerifier, createToken, scryptCost } from '../../src/server/tokens.js';
 import { tempDir } from '../helpers/fs.js';
 
 let dir: string;
@@ -24,6 +24,23 @@ describe('tokens', () => {
     const v = new TokenVerifier(file);
     expect(await v.verify(token)).toEqual({ id: entry.id, role: 'invoke', scopes: ['a', 'b'] });
     expect(await v.verify(token)).toEqual({ id: entry.id, role: 'invoke', scopes: ['a', 'b'] }); // remembered
+  });
+
+  it('an unknown token id costs the same scrypt work as a known one, so answers do not tell ids apart', async () => {
+    const { token, entry } = await createToken(file, 'admin');
+    const v = new TokenVerifier(file);
+    const secret = 'A'.repeat(43);
+    const known = `sl_${entry.id}.${secret}`;
+    const unknown = `sl_${entry.id === 'zzzzzzzzzzzz' ? 'yyyyyyyyyyyy' : 'zzzzzzzzzzzz'}.${secret}`;
+    expect(await v.verify(known)).toBeUndefined();
+    expect([v.scryptChecks, v.lastScryptCost]).toEqual([1, scryptCost(entry.hash)]);
+    expect(await v.verify(unknown)).toBeUndefined();
+    expect([v.scryptChecks, v.lastScryptCost]).toEqual([2, scryptCost(entry.hash)]);
+    expect(scryptCost(entry.hash)).toBe('16384$8$1');
+    // The valid token costs one check, then none (remembered).
+    await v.verify(token);
+    await v.verify(token);
+    expect(v.scryptChecks).toBe(3);
   });
 
   it('refuses wrong, malformed and unknown tokens', async () => {

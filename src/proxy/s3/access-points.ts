@@ -114,8 +114,4 @@ export class AccessPointRegistry {
   get(name: string): AccessPoint | undefined {
     return this.live.get().get(name);
   }
-
-  close(): void {
-    this.live.close();
-  }
 }

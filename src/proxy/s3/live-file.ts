@@ -46,9 +46,6 @@ export class LiveFile<T> {
     return this.value;
   }
 
-  /** Kept for symmetry with other live sources: nothing to release. */
-  close(): void {}
-
   private reload(): void {
     // One stat per read (microseconds): a writer's rename gives a new inode, so every edit is
     // seen by the very next request, with no watch to miss or to wait for.

@@ -81,8 +81,4 @@ export class S3KeyStore {
   get(id: string): S3Key | undefined {
     return this.live.get().get(id);
   }
-
-  close(): void {
-    this.live.close();
-  }
 }

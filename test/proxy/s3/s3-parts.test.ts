@@ -94,35 +94,27 @@ describe('access points and S3 keys files', () => {
   it('create, list, remove; a registry follows the file', () => {
     const file = path.join(dir(), 'aps.json');
     const reg = new AccessPointRegistry(file);
-    try {
-      expect(reg.get('thumbs')).toBeUndefined();
-      createAccessPoint(file, { name: 'thumbs', bucket: 'photos', storlet: 'thumb.mjs', on: 'get,put' });
-      expect(() => createAccessPoint(file, { name: 'thumbs', bucket: 'x-y', storlet: 's' })).toThrow(/exists/);
-      expect(reg.get('thumbs')).toMatchObject({ bucket: 'photos', on: ['get', 'put'] });
-      expect(listAccessPoints(file).map((a) => a.name)).toEqual(['thumbs']);
-      expect(removeAccessPoint(file, 'thumbs')).toBe(true);
-      expect(removeAccessPoint(file, 'thumbs')).toBe(false);
-      expect(reg.get('thumbs')).toBeUndefined();
-    } finally {
-      reg.close();
-    }
+    expect(reg.get('thumbs')).toBeUndefined();
+    createAccessPoint(file, { name: 'thumbs', bucket: 'photos', storlet: 'thumb.mjs', on: 'get,put' });
+    expect(() => createAccessPoint(file, { name: 'thumbs', bucket: 'x-y', storlet: 's' })).toThrow(/exists/);
+    expect(reg.get('thumbs')).toMatchObject({ bucket: 'photos', on: ['get', 'put'] });
+    expect(listAccessPoints(file).map((a) => a.name)).toEqual(['thumbs']);
+    expect(removeAccessPoint(file, 'thumbs')).toBe(true);
+    expect(removeAccessPoint(file, 'thumbs')).toBe(false);
+    expect(reg.get('thumbs')).toBeUndefined();
   });
 
   it('keys: secrets in a 0600 file, shown once, never listed; revoke applies to a running store', () => {
     const file = path.join(dir(), 'keys.json');
     const store = new S3KeyStore(file);
-    try {
-      const k = createS3Key(file, ['thumbs']);
-      expect(k.id).toMatch(/^SL[A-Z2-7]{18}$/);
-      expect(fs.statSync(file).mode & 0o777).toBe(0o600);
-      expect(store.get(k.id)?.secret).toBe(k.secret);
-      expect(JSON.stringify(listS3Keys(file))).not.toContain(k.secret);
-      expect(() => createS3Key(file, [])).toThrow(/access points/);
-      expect(revokeS3Key(file, k.id)).toBe(true);
-      expect(store.get(k.id)).toBeUndefined();
-    } finally {
-      store.close();
-    }
+    const k = createS3Key(file, ['thumbs']);
+    expect(k.id).toMatch(/^SL[A-Z2-7]{18}$/);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(store.get(k.id)?.secret).toBe(k.secret);
+    expect(JSON.stringify(listS3Keys(file))).not.toContain(k.secret);
+    expect(() => createS3Key(file, [])).toThrow(/access points/);
+    expect(revokeS3Key(file, k.id)).toBe(true);
+    expect(store.get(k.id)).toBeUndefined();
   });
 });
 
