@@ -1,4 +1,6 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -10,7 +12,7 @@ import { startServer, type SandletServer } from '../../src/server/server.js';
 import { createToken } from '../../src/server/tokens.js';
 import { tempDir } from '../helpers/fs.js';
 import { startS3Env, UPSTREAM_KEY, type S3Env } from '../helpers/s3.js';
-import { requireSwift, skipSwift } from '../helpers/swift.js';
+import { requireSwift, skipSwift, startSwift, type TestSwift } from '../helpers/swift.js';
 
 const run = promisify(execFile);
 const BIN = path.join(PACKAGE_ROOT, 'bin', 'sandlet.js');
@@ -82,5 +84,73 @@ describe.skipIf(skipSwift)('S3 access points from the CLI and the admin API', ()
     expect(bad.status).toBe(400);
     expect((await fetch(`${base}/v1/access-points/loud`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } })).status).toBe(204);
     expect((await fetch(`${base}/v1/access-points/loud`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } })).status).toBe(404);
+  });
+});
+
+/** The shell block of the README's "S3 access points" section, line by line (continuations joined). */
+function readmeCommands(): string[] {
+  const readme = fs.readFileSync(path.join(PACKAGE_ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## S3 access points'));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+  return block.replace(/\\\n\s*/g, '').split('\n').filter((l) => l.trim());
+}
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer().listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address() as net.AddressInfo;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+// The README's five commands as a new user runs them, from the repository: the real `sandlet
+// serve --upstream`, the real CLI, the real aws CLI, a real Swift s3api behind.
+describe.skipIf(skipSwift)('README: S3 access points', () => {
+  let swift: TestSwift;
+  let serve: ChildProcess | undefined;
+  const root = tempDir();
+  const home = tempDir();
+
+  beforeAll(async () => {
+    requireSwift();
+    swift = await startSwift();
+  });
+  afterAll(async () => {
+    if (serve && serve.exitCode === null) {
+      serve.kill('SIGTERM');
+      await once(serve, 'exit');
+    }
+    await swift?.stop();
+    root.cleanup();
+    home.cleanup();
+  });
+
+  it('takes a new user from nothing to aws s3 cp of a transformed object', async () => {
+    const port = await freePort();
+    const lines = readmeCommands().map((l) => l.replaceAll('/tmp/sl', root.dir).replaceAll('127.0.0.1:8081', `127.0.0.1:${port}`).replaceAll('npx sandlet', `"${process.execPath}" ${BIN}`));
+    expect(lines).toHaveLength(5);
+    const env = { PATH: process.env.PATH, HOME: home.dir, UPSTREAM: swift.url, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' };
+    const sh = async (cmd: string, extra: Record<string, string> = {}): Promise<string> => (await run('bash', ['-c', cmd], { cwd: PACKAGE_ROOT, env: { ...env, ...extra }, encoding: 'utf8' })).stdout;
+    // The upstream as the README prepares it.
+    const upstreamUser = { AWS_ACCESS_KEY_ID: 'test:tester', AWS_SECRET_ACCESS_KEY: 'testing' };
+    await sh('aws --endpoint-url $UPSTREAM --region us-east-1 s3 mb s3://data && aws --endpoint-url $UPSTREAM --region us-east-1 s3 cp samples/sample.txt s3://data/', upstreamUser);
+
+    const serveLine = lines[0]!.replace(/\s*&\s*$/, '');
+    expect(serveLine).toMatch(/serve --upstream \$UPSTREAM/);
+    serve = spawn('bash', ['-c', `exec env ${serveLine}`], { cwd: PACKAGE_ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    serve.stderr!.setEncoding('utf8');
+    await new Promise<void>((resolve, reject) => {
+      serve!.stderr!.on('data', (d: string) => {
+        err += d;
+        if (err.includes('front door')) resolve();
+      });
+      serve!.once('exit', (code) => reject(new Error(`sandlet serve exited ${code}: ${err}`)));
+    });
+    await sh(lines[1]!);
+    await sh(lines[2]!);
+    const out = await sh(`${lines[3]!}\n${lines[4]!}`);
+    expect(out).toBe(fs.readFileSync(path.join(SAMPLES_DIR, 'sample.txt'), 'utf8').toUpperCase());
   });
 });
