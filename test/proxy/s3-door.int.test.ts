@@ -210,6 +210,12 @@ describe.skipIf(skipSwift)('S3 access points', () => {
       expect(await s3Error(sdk.send(new GetObjectCommand({ Bucket: 'upper', Key: 'nothing-here' })))).toMatchObject({ name: 'NoSuchKey', status: 404 });
       expect(await s3Error(sdk.send(new GetObjectCommand({ Bucket: 'nobucket', Key: 'x' })))).toMatchObject({ name: 'NoSuchBucket', status: 404 });
       expect(await s3Error(sdk.send(new PutObjectCommand({ Bucket: 'upper', Key: 'x', Body: 'no' })))).toMatchObject({ name: 'AccessDenied', status: 403 });
+      // Sandlet reads with its own key: no key may step into another bucket.
+      const escape = await curl(await getSignedUrl(sdk, new GetObjectCommand({ Bucket: 'upper', Key: '../uploads/in.txt' }), { expiresIn: 60 }), '--path-as-is');
+      expect(escape.status).toBe(400);
+      expect(escape.body).toMatch(/<Code>InvalidArgument<\/Code>/);
+      const encoded = await curl(`${env.door.url}/upper/..%2Fuploads%2Fin.txt`, '--path-as-is');
+      expect(encoded.status).toBe(403); // unsigned: refused before anything is read
     });
 
     it('a failing storlet is StorletFailed (502) before its output, a cut connection after', async () => {

@@ -48,6 +48,7 @@ const RESPONSE_OVERRIDES = ['response-content-type', 'response-content-language'
 const OBJECT_QUERY = /^([Xx]-[Aa]mz-[A-Za-z0-9-]+|x-id|partNumber|response-[a-z-]+)$/;
 const AMZ_META = 'x-amz-meta-';
 const SMALL_OBJECT_BYTES = 64 * 1024;
+const MAX_KEY_BYTES = 1024;
 const MAX_LIST_BYTES = 16 * 1024 * 1024;
 /** How long a transformed object's length is remembered (for HEAD, then ranged GETs of it). */
 const LENGTH_TTL_MS = 60_000;
@@ -68,6 +69,17 @@ function outputHeaders(metadata: Record<string, string>): Record<string, string>
     out[k.startsWith('X-Object-Meta-') ? `${AMZ_META}${k.slice('X-Object-Meta-'.length).toLowerCase()}` : k.toLowerCase()] = v;
   }
   return out;
+}
+
+/**
+ * Keys are sent upstream with sandlet's own credentials, so none may name another bucket: no `.`
+ * or `..` segment (a store or proxy that normalises paths would resolve it), no NUL, S3's length cap.
+ */
+function checkKey(key: string): void {
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new S3Error('KeyTooLongError', `Your key is too long (at most ${MAX_KEY_BYTES} bytes)`);
+  if (key.includes('\0') || key.split('/').some((seg) => seg === '.' || seg === '..')) {
+    throw new S3Error('InvalidArgument', 'an access point does not serve keys with "." or ".." segments or NUL characters');
+  }
 }
 
 function discard(body: Readable): void {
@@ -149,6 +161,7 @@ export class S3Door {
         outcome = await this.bucketRequest(req, res, route.ap, up, query, reqId);
         return;
       }
+      checkKey(route.key);
       for (const k of query.keys()) if (!OBJECT_QUERY.test(k)) throw new S3Error('NotImplemented', `an access point does not serve the ${k.slice(0, 40)} subresource`);
       if (method === 'GET' || method === 'HEAD') outcome = await this.getObject(req, res, route.ap, route.key, up, query, reqId);
       else if (method === 'PUT') {

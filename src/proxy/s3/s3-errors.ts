@@ -18,6 +18,7 @@ export const S3_STATUS = {
   InvalidPartNumber: 416,
   InvalidRange: 416,
   InvalidRequest: 400,
+  KeyTooLongError: 400,
   MethodNotAllowed: 405,
   MissingContentLength: 411,
   NoSuchBucket: 404,
