@@ -366,8 +366,22 @@ export class S3Door {
         if (!gone.signal.aborted) this.o.logger.warn({ accessPoint: ap.name, err: oneLine(err) }, 'access point output failed mid-stream');
         resolve(gone.signal.aborted ? 'aborted' : 'failed_midstream');
       };
-      if (slice) pipeline(out, slice, res, done);
-      else pipeline(out, res, done);
+      if (!slice) return void pipeline(out, res, done);
+      let served = false;
+      out.on('error', (e) => {
+        if (!served) slice.destroy(e);
+      });
+      out.pipe(slice);
+      // A range of the output, once sent whole, needs no more of it: the storlet is stopped
+      // (its task cancelled) instead of running to the end for nothing.
+      if (span && ap.range !== 'storlet') {
+        slice.once('end', () => {
+          served = true;
+          out.unpipe(slice);
+          out.destroy();
+        });
+      }
+      pipeline(slice, res, done);
     });
   }
 
