@@ -37,7 +37,8 @@ export interface S3Env {
   close(): Promise<void>;
 }
 
-export async function startS3Env(extra: SandletConfigInput = {}): Promise<S3Env> {
+/** `logs`: every log line (debug and up) is kept there, for tests that check what is logged. */
+export async function startS3Env(extra: SandletConfigInput = {}, opts: { logs?: string[] } = {}): Promise<S3Env> {
   const swift = await startSwift();
   const { dir: root, cleanup } = tempDir();
   const config = resolveConfig({
@@ -49,7 +50,9 @@ export async function startS3Env(extra: SandletConfigInput = {}): Promise<S3Env>
     upstream_s3_secret_key: UPSTREAM_KEY.secretAccessKey,
     ...extra,
   });
-  const gateway = createGateway(config, { logger: pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' }) });
+  const logs = opts.logs;
+  const logger = logs ? pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) }) : pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' });
+  const gateway = createGateway(config, { logger });
   for (const name of ['identity.mjs', 'uppercase.mjs', 'metadata-echo.mjs']) deploy(gateway, path.join(SAMPLES_DIR, name));
   deploy(gateway, path.join(FIXTURES, 'misbehave.mjs'));
   const registry = new Registry();

@@ -60,10 +60,11 @@ describe.skipIf(skipSwift)('S3 access points', () => {
   let sdk: S3Client;
   let upstream: S3Client;
   const work = tempDir();
+  const logs: string[] = [];
 
   beforeAll(async () => {
     requireSwift();
-    env = await startS3Env({ s3_virtual_host: 's3.test' });
+    env = await startS3Env({ s3_virtual_host: 's3.test' }, { logs });
     env.accessPoint({ name: 'upper', storlet: 'uppercase.mjs' });
     env.accessPoint({ name: 'same', storlet: 'identity.mjs', on: 'get,put' });
     env.accessPoint({ name: 'same-ranged', storlet: 'identity.mjs', range: 'storlet' });
@@ -329,6 +330,14 @@ describe.skipIf(skipSwift)('S3 access points', () => {
       expect(await r.Body!.transformToString()).toBe(HELLO.toUpperCase());
       expect(fs.statSync(env.config.s3_keys_file).mode & 0o777).toBe(0o600);
     });
+  });
+
+  it('no secret reaches a log (after every success and failure above)', () => {
+    expect(logs.length).toBeGreaterThan(0);
+    const all = logs.join('\n');
+    expect(all).toMatch(/S3 access point request failed|access point output failed/);
+    expect(all).not.toContain(key.secretAccessKey);
+    expect(all).not.toContain(UPSTREAM_KEY.secretAccessKey);
   });
 
   describe('passthrough', () => {
