@@ -1,6 +1,7 @@
 // A real Swift (with its s3api) behind sandlet's front door, with access points and S3 keys, for
 // the S3 door's tests and benchmark-like checks: real clients talk to `door.url`.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
@@ -14,9 +15,17 @@ import { createAccessPoint, type AccessPointInput } from '../../src/proxy/s3/acc
 import { createS3Key } from '../../src/proxy/s3/s3-keys.js';
 import { tempDir } from './fs.js';
 import { deploy, FIXTURES } from './gateway.js';
-import { startSwift, SWIFT_USERS, type TestSwift } from './swift.js';
+import { requireSwift, skipSwift, startSwift, SWIFT_USERS, type TestSwift } from './swift.js';
 
 const run = promisify(execFile);
+
+const awsReason = existsSync('/usr/bin/aws') ? undefined : '/usr/bin/aws is missing (apt-get install awscli)';
+/** S3 door tests need a Swift (with s3api) and Debian's aws CLI; in CI they must run. */
+export const skipS3 = skipSwift || (awsReason !== undefined && !process.env.CI);
+export function requireS3(): void {
+  requireSwift();
+  if (awsReason) throw new Error(`S3 tests are required in CI: ${awsReason}`);
+}
 
 /** Swift's s3api credentials of the tempauth admin user (its S3 key is `account:user`). */
 export const UPSTREAM_KEY = { accessKeyId: SWIFT_USERS.admin.user, secretAccessKey: SWIFT_USERS.admin.key };

@@ -11,15 +11,15 @@ import { PACKAGE_ROOT, SAMPLES_DIR } from '../../src/package-root.js';
 import { startServer, type SandletServer } from '../../src/server/server.js';
 import { createToken } from '../../src/server/tokens.js';
 import { tempDir } from '../helpers/fs.js';
-import { startS3Env, UPSTREAM_KEY, type S3Env } from '../helpers/s3.js';
-import { requireSwift, skipSwift, startSwift, type TestSwift } from '../helpers/swift.js';
+import { requireS3, skipS3, startS3Env, UPSTREAM_KEY, type S3Env } from '../helpers/s3.js';
+import { startSwift, type TestSwift } from '../helpers/swift.js';
 
 const run = promisify(execFile);
 const BIN = path.join(PACKAGE_ROOT, 'bin', 'sandlet.js');
 
 // The README's path from nothing to `aws s3 cp` of a transformed object, with the real CLI (dist/),
 // and the admin API: both edit the root's files, and the running door follows them.
-describe.skipIf(skipSwift)('S3 access points from the CLI and the admin API', () => {
+describe.skipIf(skipS3)('S3 access points from the CLI and the admin API', () => {
   const root = tempDir();
   let env: S3Env;
   let server: SandletServer;
@@ -28,7 +28,7 @@ describe.skipIf(skipSwift)('S3 access points from the CLI and the admin API', ()
   const sandlet = async (...args: string[]): Promise<{ stdout: string; stderr: string }> => run(process.execPath, [BIN, ...args, '--root', root.dir], { encoding: 'utf8' });
 
   beforeAll(async () => {
-    requireSwift();
+    requireS3();
     await sandlet('deploy', path.join(SAMPLES_DIR, 'uppercase.mjs'));
     env = await startS3Env({ host_root: root.dir });
     await env.client(UPSTREAM_KEY).send(new PutObjectCommand({ Bucket: 'data', Key: 'cat.txt', Body: 'meow\n' }));
@@ -106,14 +106,14 @@ async function freePort(): Promise<number> {
 
 // The README's five commands as a new user runs them, from the repository: the real `sandlet
 // serve --upstream`, the real CLI, the real aws CLI, a real Swift s3api behind.
-describe.skipIf(skipSwift)('README: S3 access points', () => {
+describe.skipIf(skipS3)('README: S3 access points', () => {
   let swift: TestSwift;
   let serve: ChildProcess | undefined;
   const root = tempDir();
   const home = tempDir();
 
   beforeAll(async () => {
-    requireSwift();
+    requireS3();
     swift = await startSwift();
   });
   afterAll(async () => {

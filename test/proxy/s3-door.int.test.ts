@@ -23,9 +23,8 @@ import { createChecksum } from '../../src/proxy/s3/checksums.js';
 import { revokeS3Key } from '../../src/proxy/s3/s3-keys.js';
 import { chunkStringToSign, sha256Hex, signHex, signingKey, trailerStringToSign } from '../../src/proxy/s3/sigv4.js';
 import { tempDir } from '../helpers/fs.js';
-import { startS3Env, UPSTREAM_KEY, type S3Env } from '../helpers/s3.js';
+import { requireS3, skipS3, startS3Env, UPSTREAM_KEY, type S3Env } from '../helpers/s3.js';
 import { startTap } from '../helpers/s3-tap.js';
-import { requireSwift, skipSwift } from '../helpers/swift.js';
 
 const run = promisify(execFile);
 
@@ -54,7 +53,7 @@ for (let i = 0; i < BIG.length; i++) BIG[i] = (i * 7 + (i >> 12)) & 0xff;
 
 // Access points on a real Swift s3api, driven by Debian's aws CLI, @aws-sdk/client-s3 with its
 // defaults, and curl.
-describe.skipIf(skipSwift)('S3 access points', () => {
+describe.skipIf(skipS3)('S3 access points', () => {
   let env: S3Env;
   let key: { accessKeyId: string; secretAccessKey: string };
   let sdk: S3Client;
@@ -63,7 +62,7 @@ describe.skipIf(skipSwift)('S3 access points', () => {
   const logs: string[] = [];
 
   beforeAll(async () => {
-    requireSwift();
+    requireS3();
     env = await startS3Env({ s3_virtual_host: 's3.test' }, { logs });
     env.accessPoint({ name: 'upper', storlet: 'uppercase.mjs' });
     env.accessPoint({ name: 'same', storlet: 'identity.mjs', on: 'get,put' });

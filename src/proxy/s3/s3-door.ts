@@ -151,6 +151,7 @@ export class S3Door {
     const method = req.method ?? 'GET';
     const started = performance.now();
     let outcome = 'error';
+    let storletRun = true;
     let body: Readable | undefined;
     try {
       const v = verifySigV4({ method, rawPath: pathname, rawQuery, headers: req.headersDistinct as Record<string, string[]> }, query, this.o.keys, { region: this.o.region });
@@ -158,6 +159,7 @@ export class S3Door {
       if (!this.o.upstream) throw new S3Error('ServiceUnavailable', 'sandlet has no upstream S3 credentials (config upstream_s3_access_key and upstream_s3_secret_key)');
       const up = this.o.upstream;
       if (route.key === undefined) {
+        storletRun = false; // a listing runs no storlet
         outcome = await this.bucketRequest(req, res, route.ap, up, query, reqId);
         return;
       }
@@ -181,7 +183,7 @@ export class S3Door {
       sendS3Error(res, method, e, pathname, reqId, req.complete ? {} : { connection: 'close' });
       if (!req.complete) req.resume();
     } finally {
-      this.o.metrics.storletRun('s3', outcome, (performance.now() - started) / 1000);
+      if (storletRun) this.o.metrics.storletRun('s3', outcome, (performance.now() - started) / 1000);
     }
   }
 
