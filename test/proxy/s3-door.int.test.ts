@@ -294,6 +294,12 @@ describe.skipIf(skipS3)('S3 access points', () => {
       const r = await curl(old);
       expect(r.status).toBe(403);
       expect(r.body).toMatch(/<Code>AccessDenied<\/Code><Message>Request has expired<\/Message>/);
+      // A presigned upload, as a browser or curl sends it.
+      const file = path.join(work.dir, 'presigned-put.txt');
+      fs.writeFileSync(file, 'put by url');
+      const put = await getSignedUrl(sdk, new PutObjectCommand({ Bucket: 'upper-in', Key: 'by-url.txt' }), { expiresIn: 300 });
+      expect((await curl(put, '-T', file)).status).toBe(200);
+      expect(await (await upstream.send(new GetObjectCommand({ Bucket: 'uploads', Key: 'by-url.txt' }))).Body!.transformToString()).toBe('PUT BY URL');
     });
 
     it('wrong secret, skewed clock, unknown key, a key not allowed here, SigV2, no signature', async () => {
