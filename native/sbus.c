@@ -571,7 +571,7 @@ static napi_value TryWrite(napi_env env, napi_callback_info info) {
 
 // What every poll-driven op starts with. It is the first member of each op's struct, and the
 // poll handle the first member of it, so a handle's address is its op's.
-enum op_kind { OP_READ_TO_END = 1, OP_STREAM = 2 };
+enum op_kind { OP_READ_TO_END = 1, OP_STREAM = 2, OP_WATCH = 3 };
 
 typedef struct {
   uv_poll_t poll;
@@ -936,6 +936,65 @@ static napi_value OpenReader(napi_env env, napi_callback_info info) {
   return id;
 }
 
+// A watch for the reader of a pipe going away, on the pipe's write end: a task's status pipe, whose
+// reader (the gateway) closes it when it gives up on the task. It polls a dup of the fd (closed
+// with the watch), so the fd itself stays its owner's to write and close. An abandoned pipe shows
+// as EPOLLERR, which epoll always reports: UV_DISCONNECT alone never wakes it for room to write.
+// callback(null, null) once, when the reader is gone; after unwatch(), nothing.
+static void on_watch_event(uv_poll_t *handle, int status, int events) {
+  op_t *op = (op_t *)handle->data;
+  (void)status;
+  (void)events;
+  if (!op->ended) op_finish(op, NULL);
+}
+
+// watchHangup(fd, callback) -> id (for unwatch). fd stays the caller's; it is made non-blocking.
+static napi_value WatchHangup(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd = -1;
+  napi_valuetype cb_type = napi_undefined;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_typeof(env, argv[1], &cb_type) != napi_ok || cb_type != napi_function) {
+    napi_throw_type_error(env, NULL, "watchHangup(fd, callback): bad arguments");
+    return NULL;
+  }
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    throw_errno(env, errno, "fcntl(F_DUPFD_CLOEXEC)", NULL);
+    return NULL;
+  }
+  op_t *op = calloc(1, sizeof *op);
+  if (op == NULL) {
+    close(copy);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  op->kind = OP_WATCH;
+  napi_value id;
+  int started = start_op(env, copy, argv[1], op, &id);
+  if (started != 0) {
+    close(copy);
+    if (started == -1) free(op);
+    return NULL;
+  }
+  int rc = uv_poll_start(&op->poll, UV_DISCONNECT, on_watch_event);
+  if (rc != 0) {
+    op_stop_quietly(op);  // closes the dup once libuv let go of it
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return NULL;
+  }
+  return id;
+}
+
+// unwatch(id): ends a watch with no callback. A watch that fired already: no-op.
+static napi_value Unwatch(napi_env env, napi_callback_info info) {
+  op_t *op = (op_t *)op_arg(env, info, OP_WATCH);
+  if (op != NULL && !op->ended) op_stop_quietly(op);
+  return NULL;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"bind", NULL, Bind, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -951,6 +1010,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"resumeReader", NULL, ResumeReader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pauseReader", NULL, PauseReader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeReader", NULL, CloseReader, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watchHangup", NULL, WatchHangup, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unwatch", NULL, Unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

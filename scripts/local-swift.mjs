@@ -224,9 +224,17 @@ async function waitHealthy(url, children, lines) {
       const auth = await fetch(`${url}/auth/v1.0`, { headers: { 'X-Auth-User': SWIFT_USERS.admin.user, 'X-Auth-Key': SWIFT_USERS.admin.key } });
       const token = auth.headers.get('x-auth-token');
       if (auth.status === 200 && token) {
-        const account = await fetch(`${url}/v1/${SWIFT_USERS.admin.account}`, { method: 'HEAD', headers: { 'X-Auth-Token': token } });
-        if (account.status === 204 || account.status === 200) return;
-        last = `account HEAD ${account.status}`;
+        // Every server answers: the account (HEAD), container (PUT) and object server (PUT); the probe is removed again.
+        const h = { 'X-Auth-Token': token };
+        const base = `${url}/v1/${SWIFT_USERS.admin.account}/sandlet-ready`;
+        const c = await fetch(base, { method: 'PUT', headers: h });
+        const o = c.status < 300 ? await fetch(`${base}/probe`, { method: 'PUT', headers: h, body: 'ok' }) : c;
+        if (o.status === 201) {
+          await fetch(`${base}/probe`, { method: 'DELETE', headers: h });
+          await fetch(base, { method: 'DELETE', headers: h });
+          return;
+        }
+        last = `probe PUT ${o.status}`;
       } else {
         last = `auth ${auth.status}`;
       }

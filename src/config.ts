@@ -36,6 +36,7 @@ export const configSchema = z
     sbus_timeout_ms: z.coerce.number().int().positive().default(5000),
     max_datagram_bytes: z.coerce.number().int().min(1024).max(4 * 1024 * 1024).default(64 * 1024),
     storlet_timeout_ms: z.coerce.number().int().positive().default(40_000),
+    output_stall_timeout_ms: z.coerce.number().int().positive().default(60_000),
     max_metadata_bytes: z.coerce.number().int().positive().default(64 * 1024),
     storlet_log_max_bytes: z.coerce.number().int().min(1024).default(1024 * 1024),
     storlet_log_keep: z.coerce.number().int().min(0).max(100).default(1),
@@ -99,6 +100,7 @@ export const configSchema = z
       .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 127.0.0.1:8081')
       .default('127.0.0.1:8081'),
     upstream_timeout_ms: z.coerce.number().int().positive().default(60_000),
+    storlet_log_container: z.string().regex(/^[^/]{1,256}$/, 'must be a container name (no "/")').default('storletlog'),
 
     // The S3 door on the same proxy: access points, the keys sandlet issues, its own upstream credentials.
     access_points_file: z.string().min(1).optional(),

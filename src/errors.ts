@@ -15,6 +15,8 @@ export const ERROR_CODES = [
   'ESTORLET',
   'ESANDBOX',
   'ECANCELLED',
+  /** The caller's own input stream failed; the original error is the `cause`. */
+  'EINPUT',
   'EBACKOFF',
   'ECLOSED',
   'ESTORE',
@@ -33,11 +35,14 @@ export const HTTP_ERROR_CODES = ['EAUTH', 'EFORBIDDEN', 'ENOROUTE', 'ENOSCOPE', 
 
 export class SandletError extends Error {
   readonly code: SandletErrorCode;
+  /** The HTTP status a remote store answered, when that is what failed (read it, never parse the message). */
+  readonly status?: number;
 
-  constructor(code: SandletErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: SandletErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
     super(message, options);
     this.code = code;
     this.name = 'SandletError';
+    if (options?.status !== undefined) this.status = options.status;
   }
 }
 

@@ -4,17 +4,17 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { parseSize, resolveConfig, type SandletConfig, type SandletConfigInput } from './config.js';
 import { SandletError, isSandletError, oneLine } from './errors.js';
-import { validateScopeName, validateStorletName } from './names.js';
+import { tenantImage, validateScopeName, validateStorletName } from './names.js';
 import { createLogger } from './log.js';
 import { CacheMetrics } from './cache/cache-metrics.js';
-import { StorletCatalog } from './cache/catalog.js';
+import { StorletCatalog, type ResolvedStorlet } from './cache/catalog.js';
 import { ContentCache } from './cache/content-cache.js';
 import { openStore } from './cache/open-store.js';
 import { replaceDir } from './cache/scope-installer.js';
 import type { DeployInput, StorletStore } from './cache/storlet-store.js';
 import type { DependencyRegistration, StorletRegistration } from './cache/registration.js';
 import { InvocationLogs } from './invocation/invocation-log.js';
-import { invokeStorlet, isExtraInput, isFdInput, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
+import { InputWatch, callerGone, invokeStorlet, isExtraInput, isFdInput, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
 import { ProcessBackend } from './runtime/backends/process.js';
 import { DockerBackend } from './runtime/backends/docker.js';
 import { selectBackend } from './runtime/select-backend.js';
@@ -37,8 +37,16 @@ export interface InvokeRequest {
    * the account's catalog, read with the caller's credentials.
    */
   catalog?: StorletCatalog;
-  /** Aborting it cancels the invocation at once (the caller went away). */
+  /**
+   * Aborted when the caller goes away: the task is cancelled at once (also before its metadata
+   * came), invoke() rejects with ECANCELLED, or the body errors with it, and everything is freed.
+   */
   signal?: AbortSignal;
+  /**
+   * This invocation's log goes to this fd instead of the storlet's invocation log (the caller's:
+   * never closed by the gateway; the agent still caps it at storlet_log_max_bytes).
+   */
+  logFd?: number;
 }
 
 export interface InvokeResult {
@@ -71,6 +79,8 @@ export class Gateway {
   private readonly admission = new PQueue({ concurrency: 1 });
   private readonly starting = new Set<Sandbox>();
   private closed = false;
+  /** Scopes whose running containers ready() removed (not adoptable): stopAll() reports them once. */
+  private removedAtStart: string[] = [];
 
   constructor(config: SandletConfig, opts: GatewayOptions = {}) {
     this.config = config;
@@ -127,7 +137,7 @@ export class Gateway {
         // A tag moved to a new image: sandboxes on that tag restart at their next idle moment.
         this.backend.onImageTagged((ref) => {
           for (const sb of this.sandboxes.values()) {
-            const tenant = `${this.config.image_namespace}/${sb.scope.toLowerCase()}:latest`;
+            const tenant = tenantImage(this.config.image_namespace, sb.scope);
             if (sb.image === ref || ref === tenant) sb.markStale(`image ${ref} changed`);
           }
         });
@@ -149,7 +159,9 @@ export class Gateway {
       const handle = sb && c.running ? await backend.adopt(sb.paths) : undefined;
       if (sb && handle && handle.id === c.id && (await sb.adopt(handle))) continue;
       this.logger.info({ container: c.id.slice(0, 12), scope: c.scope }, 'removing a sandbox container that cannot be adopted');
-      await backend.remove(c.id);
+      await backend.remove(c.id, sb?.paths);
+      if (c.running) this.removedAtStart.push(c.scope);
+      if (sb) this.release(sb); // nothing of it runs: no record kept
     }
   }
 
@@ -159,13 +171,10 @@ export class Gateway {
     let sb = this.sandboxes.get(scope);
     if (!sb) {
       const name = validateScopeName(scope);
-      if (!this.backend) throw new SandletError('ESANDBOX', 'the gateway has not chosen its backend yet: await gateway.ready() first');
-      const host = { pipesDir: this.config.pipes_dir, storletsDir: this.config.storlets_dir, logDir: this.config.log_dir };
-      const probe = new ScopePaths(name, host);
-      const paths = new ScopePaths(name, host, this.backend.sandboxRoots(probe.hostPipeDir, probe.hostStorletsDir));
+      const paths = this.pathsFor(name);
       sb = new Sandbox({
         paths,
-        backend: this.backend,
+        backend: this.backend!,
         logger: this.logger,
         codec: this.config.sbus_codec,
         sbusTimeoutMs: this.config.sbus_timeout_ms,
@@ -173,10 +182,21 @@ export class Gateway {
         maxDatagramBytes: this.config.max_datagram_bytes,
         logLevel: this.config.storlet_daemon_log_level,
         idleTimeoutMs: this.config.idle_timeout * 1000,
+        onStopped: (stopped) => this.release(stopped),
       });
       this.sandboxes.set(name, sb);
     }
     return sb;
+  }
+
+  /**
+   * Forgets a stopped, idle scope: its record and its invocation-log fds. Per-scope state is then
+   * bounded by the scopes that run, not by every name ever seen. Its next use starts afresh.
+   */
+  private release(sb: Sandbox): void {
+    if (this.sandboxes.get(sb.scope) !== sb || !sb.releasable || this.starting.has(sb)) return;
+    this.sandboxes.delete(sb.scope);
+    this.logs.closeUnder(sb.paths.hostLogDir);
   }
 
   scopes(): Sandbox[] {
@@ -194,64 +214,111 @@ export class Gateway {
     return new ScopePaths(scope, host).hostLogPath(storlet);
   }
 
+  /** The scope's paths on the host and as the backend's sandboxes see them. */
+  private pathsFor(scope: string): ScopePaths {
+    if (!this.backend) throw new SandletError('ESANDBOX', 'the gateway has not chosen its backend yet: await gateway.ready() first');
+    const host = { pipesDir: this.config.pipes_dir, storletsDir: this.config.storlets_dir, logDir: this.config.log_dir };
+    const probe = new ScopePaths(scope, host);
+    return new ScopePaths(scope, host, this.backend.sandboxRoots(probe.hostPipeDir, probe.hostStorletsDir));
+  }
+
+  /** A label's scope may be anything: its paths when it is a valid scope name. */
+  private pathsIfValid(scope: string): ScopePaths | undefined {
+    try {
+      return this.pathsFor(scope);
+    } catch {
+      return undefined;
+    }
+  }
+
   async invoke(req: InvokeRequest): Promise<InvokeResult> {
     if (this.closed) throw new SandletError('ECLOSED', 'gateway is closed');
     const storlet = validateStorletName(req.storlet);
     validateScopeName(req.scope);
+    // From here, an input that fails is the caller's error to get back, never an unhandled event.
+    const inputWatch = new InputWatch([req.input, ...(req.extraInputs ?? [])]);
+    try {
+      return await this.invokeWatched(req, storlet, inputWatch);
+    } finally {
+      inputWatch.stop();
+    }
+  }
+
+  private async invokeWatched(req: InvokeRequest, storlet: string, inputWatch: InputWatch): Promise<InvokeResult> {
+    const signal = req.signal;
     if (!this.backend || this.readying === undefined) await this.ready();
-    const sandbox = this.sandbox(req.scope);
     const params = checkStringRecord(req.params ?? {}, 'params');
     const inputMetadata = checkStringRecord(req.inputMetadata ?? {}, 'inputMetadata');
     if (req.range && !(Number.isSafeInteger(req.range.start) && Number.isSafeInteger(req.range.end) && req.range.start >= 0 && req.range.end >= req.range.start)) {
       throw new SandletError('EBADNAME', `range ${req.range.start}-${req.range.end} is not a valid byte range`);
     }
-    // Two tries: a daemon found dead when EXECUTE is sent (nothing consumed yet) is restarted once.
-    for (let attempt = 1; ; attempt++) {
-      if (sandbox.state !== 'running') await this.admit(sandbox);
-      await this.activate(sandbox, storlet, req.catalog ?? this.catalog);
-      const startedAt = Date.now();
-      sandbox.begin();
-      let settled = false;
-      const done = (): void => {
-        if (!settled) {
-          settled = true;
-          sandbox.end();
+    // The storlet first: a name that does not resolve costs no sandbox, no eviction, no record.
+    const catalog = req.catalog ?? this.catalog;
+    let resolved = await catalog.resolve(storlet);
+    if (signal?.aborted) throw callerGone(storlet);
+    const sandbox = this.sandbox(req.scope);
+    // Counted busy from here on, so neither the idle stop nor a release can take it meanwhile.
+    sandbox.begin();
+    let ended = false;
+    const end = (err: Error | null): void => {
+      if (ended) return;
+      ended = true;
+      // A storlet that failed may have lost its files behind our back: repaired at the next call.
+      if (isSandletError(err, 'ESTORLET')) sandbox.checkDaemonFiles(storlet);
+      sandbox.end();
+    };
+    try {
+      // Two tries: a daemon found dead when EXECUTE is sent (nothing consumed yet) is restarted once.
+      for (let attempt = 1; ; attempt++) {
+        if (sandbox.state !== 'running') await this.admit(sandbox);
+        if (signal?.aborted) throw callerGone(storlet);
+        await this.activate(sandbox, resolved, catalog);
+        if (signal?.aborted) throw callerGone(storlet);
+        const startedAt = Date.now();
+        try {
+          const result = await invokeStorlet({
+            storlet,
+            client: sandbox.daemonClient(storlet),
+            input: req.input,
+            inputMetadata,
+            extraInputs: req.extraInputs ?? [],
+            range: req.range,
+            params,
+            timeoutMs: req.timeoutMs ?? this.config.storlet_timeout_ms,
+            outputStallMs: this.config.output_stall_timeout_ms,
+            maxMetadataBytes: this.config.max_metadata_bytes,
+            pipeBufferBytes: this.config.pipe_buffer_bytes,
+            logPath: sandbox.logPath(storlet),
+            ...(req.logFd !== undefined ? { logFd: req.logFd } : {}),
+            logMaxBytes: this.config.storlet_log_max_bytes,
+            logs: this.logs,
+            withStatus: sandbox.agentIsSandlet,
+            logger: this.logger,
+            ...(signal ? { signal } : {}),
+            inputWatch,
+            onUnanswered: (what) => sandbox.daemonUnanswered(storlet, what),
+            onDaemonTimeout: (timedOut) => sandbox.noteOutcome(storlet, timedOut),
+            onDone: end,
+            explainFailure: () => sandbox.explainDeath(this.config.container_mem_limit, startedAt),
+          });
+          return { metadata: result.metadata, body: result.body };
+        } catch (err) {
+          // Gone before it took the task (no listener), or dying as it took it (no reply; the
+          // task cannot have read an input we still hold: a stream is pumped only after the
+          // reply, and bytes are written again). A caller's fd may have been read from: no retry.
+          const gone = isSandletError(err, 'ENOLISTENER') || (isSandletError(err, 'ENOREPLY') && !passesFd(req));
+          if (attempt === 1 && gone && !ended && !signal?.aborted) {
+            this.logger.warn({ scope: sandbox.scope, storlet }, 'storlet daemon was gone; starting it again');
+            sandbox.forgetDaemon(storlet);
+            resolved = await catalog.resolve(storlet);
+            continue;
+          }
+          throw err;
         }
-      };
-      try {
-        const result = await invokeStorlet({
-          storlet,
-          client: sandbox.daemonClient(storlet),
-          input: req.input,
-          inputMetadata,
-          extraInputs: req.extraInputs ?? [],
-          range: req.range,
-          params,
-          timeoutMs: req.timeoutMs ?? this.config.storlet_timeout_ms,
-          maxMetadataBytes: this.config.max_metadata_bytes,
-          pipeBufferBytes: this.config.pipe_buffer_bytes,
-          logPath: sandbox.logPath(storlet),
-          logMaxBytes: this.config.storlet_log_max_bytes,
-          logs: this.logs,
-          withStatus: sandbox.agentIsSandlet,
-          logger: this.logger,
-          onDone: done,
-          explainFailure: () => sandbox.explainDeath(this.config.container_mem_limit, startedAt),
-        });
-        return { metadata: result.metadata, body: result.body };
-      } catch (err) {
-        done();
-        // Gone before it took the task (no listener), or dying as it took it (no reply; the
-        // task cannot have read an input we still hold: a stream is pumped only after the
-        // reply, and bytes are written again). A caller's fd may have been read from: no retry.
-        const gone = isSandletError(err, 'ENOLISTENER') || (isSandletError(err, 'ENOREPLY') && !passesFd(req));
-        if (attempt === 1 && gone) {
-          this.logger.warn({ scope: sandbox.scope, storlet }, 'storlet daemon was gone; starting it again');
-          sandbox.forgetDaemon(storlet);
-          continue;
-        }
-        throw err;
       }
+    } catch (err) {
+      end(err as Error); // once the body is handed out, its end calls end() instead
+      throw err;
     }
   }
 
@@ -282,8 +349,7 @@ export class Gateway {
     }) as Promise<void>;
   }
 
-  private async activate(sandbox: Sandbox, storlet: string, catalog: StorletCatalog): Promise<void> {
-    const r = await catalog.resolve(storlet);
+  private async activate(sandbox: Sandbox, r: ResolvedStorlet, catalog: StorletCatalog): Promise<void> {
     const reg = r.storlet.meta;
     if (sandbox.runsDaemon(reg.name, r.version)) return; // the usual case: build no spec
     await sandbox.activateDaemon({
@@ -313,6 +379,45 @@ export class Gateway {
   }
 
   /**
+   * Stops every sandbox of this root: those this gateway runs and, on Docker, those an earlier
+   * gateway left running (found by their `io.sandlet.root` label, adopted or removed). Each scope
+   * is reported, with the error that stopped it from stopping, if any; one failure does not stop
+   * the others.
+   */
+  async stopAll(): Promise<{ scope: string; error?: string }[]> {
+    if (this.closed) throw new SandletError('ECLOSED', 'gateway is closed');
+    await this.ready();
+    const results: { scope: string; error?: string }[] = [];
+    const running = [...this.sandboxes.values()].filter((sb) => sb.state !== 'stopped');
+    const ours = new Set(running.map((sb) => sb.describe().id));
+    const stops = running.map(async (sb) => {
+      try {
+        await sb.stop('stopped by an operator (stop all)');
+        results.push({ scope: sb.scope });
+      } catch (err) {
+        results.push({ scope: sb.scope, error: oneLine(err) });
+      }
+    });
+    await Promise.all(stops);
+    for (const scope of this.removedAtStart.splice(0)) results.push({ scope });
+    // Containers of this root that appeared since ready() (another gateway left them): removed.
+    if (this.backend instanceof DockerBackend) {
+      for (const c of await this.backend.listManaged()) {
+        if (ours.has(c.id)) continue;
+        const known = this.sandboxes.get(c.scope);
+        if (known && known.describe().id === c.id) continue;
+        try {
+          await this.backend.remove(c.id, this.pathsIfValid(c.scope));
+          if (c.running) results.push({ scope: c.scope });
+        } catch (err) {
+          results.push({ scope: c.scope, error: oneLine(err) });
+        }
+      }
+    }
+    return results.sort((a, b) => a.scope.localeCompare(b.scope));
+  }
+
+  /**
    * Closes the gateway. Process sandboxes always stop (they are its children); Docker sandboxes
    * keep running for the next gateway to adopt, unless `stopSandboxes` (or the config's
    * `stop_sandboxes_on_close`) asks otherwise.
@@ -321,27 +426,10 @@ export class Gateway {
     if (this.closed) return;
     this.closed = true;
     const stop = opts.stopSandboxes ?? (this.config.stop_sandboxes_on_close || this.backend?.name !== 'docker');
-    if (stop) await Promise.all([...this.sandboxes.values()].map((s) => s.stop().catch(() => {})));
+    if (stop) await Promise.all([...this.sandboxes.values()].map((s) => s.stop('gateway closed').catch(() => {})));
     await this.backend?.close?.();
     this.sandboxes.clear();
     this.logs.closeAll();
-  }
-
-  // Minimal stopAll for the CLI's `scopes stop --all` (the gateway branch has the full one; the
-  // lead reconciles): stops every sandbox this gateway has, adopted ones included.
-  async stopAll(): Promise<{ scope: string; error?: string }[]> {
-    return Promise.all(
-      [...this.sandboxes.values()]
-        .filter((s) => s.state !== 'stopped')
-        .map(async (s) => {
-          try {
-            await s.stop('stopped by stopAll');
-            return { scope: s.scope };
-          } catch (err) {
-            return { scope: s.scope, error: oneLine(err) };
-          }
-        }),
-    );
   }
 }
 

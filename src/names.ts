@@ -26,13 +26,31 @@ function check(kind: string, value: unknown, max: number): string {
   return value;
 }
 
+// A scope also names its sandbox and its tenant image on every backend, so it must be what Docker
+// takes as one component of an image reference once lowercased: letters and digits, separated by
+// one '.', one or two '_', or a run of '-'; starting and ending with a letter or digit.
+const SCOPE_RE = /^[a-z0-9]+(?:(?:\.|_{1,2}|-+)[a-z0-9]+)*$/;
+
 export function validateScopeName(value: unknown): string {
   const name = check('scope', value, MAX_SCOPE_LENGTH);
-  // Docker names must start with a letter or digit.
   if (!/^[A-Za-z0-9]/.test(name)) {
     throw new SandletError('EBADNAME', `scope name ${JSON.stringify(name)} must start with a letter or digit`);
   }
+  if (!SCOPE_RE.test(name.toLowerCase())) {
+    throw new SandletError(
+      'EBADNAME',
+      `scope name ${JSON.stringify(name)} must end with a letter or digit, and separate letters and digits by one '.', one or two '_' or dashes`,
+    );
+  }
   return name;
+}
+
+/**
+ * The tenant image a scope runs when it exists: `<image_namespace>/<scope, lowercased>:latest`
+ * (Docker references are lowercase, so `AUTH_a` and `auth_a` share one).
+ */
+export function tenantImage(namespace: string, scope: string): string {
+  return `${namespace}/${validateScopeName(scope).toLowerCase()}:latest`;
 }
 
 export function validateStorletName(value: unknown): string {

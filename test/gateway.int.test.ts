@@ -198,10 +198,12 @@ for (const backend of ['process', 'docker'] as const) {
       });
 
       it('rejects hostile scope and storlet names before any path is built', async () => {
-        const hostile = ['../escape', 'a/b', '..', '.', '', 'x'.repeat(200), 'nul\0byte', '-leading-dash', 'sp ace'];
+        // The last three are valid path components but not Docker references: one rule for every backend.
+        const hostile = ['../escape', 'a/b', '..', '.', '', 'x'.repeat(200), 'nul\0byte', '-leading-dash', 'sp ace', 'tenant-', 'a..b', 'tenant_'];
         for (const scope of hostile) {
           await expect(gw.invoke({ scope, storlet: 'identity.mjs', input: Buffer.from('') })).rejects.toMatchObject({ code: 'EBADNAME' });
         }
+        for (const left of ['tenant-', 'a..b', 'tenant_']) expect(fs.existsSync(path.join(root, 'pipes', left))).toBe(false);
         for (const storlet of ['../../etc/passwd', 'a/b.mjs', '..', 'x'.repeat(200)]) {
           await expect(gw.invoke({ scope: 's1', storlet, input: Buffer.from('') })).rejects.toMatchObject({ code: 'EBADNAME' });
         }
@@ -281,7 +283,7 @@ describe('resources (process backend: its processes are ours to inspect)', () =>
       const after = await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'fail-after' }, input: Buffer.from('x') });
       await collect(after.body).catch(() => {});
       await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'busy-loop' }, input: Buffer.from('x'), timeoutMs: 200 }).catch(() => {});
-      const stall = await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'stall-after' }, input: Buffer.from('x'), timeoutMs: 200 });
+      const stall = await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'stall-after' }, input: Buffer.from('x'), timeoutMs: 600 });
       await collect(stall.body).catch(() => {});
       const early = await gw.invoke({ scope: 'fds2', storlet: 'identity.mjs', input: Readable.from([Buffer.alloc(4 << 20)]) });
       early.body.destroy(); // the reader walks away

@@ -40,6 +40,8 @@ interface Task {
   cancelled: boolean;
   worker?: TaskWorker;
   cancel?: () => void;
+  /** The addon's watch on the status pipe (see execute). */
+  watch?: number;
 }
 
 export class StorletDaemon {
@@ -52,6 +54,8 @@ export class StorletDaemon {
   private halted = false;
   /** The first worker while it loads the module (a halt during start must end it too). */
   private loading: TaskWorker | undefined;
+  /** Workers still loading whose task was cancelled meanwhile (see keepOnceLoaded). */
+  private readonly settling = new Set<TaskWorker>();
   // Task ids: a random prefix per daemon and a counter, so ids never repeat and cost nothing.
   private readonly idPrefix = randomBytes(4).toString('hex');
   private taskSeq = 0;
@@ -103,7 +107,7 @@ export class StorletDaemon {
     }
     // Hosted in the factory, a daemon is gone only once its threads are: a cancelled task's
     // thread ends within the cancel grace.
-    const idle = this.loading ? [...this.idle, this.loading] : this.idle;
+    const idle = [...this.idle, ...this.settling, ...(this.loading ? [this.loading] : [])];
     await Promise.all([...idle.map((w) => w.worker.terminate()), ...running.map((t) => t.worker?.exit)]);
     this.idle.length = 0;
     this.onHalt();
@@ -125,6 +129,20 @@ export class StorletDaemon {
       return { status: false, message: (err as Error).message };
     }
     this.tasks.set(task.id, task);
+    // A sandlet gateway closes its status reader when it gives up on the task: that cancels the
+    // task here even when its CANCEL never comes (a gateway that died, a CANCEL that found the
+    // daemon's queue full), so no task can hold a pool slot after everyone stopped waiting for it.
+    if (task.statusFd !== undefined) {
+      try {
+        task.watch = native.watchHangup(task.statusFd, () => {
+          task.watch = undefined;
+          this.log.debug({ task: task.id }, 'task abandoned: its status reader is gone');
+          this.cancel(task.id);
+        });
+      } catch (err) {
+        this.log.warn({ task: task.id, err: (err as Error).message }, 'cannot watch the task status pipe; the task is cancelled only by CANCEL');
+      }
+    }
     void this.queue.add(() => this.run(task));
     return { status: true, message: 'task started', task_id: task.id };
   }
@@ -186,10 +204,17 @@ export class StorletDaemon {
     try {
       if (task.cancelled) return; // its fds are closed below, as every task's are
       const worker = this.idle.pop() ?? this.spawnWorker();
-      await worker.load(this.opts.modulePath, this.opts.exportName);
       task.worker = worker;
-      const healthy = await this.runOn(worker, task);
-      if (healthy && !this.halted) this.idle.push(worker);
+      if (!(await this.loaded(worker, task))) {
+        // Cancelled while a fresh worker still loads the module: the task ends now.
+        this.keepOnceLoaded(worker);
+        return;
+      }
+      if (task.cancelled) {
+        this.release(worker);
+        return;
+      }
+      if (await this.runOn(worker, task)) this.release(worker);
       else void worker.worker.terminate();
     } catch (err) {
       this.log.error({ task: task.id, err: (err as Error).message }, 'task could not run');
@@ -201,10 +226,43 @@ export class StorletDaemon {
     }
   }
 
+  /**
+   * A worker whose task went while it loaded the module joins the idle pool once loaded (or goes,
+   * when the pool is full). It is not terminated mid-load: a thread ended while its module loader
+   * has the file open leaks that fd (seen: one per few thousand calls of a mixed soak).
+   */
+  private keepOnceLoaded(worker: TaskWorker): void {
+    this.settling.add(worker);
+    worker.load(this.opts.modulePath, this.opts.exportName).then(
+      () => {
+        this.settling.delete(worker);
+        this.release(worker);
+      },
+      () => this.settling.delete(worker),
+    );
+  }
+
+  /** A loaded worker with no task goes back to the idle pool, which never holds more than pool_size. */
+  private release(worker: TaskWorker): void {
+    if (this.halted || this.idle.length >= this.opts.poolSize) void worker.worker.terminate();
+    else this.idle.push(worker);
+  }
+
+  /** Resolves true once the worker loaded the module, false if the task is cancelled first. */
+  private loaded(worker: TaskWorker, task: Task): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      task.cancel = () => resolve(false);
+      worker.load(this.opts.modulePath, this.opts.exportName).then(() => resolve(true), reject);
+    }).finally(() => {
+      task.cancel = undefined;
+    });
+  }
+
   /** Closes the metadata pipe (empty if the storlet never set any) and reports the outcome. */
   private finishTask(task: Task): void {
     if (!task.metadataSent) closeQuietly([task.metadataFd]);
     if (task.statusFd === undefined) return;
+    if (task.watch !== undefined) native.unwatch(task.watch);
     const outcome = task.outcome ?? {
       ok: false,
       message: task.cancelled

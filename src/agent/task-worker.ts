@@ -1,12 +1,12 @@
 // A task worker: one thread of a storlet daemon's pool. Loads the storlet module once, then runs
 // one task at a time on the fds the daemon hands it. Terminating the thread stops even a
 // busy-looping storlet: libuv closes the pipes its sockets took over, the daemon all others.
-import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Writable, type Readable } from 'node:stream';
-import { FileFdReadable, NonBlockingFdWritable, readableFromNonBlockingFd, writableFromFd } from '../sbus/fd-io.js';
-import type { InvokeFn, StorletContext, StorletLogger } from './storlet-api.js';
+import { afterWrite, ended, FileFdReadable, NonBlockingFdWritable, readableFromNonBlockingFd, writableFromFd } from '../sbus/fd-io.js';
+import type { InvokeFn, StorletContext } from './storlet-api.js';
+import { makeStorletLogger } from './storlet-log.js';
 import type { FromWorker, TaskFd, TaskMessage, ToWorker, WorkerInit } from './task-protocol.js';
 
 const port = parentPort!;
@@ -46,31 +46,6 @@ function resolveInvoke(mod: Record<string, unknown>, exportName: string | undefi
   throw new Error(`storlet module has no invoke: export a class or object with invoke(ctx), or a function invoke(ctx)`);
 }
 
-function makeLogger(fd: number | undefined, maxBytes: number): StorletLogger {
-  let written = 0;
-  let truncated = false;
-  const write = (level: string, message: string): void => {
-    if (fd === undefined || truncated) return;
-    let line = `${new Date().toISOString()} ${level} ${String(message).replace(/\n/g, '\\n')}\n`;
-    if (written + Buffer.byteLength(line) > maxBytes) {
-      truncated = true;
-      line = `${new Date().toISOString()} WARN log of this invocation truncated at ${maxBytes} bytes\n`;
-    }
-    written += Buffer.byteLength(line);
-    try {
-      fs.writeSync(fd, line);
-    } catch {
-      truncated = true; // the log file went away: logging must never fail the storlet
-    }
-  };
-  return {
-    debug: (m) => write('DEBUG', m),
-    info: (m) => write('INFO', m),
-    warn: (m) => write('WARN', m),
-    error: (m) => write('ERROR', m),
-  };
-}
-
 function toRecord(value: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (typeof value !== 'object' || value === null) throw new Error('output metadata must be an object');
@@ -85,15 +60,6 @@ function settledWritable(stream: Writable): Promise<void> {
     stream.once('finish', resolve);
     stream.once('error', () => resolve());
     stream.once('close', resolve);
-  });
-}
-
-function ended(stream: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (stream.writableFinished) return resolve();
-    stream.once('finish', resolve);
-    stream.once('error', reject);
-    stream.once('close', () => (stream.writableFinished ? resolve() : reject(new Error('output closed before it was finished'))));
   });
 }
 
@@ -160,15 +126,13 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
     highWaterMark: 256 * 1024,
     write(chunk: Buffer, _enc, cb) {
       if (!metadataSent) sendMetadata({});
-      if (out.write(chunk)) cb();
-      else out.once('drain', () => cb());
+      afterWrite(out, out.write(chunk), cb);
     },
     writev(chunks, cb) {
       if (!metadataSent) sendMetadata({});
       let ok = true;
       for (const c of chunks) ok = out.write(c.chunk);
-      if (ok) cb();
-      else out.once('drain', () => cb());
+      afterWrite(out, ok, cb);
     },
     final(cb) {
       if (!metadataSent) sendMetadata({});
@@ -185,7 +149,7 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
     })),
     output: { setMetadata: (record) => sendMetadata(toRecord(record)), stream: output },
     params: task.params,
-    logger: makeLogger(task.logger?.fd, task.logger?.maxBytes ?? 1024 * 1024),
+    logger: makeStorletLogger(task.logger?.fd, task.logger?.maxBytes ?? 1024 * 1024),
   });
 
   let ok = true;
@@ -224,7 +188,9 @@ async function load(modulePath: string, exportName: string | undefined): Promise
     return;
   }
   port.on('message', (msg: ToWorker) => {
-    if (msg.type === 'task') void runTask(makeInvoke, msg);
+    // runTask handles the storlet's failures; should it fail itself, the thread is in a state
+    // nobody knows: it ends (its sockets close with it), and the daemon sees its task's worker die.
+    if (msg.type === 'task') runTask(makeInvoke, msg).catch(() => process.exit(1));
     else if (msg.type === 'cancel' && current?.taskId === msg.taskId) current.cancellation.cancel();
   });
   post({ type: 'ready' });

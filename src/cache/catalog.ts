@@ -13,6 +13,7 @@ import { validateDependencyName, validateStorletName } from '../names.js';
 import { atomicWriteFileSync, sweepTemps } from './atomic-file.js';
 import type { CacheMetrics } from './cache-metrics.js';
 import type { ContentCache } from './content-cache.js';
+import type { FileIdentity } from './file-identity.js';
 import type { DependencyMeta, StorletMeta } from './registration.js';
 import type { DeployInput, ItemKind, StoreItem, StorletStore } from './storlet-store.js';
 
@@ -154,20 +155,23 @@ export class StorletCatalog {
    * Puts the storlet's files into `stage` (a fresh dir): dependencies with their permissions, and
    * each file verified against its digest on the way. A corrupted or evicted entry is fetched again once.
    */
-  async install(r: ResolvedStorlet, stage: string, owner?: { uid: number; gid: number }): Promise<void> {
+  async install(r: ResolvedStorlet, stage: string, owner?: { uid: number; gid: number }): Promise<Map<string, FileIdentity>> {
+    // Names relative to the dir: the stage is renamed into place afterwards.
+    const files = new Map<string, FileIdentity>();
     for (const item of [r.storlet, ...r.dependencies]) {
       const dest = path.join(stage, item.name);
       const mode = item.kind === 'dependency' ? item.meta.permissions : undefined;
       try {
-        await this.cache.install(item.sha256, dest, { mode, owner });
+        files.set(item.name, await this.cache.install(item.sha256, dest, { mode, owner }));
       } catch (err) {
         if (!isSandletError(err, 'EDIGEST') && !isSandletError(err, 'ECACHEMISS')) throw err;
         this.log.warn({ kind: item.kind, name: item.name, err: oneLine(err) }, 'cached content unusable; fetching it again');
         await fs.promises.rm(dest, { force: true });
         await this.fetch(item.kind, item.name, { sha256: item.sha256, size: item.size });
-        await this.cache.install(item.sha256, dest, { mode, owner });
+        files.set(item.name, await this.cache.install(item.sha256, dest, { mode, owner }));
       }
     }
+    return files;
   }
 
   private item(kind: ItemKind, name: string): ResolvedItem | Promise<ResolvedItem> {
@@ -219,7 +223,16 @@ export class StorletCatalog {
       this.opts.metrics.hit(kind, name);
     } else {
       this.opts.metrics.miss(kind, name);
-      content = await this.fetch(kind, name);
+      try {
+        content = await this.fetch(kind, name);
+      } catch (err) {
+        // The cache cannot take the new content (e.g. unwritable): the verified copy it holds serves on.
+        if (!isSandletError(err, 'ECACHE') || !rec || !this.cache.has(rec.sha256) || !(await this.intact(rec))) throw err;
+        this.log.warn({ kind, name, err: err.message }, 'cannot cache the store\'s version; using the verified cached copy');
+        this.opts.metrics.stale(kind, name);
+        rec.checkedAt = now; // ask again after another TTL, not on every call
+        return rec;
+      }
     }
     const next = { kind: content.item.kind, meta: content.item.meta, name, sha256: content.sha256, size: content.size, stamp: content.item.stamp, checkedAt: now } as ResolvedItem;
     this.items.set(key(kind, name), next);

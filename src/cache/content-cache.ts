@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { SandletError } from '../errors.js';
 import { sweepTemps, tempName } from './atomic-file.js';
 import type { CacheMetrics } from './cache-metrics.js';
+import { identity, sameIdentity, type FileIdentity } from './file-identity.js';
 
 const DIGEST_RE = /^[0-9a-f]{64}$/;
 
@@ -25,14 +26,14 @@ interface Entry {
   /** Use order (a counter: ties in the clock must not blur LRU). */
   order: number;
   /** The file's identity when its bytes were last hashed; a change means hashing again. */
-  verified?: { ino: number; size: number; mtimeMs: number };
+  verified?: FileIdentity;
 }
 
 export interface CacheEntryInfo {
   sha256: string;
   size: number;
   lastUsed: Date;
-  /** Other names of the file: scope dirs that hard-link it. */
+  /** Other names of the file (hard links). Scope dirs hold private copies, so this is 0 unless someone linked it. */
   links: number;
 }
 
@@ -79,9 +80,20 @@ export class ContentCache {
    */
   open(): void {
     if (this.opened) return;
-    fs.mkdirSync(this.objects, { recursive: true, mode: 0o755 });
-    fs.mkdirSync(this.tmp, { recursive: true, mode: 0o700 });
-    const swept = sweepTemps(this.tmp) + sweepTemps(this.objects);
+    for (const [dir, mode] of [[this.objects, 0o755], [this.tmp, 0o700]] as const) {
+      try {
+        fs.mkdirSync(dir, { recursive: true, mode });
+      } catch (err) {
+        throw cacheError(err, `cannot create the cache dir ${dir}`);
+      }
+    }
+    let swept = 0;
+    try {
+      swept = sweepTemps(this.tmp) + sweepTemps(this.objects);
+    } catch (err) {
+      // An unwritable cache can still serve what it holds verified: say so, and go on.
+      this.opts.logger.warn({ dir: this.dir, err: (err as Error).message }, 'cache: cannot remove temp files left by an interrupted put');
+    }
     this.index.clear();
     this.total = 0;
     const found: [string, fs.Stats][] = [];
@@ -153,6 +165,8 @@ export class ContentCache {
   async put(body: Readable, expected: Expected, what: string): Promise<{ sha256: string; size: number }> {
     this.open();
     const tmp = tempName(this.tmp, 'put');
+    /** The file being written, for an error that names it. */
+    let at = tmp;
     const sha = createHash('sha256');
     const md5 = expected.md5 ? createHash('md5') : undefined;
     let size = 0;
@@ -191,6 +205,7 @@ export class ContentCache {
         this.touch(actual);
         return { sha256: actual, size };
       }
+      at = target;
       await fs.promises.rename(tmp, target);
       await syncDir(this.objects);
       const st = await fs.promises.stat(target);
@@ -200,12 +215,14 @@ export class ContentCache {
       return { sha256: actual, size };
     } catch (err) {
       await fh?.close().catch(() => {});
-      await fs.promises.rm(tmp, { force: true });
+      await fs.promises.rm(tmp, { force: true }).catch(() => {});
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT') {
         throw new SandletError('ECACHE', `disk full while caching ${what} in ${this.dir} (${size} bytes written, none kept): ${code}`);
       }
-      throw err;
+      // The store's stream fails with its own (Sandlet) errors; a file system error is the cache's.
+      if (err instanceof SandletError || !isFsError(err)) throw err;
+      throw cacheError(err, `cannot cache ${what}: writing ${at} failed`);
     }
   }
 
@@ -235,7 +252,10 @@ export class ContentCache {
       if (actual !== sha256) {
         this.opts.logger.error({ sha256, actual, file }, 'cache: cached file no longer matches its digest; discarded');
         this.opts.metrics.corrupt(sha256);
-        await fs.promises.rm(file, { force: true });
+        await fs.promises.rm(file, { force: true }).catch((err: Error) => {
+          // Unwritable: it stays on disk, but out of the index, so it is never used.
+          this.opts.logger.warn({ file, err: err.message }, 'cache: cannot remove a corrupted file');
+        });
         this.drop(sha256);
         return { actual };
       }
@@ -246,27 +266,20 @@ export class ContentCache {
   }
 
   /**
-   * Puts a verified entry at `dest`: a hard link when it may share the cache's inode (same
-   * filesystem, default read-only mode), else a copy with `mode` (and `owner`, when running as root).
+   * Puts a private copy of a verified entry at `dest`, read-only (or with `mode`; owned by `owner`
+   * when running as root), hashed again once copied. Never a hard link: a scope's files must not
+   * share an inode with the cache, or rewriting a cache file in place would change what a daemon
+   * (or a task worker it starts later) loads. A reflink clone costs no space where supported.
    */
-  async install(sha256: string, dest: string, opts: { mode?: number; owner?: { uid: number; gid: number } } = {}): Promise<'link' | 'copy'> {
+  async install(sha256: string, dest: string, opts: { mode?: number; owner?: { uid: number; gid: number } } = {}): Promise<FileIdentity> {
     const src = await this.verifiedPath(sha256);
-    if (opts.mode === undefined) {
-      try {
-        await fs.promises.link(src, dest);
-        return 'link';
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK') throw err;
-      }
-    }
-    await fs.promises.copyFile(src, dest, fs.constants.COPYFILE_FICLONE);
+    await fs.promises.copyFile(src, dest, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
     await fs.promises.chmod(dest, opts.mode ?? 0o444);
     if (opts.owner && process.geteuid?.() === 0) await fs.promises.chown(dest, opts.owner.uid, opts.owner.gid);
     // The copy must hold what was verified: a change between hashing and copying is caught here.
     const copied = await hashFile(dest);
     if (copied !== sha256) throw new SandletError('EDIGEST', `copy of cache entry ${sha256} does not match: got ${copied}`);
-    return 'copy';
+    return identity(await fs.promises.stat(dest));
   }
 
   /** Hashes every entry again; removes those that no longer match. */
@@ -313,12 +326,17 @@ export class ContentCache {
   }
 }
 
-function identity(st: fs.Stats): { ino: number; size: number; mtimeMs: number } {
-  return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+
+/** An errno error of a file system call (not a stream's own error). */
+function isFsError(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException;
+  return typeof e?.code === 'string' && typeof e.syscall === 'string';
 }
 
-function sameIdentity(a: { ino: number; size: number; mtimeMs: number }, b: { ino: number; size: number; mtimeMs: number }): boolean {
-  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+/** A file system failure in the cache, as ECACHE naming what and where (e.g. EPERM on an immutable dir). */
+function cacheError(err: unknown, what: string): SandletError {
+  const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  return new SandletError('ECACHE', `${what}: ${code}`, { cause: err });
 }
 
 export async function hashFile(file: string): Promise<string> {

@@ -61,9 +61,10 @@ export class HttpStore implements StorletStore {
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
     if (this.opts.authHeaders) return { ...this.opts.authHeaders(), ...extra };
-    // Bearer for generic stores; X-Auth-Token is what Swift reads.
+    // X-Auth-Token is what Swift reads (tempauth and Keystone). Not also `Authorization: Bearer`:
+    // a real Swift with s3api in its pipeline refuses a request carrying one (403).
     if (!this.opts.token) return extra;
-    return { authorization: `Bearer ${this.opts.token}`, 'x-auth-token': this.opts.token, ...extra };
+    return { 'x-auth-token': this.opts.token, ...extra };
   }
 
   private async request(method: string, kind: ItemKind, name: string, init: { body?: Buffer; headers?: Record<string, string> } = {}): Promise<Response> {
@@ -88,7 +89,7 @@ export class HttpStore implements StorletStore {
     if (!res.ok) {
       await res.body?.cancel();
       const hint = res.status === 401 || res.status === 403 ? ' (check the store token)' : '';
-      throw new SandletError('ESTORE', `the ${this.description} answered ${res.status} ${res.statusText} to ${method} ${kind} ${name}${hint}`);
+      throw new SandletError('ESTORE', `the ${this.description} answered ${res.status} ${res.statusText} to ${method} ${kind} ${name}${hint}`, { status: res.status });
     }
     return res;
   }
@@ -162,7 +163,27 @@ export class HttpStore implements StorletStore {
   }
 
   private async put(kind: ItemKind, name: string, body: Buffer, headers: Record<string, string>): Promise<void> {
-    const res = await this.request('PUT', kind, name, { body, headers });
+    try {
+      const res = await this.request('PUT', kind, name, { body, headers });
+      await res.body?.cancel();
+    } catch (err) {
+      // Swift answers 404 to a PUT into a container that does not exist yet: create it, once.
+      if (!(err instanceof SandletError && err.status === 404)) throw err;
+      await this.createContainer(kind);
+      const res = await this.request('PUT', kind, name, { body, headers });
+      await res.body?.cancel();
+    }
+  }
+
+  private async createContainer(kind: ItemKind): Promise<void> {
+    const container = kind === 'storlet' ? this.opts.storletContainer : this.opts.dependencyContainer;
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}/${encodeURIComponent(container)}`, { method: 'PUT', headers: this.headers(), signal: AbortSignal.timeout(this.opts.timeoutMs) });
+    } catch (err) {
+      throw new SandletError('ESTORE', `the ${this.description} is unreachable (PUT container ${container}: ${oneLine(err)})`);
+    }
     await res.body?.cancel();
+    if (!res.ok) throw new SandletError('ESTORE', `the ${this.description} answered ${res.status} ${res.statusText} to PUT container ${container}`);
   }
 }

@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-/** Builds the new dir with `fill(stage)`, then swaps it in for `targetDir`. */
-export async function replaceDir(targetDir: string, fill: (stage: string) => Promise<void>): Promise<void> {
+/** Builds the new dir with `fill(stage)`, then swaps it in for `targetDir`; returns what fill returned. */
+export async function replaceDir<T>(targetDir: string, fill: (stage: string) => Promise<T>): Promise<T> {
   const parent = path.dirname(targetDir);
   await fs.mkdir(parent, { recursive: true });
   const tag = randomBytes(6).toString('hex');
@@ -13,7 +13,7 @@ export async function replaceDir(targetDir: string, fill: (stage: string) => Pro
   const old = path.join(parent, `.old-${path.basename(targetDir)}-${tag}`);
   await fs.mkdir(staging, { mode: 0o755 });
   try {
-    await fill(staging);
+    const filled = await fill(staging);
     let hadOld = true;
     try {
       await fs.rename(targetDir, old);
@@ -23,6 +23,7 @@ export async function replaceDir(targetDir: string, fill: (stage: string) => Pro
     }
     await fs.rename(staging, targetDir);
     if (hadOld) await fs.rm(old, { recursive: true, force: true });
+    return filled;
   } catch (err) {
     await fs.rm(staging, { recursive: true, force: true });
     throw err;

@@ -8,8 +8,9 @@ import { parseSize, type SandletConfig } from '../config.js';
 import { ONE_SHOT_DEFAULTS, addCommonOptions, configFromFlags, type CommonFlags } from './common.js';
 import { formatBytes, table } from './format.js';
 
-// The cache is read and changed from outside the gateway's process: a file another name links to
-// (a scope's storlet dir) counts as in use and is never pruned.
+// The cache is read and changed from outside the gateway's process. Scope dirs hold private copies
+// of what their daemons run, so pruning never pulls a file from under a daemon (it is fetched
+// again at its next start); a file something else hard-linked still counts as in use.
 function openCache(config: SandletConfig): { cache: ContentCache; catalog: StorletCatalog } {
   const logger = pino({ level: config.log_level }, pino.destination(2));
   const metrics = new CacheMetrics();
@@ -64,9 +65,9 @@ export function registerCache(program: Command): void {
   addCommonOptions(
     cmd
       .command('prune')
-      .description('evict least recently used entries no scope links to, down to the cap')
+      .description('evict least recently used entries (not hard-linked elsewhere), down to the cap')
       .option('--max-bytes <size>', 'target size (default: config cache_max_bytes)')
-      .option('--all', 'evict every entry no scope links to'),
+      .option('--all', 'evict every entry not hard-linked elsewhere'),
   ).action((flags: CommonFlags & { maxBytes?: string; all?: boolean }) => {
     const config = configFromFlags(flags, ONE_SHOT_DEFAULTS);
     const { cache } = openCache(config);

@@ -6,8 +6,6 @@ import { native } from '../sbus/native.js';
 // when it reaches maxBytes (keeping `keep` old files, .1 newest), and the agent caps what one
 // invocation may write at the same size, so a storlet can never fill the disk.
 
-const madeDirs = new Set<string>();
-
 /**
  * The open log fds of a gateway, one per storlet and scope, kept across invocations: each
  * EXECUTE passes the fd (the kernel gives the agent its own copy), so opening and closing the
@@ -44,6 +42,20 @@ export class InvocationLogs {
     return fresh;
   }
 
+  /** Closes the fds of every log under `dir` (a scope's log dir, when the scope is released). */
+  closeUnder(dir: string): void {
+    const prefix = dir.endsWith(path.sep) ? dir : dir + path.sep;
+    for (const [file, fd] of this.open) {
+      if (!file.startsWith(prefix)) continue;
+      this.open.delete(file);
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
   closeAll(): void {
     for (const fd of this.open.values()) {
       try {
@@ -57,11 +69,8 @@ export class InvocationLogs {
 }
 
 export function openInvocationLog(file: string, maxBytes: number, keep: number): number {
-  const dir = path.dirname(file);
-  if (!madeDirs.has(dir)) {
-    fs.mkdirSync(dir, { recursive: true });
-    madeDirs.add(dir);
-  }
+  // Once per open fd, not per invocation (fds are kept): no set of every dir ever made is needed.
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   const fd = fs.openSync(file, 'a', 0o640);
   if (fs.fstatSync(fd).size < maxBytes) return fd;
   fs.closeSync(fd);

@@ -3,7 +3,7 @@
 // metadata with a timeout and a size bound, hand back the output as a stream.
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { SandletError, oneLine } from '../errors.js';
+import { SandletError, isSandletError, oneLine } from '../errors.js';
 import type { SBusClient, OutgoingFd } from '../sbus/client.js';
 import { writableFromFd, formatMs } from '../sbus/fd-io.js';
 import { readPipeToEnd } from '../sbus/read-pipe.js';
@@ -39,11 +39,23 @@ export interface InvocationSpec {
   maxMetadataBytes: number;
   pipeBufferBytes: number;
   logPath: string;
+  /** The caller's own log fd for this invocation instead of the storlet's log (sent, never closed here). */
+  logFd?: number;
   logMaxBytes: number;
   logs: InvocationLogs;
   /** Ask the agent for the task's outcome on a status pipe (sandlet agents only). */
   withStatus: boolean;
   logger: Logger;
+  /** Aborted when the caller goes away: the task is cancelled at once and everything freed. */
+  signal?: AbortSignal;
+  /** Watches the input streams from the start of the call (InputWatch); made here when absent. */
+  inputWatch?: InputWatch;
+  /** Longest the output may wait for a caller that does not read it; then the task is cancelled. */
+  outputStallMs: number;
+  /** The daemon did not answer a command of this invocation (EXECUTE or CANCEL): it may be wedged. */
+  onUnanswered?: (what: string) => void;
+  /** The task timed out waiting on its storlet (true), or the storlet answered with metadata (false). */
+  onDaemonTimeout?: (timedOut: boolean) => void;
   onDone: (err: Error | null) => void;
   /** Why the daemon may have died when a task ends without an outcome (e.g. an OOM kill). */
   explainFailure?: () => Promise<string | undefined>;
@@ -71,7 +83,56 @@ export function isExtraInput(i: InvocationInput | ExtraInput): i is ExtraInput {
   return typeof i === 'object' && i !== null && 'input' in i && !Buffer.isBuffer(i);
 }
 
+/** The invocation was given up because its caller went away (InvokeRequest.signal aborted). */
+export function callerGone(storlet: string): SandletError {
+  return new SandletError('ECANCELLED', `invocation of storlet ${storlet} was cancelled: the caller went away`);
+}
+
+/** The caller's own input failed: its error, named, with the original as `cause`. */
+function inputFailed(storlet: string, err: Error): SandletError {
+  return new SandletError('EINPUT', `input of storlet ${storlet} failed: ${oneLine(err)}`, { cause: err });
+}
+
+/**
+ * The first failure of the caller's input streams, from the moment the call begins until their
+ * pumps listen (a sandbox may be starting meanwhile): kept for the caller, never an unhandled
+ * 'error' event. A stream that failed before the call is found by its `errored` state.
+ */
+export class InputWatch {
+  error: Error | undefined;
+  private readonly streams: Readable[] = [];
+  private readonly note = (err: Error): void => {
+    this.error ??= err;
+  };
+
+  constructor(inputs: (InvocationInput | ExtraInput)[]) {
+    for (const i of inputs) {
+      const input = isExtraInput(i) ? i.input : i;
+      if (Buffer.isBuffer(input) || input instanceof Uint8Array || isFdInput(input)) continue;
+      const stream = input as Readable;
+      this.error ??= stream.errored ?? (stream.destroyed && !stream.readableEnded ? new Error('the input stream was destroyed before it was read') : undefined);
+      stream.on('error', this.note);
+      this.streams.push(stream);
+    }
+  }
+
+  /** The pumps listen from now on. A destroyed stream keeps the listener: its 'error' may still be on its way (next tick). */
+  stop(): void {
+    for (const s of this.streams) if (!s.destroyed) s.off('error', this.note);
+    this.streams.length = 0;
+  }
+}
+
 export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationResult> {
+  // A watch of the caller's (kept across a retry) is the caller's to stop.
+  const watch = spec.inputWatch ?? new InputWatch([spec.input, ...spec.extraInputs]);
+  const unwatch = (): void => {
+    if (!spec.inputWatch) watch.stop();
+  };
+  if (spec.signal?.aborted || watch.error) {
+    unwatch();
+    throw watch.error ? inputFailed(spec.storlet, watch.error) : callerGone(spec.storlet);
+  }
   const remote: number[] = [];
   const local: number[] = [];
   const inputs: PreparedInput[] = [];
@@ -122,8 +183,8 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
       local.push(sr);
       remote.push(w);
     }
-    // Shared by the storlet's invocations and owned by spec.logs: sent, never closed here.
-    const logFd = spec.logs.fdFor(spec.logPath);
+    // Shared by the storlet's invocations and owned by spec.logs (or the caller's): sent, never closed here.
+    const logFd = spec.logFd ?? spec.logs.fdFor(spec.logPath);
 
     const [first, ...extras] = inputs;
     const rangeMeta = spec.range ? { start: String(spec.range.start), end: String(spec.range.end) } : {};
@@ -138,6 +199,9 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
     reply = await spec.client.execute(spec.params, fds);
   } catch (err) {
     closeQuietly(local);
+    unwatch();
+    // No reply in time: the daemon took the datagram (or its queue did) and said nothing.
+    if (isSandletError(err, 'ETIMEDOUT')) spec.onUnanswered?.('EXECUTE');
     throw err;
   } finally {
     // The agent holds its copies now (or never will): ours must go, or EOF never comes.
@@ -146,9 +210,11 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
 
   if (!reply.status || !reply.task_id) {
     closeQuietly(local);
+    unwatch();
     throw new SandletError('ESTORLET', `storlet ${spec.storlet} refused the invocation: ${reply.message || 'no task id'}`);
   }
-  return runTask(spec, reply.task_id, inputs, outRead, metaRead, statusRead);
+  unwatch();
+  return runTask(spec, reply.task_id, inputs, outRead, metaRead, statusRead, watch.error);
 }
 
 async function runTask(
@@ -158,6 +224,7 @@ async function runTask(
   outRead: number,
   metaRead: number,
   statusRead: number,
+  earlyInputError: Error | undefined,
 ): Promise<InvocationResult> {
   const log = spec.logger;
   const teardown = new Teardown();
@@ -166,36 +233,76 @@ async function runTask(
     if (cancelled) return;
     cancelled = true;
     log.debug({ storlet: spec.storlet, task: taskId, why }, 'cancelling task');
-    spec.client.cancel(taskId).catch((err) => log.debug({ err: oneLine(err) }, 'CANCEL not delivered'));
+    spec.client.cancel(taskId).then(
+      (reply) => {
+        // "no running task" means it ended meanwhile: only silence is a sign of a wedged daemon.
+        if (!reply.status) log.debug({ task: taskId, message: reply.message }, 'CANCEL found no task');
+      },
+      (err: unknown) => {
+        log.debug({ err: oneLine(err) }, 'CANCEL not answered');
+        if (isSandletError(err, 'ETIMEDOUT') || isSandletError(err, 'ENOREPLY')) spec.onUnanswered?.('CANCEL');
+      },
+    );
   };
 
-  let inputError: Error | undefined;
+  // Whatever ended the invocation first, named once: the caller's input, or the caller leaving.
+  let givenUp: Error | undefined;
   let body: OutputStream | undefined;
+  const giveUp = (err: Error, reason: string): void => {
+    if (givenUp) return;
+    givenUp = err;
+    cancel(reason);
+    body?.destroy(err);
+    teardown.run();
+  };
   const pumps: Writable[] = [];
   for (const input of inputs) {
     if (input.local === undefined) continue;
     const source = input.source!;
     const sink = writableFromFd(input.local, true);
     pumps.push(sink);
-    pump(source, sink, (err) => {
-      // The caller's input broke: the storlet saw a short object, so its output is worthless.
-      inputError = new SandletError('ESTORLET', `input of storlet ${spec.storlet} failed: ${oneLine(err)}`);
-      cancel('input failed');
-      body?.destroy(inputError);
-      teardown.run();
-    });
+    // The caller's input broke: the storlet saw a short object, so its output is worthless.
+    pump(source, sink, (err) => giveUp(inputFailed(spec.storlet, err), 'input failed'));
+  }
+  if (earlyInputError) giveUp(inputFailed(spec.storlet, earlyInputError), 'input failed');
+  const onAbort = (): void => giveUp(callerGone(spec.storlet), 'caller went away');
+  if (spec.signal) {
+    if (spec.signal.aborted) onAbort();
+    else spec.signal.addEventListener('abort', onAbort, { once: true });
   }
 
+  // Outlives the invocation when a CANCEL was sent: the task's end is watched for (below).
+  const statusTeardown = new Teardown();
   const status =
     statusRead >= 0
-      ? readPipeToEnd(statusRead, { maxBytes: 64 * 1024, timeoutMs: 0, what: 'task status', teardown }).then(parseStatus)
+      ? readPipeToEnd(statusRead, { maxBytes: 64 * 1024, timeoutMs: 0, what: 'task status', teardown: statusTeardown }).then(parseStatus)
       : undefined;
   status?.catch(() => {});
 
   const cleanup = (err: Error | null): void => {
+    spec.signal?.removeEventListener('abort', onAbort);
     teardown.run();
     for (const p of pumps) p.destroy();
+    if (cancelled && status) watchTaskEnd(status, statusTeardown);
+    else statusTeardown.run();
     spec.onDone(err);
+  };
+
+  /**
+   * A cancelled task must end (the agent closes its status pipe) within the SBus timeout; one
+   * that does not holds a task thread for good, so its daemon is deemed wedged.
+   */
+  const watchTaskEnd = (ended: Promise<unknown>, stopWatching: Teardown): void => {
+    const timer = setTimeout(() => {
+      stopWatching.run();
+      log.warn({ storlet: spec.storlet, task: taskId }, 'a cancelled task did not end');
+      spec.onUnanswered?.('CANCEL (the task did not end)');
+    }, spec.client.timeoutMs);
+    timer.unref();
+    ended.then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer),
+    );
   };
 
   let rawMeta: Buffer;
@@ -206,7 +313,7 @@ async function runTask(
       what: `output metadata from storlet ${spec.storlet}`,
       teardown,
     });
-    if (inputError) throw inputError;
+    if (givenUp) throw givenUp;
     if (rawMeta.length === 0) {
       // The storlet failed before setting metadata: its own message is on the status pipe.
       const outcome = status
@@ -215,9 +322,12 @@ async function runTask(
       const why = outcome?.message ?? (await spec.explainFailure?.()) ?? 'it ended without writing metadata or an outcome';
       throw new SandletError('ESTORLET', `storlet ${spec.storlet} failed: ${why}`);
     }
-  } catch (err) {
+  } catch (caught) {
+    // The read was cancelled because the input failed or the caller left: say which.
+    let err = givenUp ?? caught;
     if (err instanceof SandletError && err.code === 'ETIMEDOUT') {
       cancel('metadata timeout');
+      spec.onDaemonTimeout?.(true);
       err = new SandletError('ETIMEDOUT', `storlet ${spec.storlet} sent no metadata within ${formatMs(spec.timeoutMs)}; task cancelled`);
     } else if (err instanceof SandletError && err.code === 'ETOOLARGE') {
       cancel('metadata too large');
@@ -227,6 +337,7 @@ async function runTask(
     throw err;
   }
 
+  spec.onDaemonTimeout?.(false);
   let metadata: Record<string, string>;
   try {
     metadata = parseMetadata(rawMeta, spec.storlet);
@@ -241,8 +352,10 @@ async function runTask(
     body = new OutputStream(outRead, {
       storlet: spec.storlet,
       idleTimeoutMs: spec.timeoutMs,
+      readerStallMs: spec.outputStallMs,
       status,
       onAbandon: () => cancel('output abandoned'),
+      onStorletSilent: () => spec.onDaemonTimeout?.(true),
       explainFailure: spec.explainFailure,
       onClose: cleanup,
     });

@@ -7,10 +7,14 @@ export interface OutputStreamOptions {
   storlet: string;
   /** Longest the storlet may stay silent while the reader wants data. */
   idleTimeoutMs: number;
+  /** Longest the output may wait for a reader that wants no data (output_stall_timeout_ms). */
+  readerStallMs: number;
   /** The task's outcome from the status pipe; undefined for agents that do not send one. */
   status: Promise<{ status: boolean; message: string }> | undefined;
   /** Called when the storlet stalled or the reader gave up: the task should be cancelled. */
   onAbandon: () => void;
+  /** Called when the storlet stayed silent while the reader wanted data (not when the reader stalled). */
+  onStorletSilent?: () => void;
   explainFailure?: () => Promise<string | undefined>;
   /** Called once when the stream is over, however it ended. */
   onClose: (err: Error | null) => void;
@@ -29,6 +33,8 @@ export class OutputStream extends Readable {
   private readonly reader: number;
   private readonly opts: OutputStreamOptions;
   private timer: NodeJS.Timeout | undefined;
+  /** Runs while the reader is paused because the caller takes no data: a storlet is held meanwhile. */
+  private stallTimer: NodeJS.Timeout | undefined;
   private complete = false;
   bytes = 0;
 
@@ -42,6 +48,7 @@ export class OutputStream extends Readable {
         if (!this.push(chunk)) {
           native.pauseReader(this.reader);
           this.disarm();
+          this.armStall();
         }
       } else if (code === null) {
         void this.finish();
@@ -49,11 +56,36 @@ export class OutputStream extends Readable {
         this.destroy(new SandletError('ESTORLET', `reading the output of storlet ${opts.storlet} failed: ${code}`));
       }
     });
+    // The reader starts paused: a caller that never reads is bounded from the first byte on.
+    this.armStall();
   }
 
   override _read(): void {
+    this.disarmStall();
     native.resumeReader(this.reader);
     this.arm();
+  }
+
+  private armStall(): void {
+    if (this.stallTimer) this.stallTimer.refresh();
+    else this.stallTimer = setTimeout(() => this.readerStalled(), this.opts.readerStallMs);
+  }
+
+  private disarmStall(): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+  }
+
+  private readerStalled(): void {
+    this.stallTimer = undefined;
+    if (this.complete || this.destroyed) return;
+    this.opts.onAbandon();
+    this.destroy(
+      new SandletError(
+        'ETIMEDOUT',
+        `the caller read no output of storlet ${this.opts.storlet} for ${formatMs(this.opts.readerStallMs)} (output_stall_timeout_ms); task cancelled`,
+      ),
+    );
   }
 
   private arm(): void {
@@ -67,6 +99,7 @@ export class OutputStream extends Readable {
   }
 
   private stalled(): void {
+    this.opts.onStorletSilent?.();
     this.opts.onAbandon();
     this.destroy(
       new SandletError('ETIMEDOUT', `storlet ${this.opts.storlet} stalled: no output for ${formatMs(this.opts.idleTimeoutMs)}; task cancelled`),
@@ -91,12 +124,14 @@ export class OutputStream extends Readable {
       }
     }
     this.disarm();
+    this.disarmStall(); // the task is over: a slow reader now holds no storlet
     this.complete = true;
     this.push(null);
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.disarm();
+    this.disarmStall();
     native.closeReader(this.reader);
     if (!this.complete) this.opts.onAbandon();
     this.opts.onClose(err);

@@ -12,6 +12,7 @@ import { AccessPointRegistry } from './s3/access-points.js';
 import { S3Door } from './s3/s3-door.js';
 import { S3KeyStore } from './s3/s3-keys.js';
 import { upstreamS3Credentials, UpstreamS3 } from './s3/upstream-signer.js';
+import { spoolDir } from '../server/multipart.js';
 import { AccountStorlets } from './swift/account-storlets.js';
 import { SwiftDoor } from './swift/swift-door.js';
 import { Upstream } from './upstream.js';
@@ -61,7 +62,17 @@ export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor>
     timeoutMs: c.store_timeout_ms,
     logger,
   });
-  const swift = new SwiftDoor({ gateway, upstream, storlets, storletContainer: c.storlet_container, dependencyContainer: c.storlet_dependency, logger, metrics });
+  const swift = new SwiftDoor({
+    gateway,
+    upstream,
+    storlets,
+    storletContainer: c.storlet_container,
+    dependencyContainer: c.storlet_dependency,
+    logContainer: c.storlet_log_container,
+    tmpDir: spoolDir(c.host_root),
+    logger,
+    metrics,
+  });
   const creds = upstreamS3Credentials(c);
   const s3 = new S3Door({
     gateway,

@@ -2,9 +2,11 @@
 // Lifecycle steps of a scope run one at a time (p-queue, concurrency 1); invocations do not
 // queue here once the sandbox and daemon are up.
 import fs from 'node:fs';
+import path from 'node:path';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { Availability } from './availability.js';
+import { identity, sameIdentity, type FileIdentity } from '../cache/file-identity.js';
 import { SandletError, oneLine } from '../errors.js';
 import { SBusClient } from '../sbus/client.js';
 import type { Codec } from '../sbus/protocol.js';
@@ -26,7 +28,12 @@ export interface SandboxOptions {
   flapWindowMs?: number;
   /** A sandbox idle (no invocation in flight) this long is stopped; 0 never. */
   idleTimeoutMs?: number;
+  /** Called after each stop (idle, evicted, asked to): the owner may release the sandbox's record. */
+  onStopped?: (sandbox: Sandbox) => void;
 }
+
+/** Invocations in a row that timed out waiting for a daemon before it is deemed wedged and restarted. */
+export const WEDGED_AFTER_TIMEOUTS = 3;
 
 /**
  * Back-off after K early deaths in a row. One death is restarted at once (a killed factory is
@@ -48,14 +55,17 @@ export interface DaemonSpec {
   languageVersion?: string;
   poolSize: number;
   logLevel: string;
-  /** Puts the storlet's files in its host dir; runs with the daemon stopped. */
-  install: () => Promise<void>;
+  /** Puts the storlet's files in its host dir (runs with the daemon stopped); returns what it put. */
+  install: () => Promise<InstalledFiles>;
   /** Cache digests of the files the daemon runs: kept from eviction while it runs. */
   contents?: string[];
 }
 
+/** The files of a storlet dir as installed (name in the dir → identity), to notice them changed or gone. */
+export type InstalledFiles = Map<string, FileIdentity>;
+
 /** Why a sandbox started, as a metrics label: the free-text reason says more. */
-export type RestartKind = 'start' | 'crash' | 'adopted' | 'operator' | 'image-changed' | 'daemon-stop-failed';
+export type RestartKind = 'start' | 'crash' | 'adopted' | 'operator' | 'image-changed' | 'daemon-stop-failed' | 'repair';
 
 export interface RestartRecord {
   at: Date;
@@ -72,7 +82,11 @@ export class Sandbox {
   private readonly factory: SBusClient;
   private handle: SandboxHandle | undefined;
   /** Running daemons by storlet name: the version and main they were started with. */
-  private readonly daemons = new Map<string, { version: string; main: string; contents: string[] }>();
+  private readonly daemons = new Map<string, { version: string; main: string; contents: string[]; files: InstalledFiles }>();
+  /** The scope's storlets dir the sandbox was started with (a bind mount follows the inode, not the name). */
+  private storletsDirIno: number | undefined;
+  /** Invocations in a row per storlet that timed out on its daemon (reset by any answer). */
+  private readonly timeouts = new Map<string, number>();
   private readonly clients = new Map<string, SBusClient>();
   private readonly logPaths = new Map<string, string>();
   private _state: SandboxState = 'stopped';
@@ -177,6 +191,7 @@ export class Sandbox {
       this.handle = handle;
       this.watchExit(handle);
       this.startedAt = new Date();
+      this.storletsDirIno = inodeOf(this.paths.hostStorletsDir);
       this._state = 'running';
       this.record('adopted after a gateway restart', 'adopted');
       this.availability.up(Date.now());
@@ -242,7 +257,8 @@ export class Sandbox {
       try {
         await this.doActivate(spec);
       } catch (err) {
-        if (!(err instanceof SandletError) || err.code !== 'ENOLISTENER') throw err;
+        // Gone (no listener) or deaf (no reply in time): either way the factory is lost.
+        if (!(err instanceof SandletError) || (err.code !== 'ENOLISTENER' && err.code !== 'ETIMEDOUT')) throw err;
         await this.recoverLostFactory(oneLine(err));
         await this.doActivate(spec);
       }
@@ -336,6 +352,74 @@ export class Sandbox {
   /** Forget a daemon that stopped answering, so the next activation starts it again. */
   forgetDaemon(name: string): void {
     this.daemons.delete(name);
+    this.timeouts.delete(name);
+  }
+
+  /**
+   * The storlet's daemon left a command unanswered (EXECUTE or CANCEL): it is wedged. The next
+   * activation stops it (DAEMON_STATUS, STOP_DAEMON; a factory that does not answer either
+   * restarts the sandbox) and starts it afresh.
+   */
+  daemonUnanswered(name: string, what: string): void {
+    const known = this.daemons.get(name);
+    if (!known) return;
+    this.log.warn({ storlet: name, unanswered: what }, 'storlet daemon stopped answering; stopping it (it restarts at its next invocation)');
+    this.forgetDaemon(name);
+    // Stopped now, so tasks queued behind its held threads fail at once instead of timing out.
+    void this.lifecycle
+      .add(async () => {
+        if (this.daemons.has(name) || this.state !== 'running') return; // started afresh meanwhile, or gone
+        const stopped = await this.factory.stopDaemon(known.main).catch((err: Error) => ({ status: false, message: oneLine(err) }));
+        if (!stopped.status) await this.doRestart(`wedged daemon ${name} did not stop: ${stopped.message}`, 'daemon-stop-failed');
+      })
+      .catch((err) => this.log.warn({ storlet: name, err: oneLine(err) }, 'stopping a wedged daemon failed'));
+  }
+
+  /**
+   * An invocation of the storlet ended: a timeout waiting on its daemon counts toward deeming it
+   * wedged (WEDGED_AFTER_TIMEOUTS in a row); anything it answered resets the count.
+   */
+  noteOutcome(name: string, timedOut: boolean): void {
+    if (!timedOut) {
+      if (this.timeouts.size > 0) this.timeouts.delete(name);
+      return;
+    }
+    const n = (this.timeouts.get(name) ?? 0) + 1;
+    this.timeouts.set(name, n);
+    if (n >= WEDGED_AFTER_TIMEOUTS) this.daemonUnanswered(name, `${n} invocations in a row timed out`);
+  }
+
+  /**
+   * After a storlet failed: whether its installed files are still as installed. A dir deleted or
+   * changed behind the gateway's back makes new task workers fail to load; the daemon is then
+   * forgotten, so the next invocation reinstalls its files from the cache and restarts it.
+   */
+  checkDaemonFiles(name: string): boolean {
+    const files = this.daemons.get(name)?.files;
+    if (!files) return true;
+    if (inodeOf(this.paths.hostStorletsDir) !== this.storletsDirIno) {
+      // A new dir under the old name is invisible to a container that mounted the old one.
+      this.log.warn({ storlet: name }, "the scope's storlets dir was removed behind the gateway's back; restarting the sandbox");
+      this.forgetDaemon(name);
+      this.markStale("its storlets dir was removed behind the gateway's back", 'repair');
+      return false;
+    }
+    const dir = this.paths.hostStorletDir(name);
+    for (const [base, was] of files) {
+      const file = path.join(dir, base);
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.statSync(file);
+      } catch {
+        st = undefined;
+      }
+      if (!st || !sameIdentity(identity(st), was)) {
+        this.log.warn({ storlet: name, file }, `storlet file ${st ? 'changed' : 'is gone'} behind the gateway's back; reinstalling it at the next invocation`);
+        this.forgetDaemon(name);
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Cache digests the running daemons use. */
@@ -362,17 +446,27 @@ export class Sandbox {
   }
 
   /** HALT the agent, then make sure the sandbox is gone. */
-  stop(reason = 'stopped'): Promise<void> {
-    return this.lifecycle.add(async () => {
-      if (this.handle) this.lastStop = { at: new Date(), reason };
-      await this.doStop();
-    });
+  async stop(reason = 'stopped'): Promise<void> {
+    try {
+      await this.lifecycle.add(async () => {
+        if (this.handle) this.lastStop = { at: new Date(), reason };
+        await this.doStop();
+      });
+    } finally {
+      this.opts.onStopped?.(this);
+    }
+  }
+
+  /** Whether nothing of this sandbox is left to keep: stopped, idle, not backing off, nothing queued. */
+  get releasable(): boolean {
+    return this._state === 'stopped' && this.inFlight === 0 && this.lifecycle.size === 0 && this.lifecycle.pending === 0 && this.backoffUntil <= Date.now();
   }
 
   private async doStop(): Promise<void> {
     const handle = this.handle;
     this.handle = undefined;
     this.daemons.clear();
+    this.timeouts.clear();
     this._state = 'stopped';
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
@@ -403,11 +497,13 @@ export class Sandbox {
 
   private async doRestart(reason: string, kind: RestartKind): Promise<void> {
     await this.doStop();
+    await this.refuseForeignFactory();
     this._state = 'starting';
     this.record(reason, kind);
     this.log.info({ reason }, 'starting sandbox');
     fs.mkdirSync(this.paths.hostPipeDir, { recursive: true, mode: 0o770 });
     fs.mkdirSync(this.paths.hostStorletsDir, { recursive: true });
+    this.storletsDirIno = inodeOf(this.paths.hostStorletsDir);
     // A factory_pipe left by a dead sandbox would make wait() talk to nobody.
     fs.rmSync(this.paths.hostFactoryPipe, { force: true });
     this.startedAt = new Date();
@@ -435,6 +531,25 @@ export class Sandbox {
     this.watchExit(handle);
     this._state = 'running';
     this.availability.up(Date.now());
+  }
+
+  /**
+   * A factory this gateway did not start may hold the scope's pipe dir: a sandbox of another
+   * backend or another gateway on the same root (e.g. Docker left it running and this gateway
+   * runs `process`). Its socket answers (or is bound and silent, e.g. paused): refuse, touching
+   * nothing. A socket nobody is bound to is a dead sandbox's leftover and may go.
+   */
+  private async refuseForeignFactory(): Promise<void> {
+    if (!fs.existsSync(this.paths.hostFactoryPipe)) return;
+    try {
+      await this.factory.ping(1000);
+    } catch (err) {
+      if (err instanceof SandletError && err.code === 'ENOLISTENER') return;
+    }
+    throw new SandletError(
+      'ESANDBOX',
+      `scope ${this.scope} has a sandbox this gateway did not start (its factory at ${this.paths.hostFactoryPipe} is live): another gateway or backend on this root runs it; stop it there (or with \`sandlet scopes stop --all\` and that backend) first`,
+    );
   }
 
   /**
@@ -498,7 +613,7 @@ export class Sandbox {
         break;
       }
     }
-    await spec.install();
+    const files = await spec.install();
     const reply = await this.factory.startDaemon(
       {
         daemon_language: spec.language,
@@ -513,7 +628,8 @@ export class Sandbox {
       Math.max(this.opts.sbusTimeoutMs, 15_000),
     );
     if (!reply.status) throw new SandletError('ESTORLET', `storlet ${spec.name} could not start: ${reply.message}`);
-    this.daemons.set(spec.name, { version: spec.version, main: spec.main, contents: spec.contents ?? [] });
+    this.daemons.set(spec.name, { version: spec.version, main: spec.main, contents: spec.contents ?? [], files });
+    this.timeouts.delete(spec.name);
     this.log.info({ storlet: spec.name, version: spec.version }, 'storlet daemon active');
   }
 
@@ -531,6 +647,14 @@ export class Sandbox {
       inFlight: this.inFlight,
       daemons: [...this.daemons.keys()],
     };
+  }
+}
+
+function inodeOf(dir: string): number | undefined {
+  try {
+    return fs.statSync(dir).ino;
+  } catch {
+    return undefined;
   }
 }
 

@@ -85,13 +85,16 @@ export function decodeDatagram(body: Buffer, fdCount: number): DecodedDatagram {
   const metaLen = readInt(body, 4);
   const paramsLen = readInt(body, 8);
   if (nFds < 0 || metaLen < 0 || paramsLen < 0) throw bad('negative count in header');
-  if (HEADER_BYTES + metaLen + paramsLen !== body.length) {
+  // The header's lengths are authoritative. Bytes after them are ignored: Storlets' C libsbus
+  // sends one more (its "terminating NULL", never written, so any value). A body shorter than
+  // announced is refused.
+  if (HEADER_BYTES + metaLen + paramsLen > body.length) {
     throw bad(
       `header announces ${metaLen} metadata + ${paramsLen} params bytes but the body holds ${body.length - HEADER_BYTES}`,
     );
   }
   if (nFds !== fdCount) throw bad(`header announces ${nFds} fds but ${fdCount} arrived`);
-  const paramsBytes = body.subarray(HEADER_BYTES + metaLen);
+  const paramsBytes = body.subarray(HEADER_BYTES + metaLen, HEADER_BYTES + metaLen + paramsLen);
   const codec = detectCodec(paramsBytes[0]);
   if (codec === undefined) throw bad('params are neither a JSON object nor a msgpack map');
 

@@ -97,8 +97,7 @@ export class NonBlockingFdWritable extends Writable {
   }
 
   private viaSocket(chunk: Buffer, cb: (err?: Error | null) => void): void {
-    if (this.sock!.write(chunk)) cb();
-    else this.sock!.once('drain', () => cb());
+    afterWrite(this.sock!, this.sock!.write(chunk), cb);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -110,6 +109,40 @@ export class NonBlockingFdWritable extends Writable {
     this.sock?.destroy();
     cb(err);
   }
+}
+
+/**
+ * Calls cb once `stream` took what was just written to it (`accepted`: what write() returned):
+ * at once, on 'drain', or with an error when the stream fails or closes first. A stream that
+ * failed (EPIPE: its reader is gone) never drains, so waiting for 'drain' alone waits forever.
+ */
+export function afterWrite(stream: Writable, accepted: boolean, cb: (err?: Error | null) => void): void {
+  if (accepted) return cb();
+  if (stream.destroyed || stream.errored) return cb(stream.errored ?? closedEarly());
+  const onDrain = (): void => done(null);
+  const onClose = (): void => done(stream.errored ?? closedEarly());
+  const done = (err: Error | null): void => {
+    stream.off('drain', onDrain);
+    stream.off('close', onClose);
+    cb(err);
+  };
+  stream.on('drain', onDrain);
+  stream.on('close', onClose);
+}
+
+/** Resolves once a writable finished; rejects when it failed or closed first (or already had). */
+export function ended(stream: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (stream.writableFinished) return resolve();
+    if (stream.destroyed || stream.errored) return reject(stream.errored ?? closedEarly());
+    stream.once('finish', resolve);
+    stream.once('error', reject);
+    stream.once('close', () => (stream.writableFinished ? resolve() : reject(stream.errored ?? closedEarly())));
+  });
+}
+
+function closedEarly(): Error {
+  return new Error('output closed before it was finished');
 }
 
 // fs.ReadStream/WriteStream close their fd on destroy() whatever autoClose says; a file fd that

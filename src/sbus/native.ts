@@ -35,6 +35,15 @@ export interface NativeSbus {
   resumeReader(id: number): void;
   pauseReader(id: number): void;
   closeReader(id: number): void;
+  /**
+   * Watches a pipe's write end for its reader going away: onHangup() once, when it does. fd stays
+   * the caller's, but the watch polls a dup of it: the reader sees EOF only once fd is closed
+   * and the watch ended (fired, or unwatch()).
+   * Returns the watch's id.
+   */
+  watchHangup(fd: number, onHangup: () => void): number;
+  /** Ends a watch with no callback; one that fired already is a no-op. */
+  unwatch(id: number): void;
   /** One non-blocking write; throws with .code EAGAIN when the pipe is full. */
   tryWrite(fd: number, body: Buffer): number;
   /** True for a pipe or socket (pollable by libuv); with setNonBlocking, also sets O_NONBLOCK on it. */

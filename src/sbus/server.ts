@@ -53,7 +53,8 @@ export class SBusServer {
 
   listen(): void {
     this.fd = native.bind(this.path);
-    this.listener = native.listen(this.fd, HEADER_BYTES + this.maxDatagramBytes, (body, fds, truncated) =>
+    // One byte of slack: libsbus sends a byte after the lengths its header announces.
+    this.listener = native.listen(this.fd, HEADER_BYTES + this.maxDatagramBytes + 1, (body, fds, truncated) =>
       this.onDatagram(body, fds, truncated),
     );
   }
@@ -70,14 +71,16 @@ export class SBusServer {
   }
 
   private onDatagram(body: Buffer, fds: number[], truncated: boolean): void {
-    if (truncated) {
+    // The byte of slack holds libsbus's trailing byte, not more metadata or params.
+    const overBound = body.length > HEADER_BYTES + this.maxDatagramBytes && announcedBytes(body) > this.maxDatagramBytes;
+    if (truncated || overBound) {
       const codec = guessCodec(body);
       this.log.warn({ bytes: body.length, fds: fds.length }, 'refused an oversized SBus datagram');
+      closeQuietly(fds.slice(1));
       this.replyAndClose(fds[0], codec, {
         status: false,
         message: `datagram refused: larger than the ${formatBytes(this.maxDatagramBytes)} bound of metadata and params`,
       });
-      closeQuietly(fds.slice(1));
       return;
     }
     let decoded: DecodedDatagram;
@@ -85,8 +88,8 @@ export class SBusServer {
       decoded = decodeDatagram(body, fds.length);
     } catch (err) {
       this.log.warn({ err: oneLine(err), fds: fds.length }, 'dropped a malformed SBus datagram');
-      // Only answer on fds[0] if the peer said what it is; never write into an fd of unknown role.
-      this.replyOrCloseUnknown(fds, guessCodec(body), oneLine(err));
+      closeQuietly(fds.slice(1));
+      this.replyAndClose(fds[0], guessCodec(body), { status: false, message: oneLine(err) });
       return;
     }
     if (decoded.fdMetadata[0]?.storlets.type !== FdType.SERVICE_OUT) {
@@ -132,24 +135,18 @@ export class SBusServer {
     this.replyAndClose(serviceOut, decoded.codec, reply);
   }
 
-  private replyOrCloseUnknown(fds: number[], codec: Codec, message: string): void {
-    closeQuietly(fds.slice(1));
-    if (fds.length === 0) return;
-    const first = fds[0]!;
-    let isPipe = false;
-    try {
-      isPipe = fs.fstatSync(first).isFIFO();
-    } catch {
-      isPipe = false;
-    }
-    if (isPipe) this.replyAndClose(first, codec, { status: false, message });
-    else closeQuietly([first]);
-  }
-
-  /** One atomic non-blocking write, then close: a peer can never make the server wait. */
+  /**
+   * One atomic non-blocking write, then close: a peer can never make the server wait. Only a pipe
+   * gets the reply: an fd of any other kind (a regular file, say, sent first in a datagram the
+   * server could not read) is closed unwritten, so no peer can make the server write into it.
+   */
   private replyAndClose(fd: number | undefined, codec: Codec, reply: Reply): void {
     if (fd === undefined) return;
     try {
+      if (!isPipe(fd)) {
+        this.log.warn('an SBus reply fd is not a pipe; closed it unanswered');
+        return;
+      }
       let bytes = encodeValue(reply, codec);
       if (bytes.length > MAX_REPLY_BYTES) {
         bytes = encodeValue({ ...reply, message: `${reply.message.slice(0, MAX_REPLY_BYTES / 2)}…` }, codec);
@@ -161,6 +158,19 @@ export class SBusServer {
       closeQuietly([fd]);
     }
   }
+}
+
+function isPipe(fd: number): boolean {
+  try {
+    return fs.fstatSync(fd).isFIFO();
+  } catch {
+    return false;
+  }
+}
+
+/** The metadata and params bytes the header announces (0 when there is no header). */
+function announcedBytes(body: Buffer): number {
+  return body.length < HEADER_BYTES ? 0 : readInt(body, 4) + readInt(body, 8);
 }
 
 function guessCodec(body: Buffer): Codec {

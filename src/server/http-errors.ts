@@ -20,6 +20,7 @@ const STATUS: Partial<Record<SandletErrorCode, number>> = {
   ECACHE: 507,
   ETIMEDOUT: 504,
   ECANCELLED: 499,
+  EINPUT: 400,
 };
 
 export interface HttpError {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SBusClient } from '../../src/sbus/client.js';
 import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
 import { native } from '../../src/sbus/native.js';
-import { startFactory } from '../helpers/agent.js';
+import { readAll, startFactory, startTask } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
 import { FIXTURES } from '../helpers/gateway.js';
 
@@ -91,6 +91,18 @@ describe('daemon factory and storlet daemon', () => {
     const after = await execute(pipe, {}, 'next');
     expect(await after.output).toBe('next');
     expect(await new SBusClient(pipe).cancel('no-such-task')).toEqual({ status: false, message: 'no running task "no-such-task"' });
+  });
+
+  it('escapes what a storlet logs: one line per call, no control character raw', async () => {
+    const file = path.join(dir, 'forge.log');
+    const logFd = fs.openSync(file, 'a');
+    const t = await startTask(path.join(dir, 'misbehave.mjs'), { mode: 'log-forge' }, { logFd });
+    fs.closeSync(logFd);
+    t.input.end();
+    expect(JSON.parse(await readAll(t.stR))).toEqual({ status: true, message: 'done' });
+    for (const fd of [t.outR, t.mdR]) fs.closeSync(fd);
+    const text = fs.readFileSync(file, 'utf8');
+    expect(text).toMatch(/^\S+ WARN real\\r2026-01-01T00:00:00\.000Z INFO forged\\n2026-01-01T00:00:00\.000Z ERROR fake\\x1b\[2J\\u2028end\n$/);
   });
 
   it('STOP_DAEMONS stops them all and HALT ends the factory', async () => {

@@ -9,30 +9,45 @@ import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
 import { startFactory } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
-import { int32 } from '../helpers/wire.js';
+import { int32, libsbusDatagram, pythonJson, storletsFdMetadata } from '../helpers/wire.js';
 
 
-/** storlets.sbus: JSON metadata list (omitted with no fds) and JSON params, after 3 ints. */
+type Reply = { status: boolean; message: string; task_id?: string };
+type ExtraFd = { fd: number; type: string; storlets?: Record<string, string>; storage?: Record<string, string> };
+
+/**
+ * A Storlets request: JSON metadata list (omitted with no fds) and JSON params, after 3 ints.
+ * `exact`: compact JSON, the body exactly as long as announced. `libsbus`: as Storlets' Python
+ * gateway sends it through its C libsbus, json.dumps text and one unwritten byte after the
+ * announced lengths. The reply is read to EOF from the service-out pipe.
+ */
 async function storletsRequest(
   sockPath: string,
   command: string,
   params?: Record<string, unknown>,
-  extra: { fd: number; type: string; storlets?: Record<string, string>; storage?: Record<string, string> }[] = [],
+  extra: ExtraFd[] = [],
   taskId?: string,
-): Promise<{ status: boolean; message: string; task_id?: string }> {
+  layout: 'exact' | 'libsbus' = 'exact',
+): Promise<Reply> {
   const [r, w] = native.pipe();
-  const fds = [{ fd: w, type: 'SBUS_FD_SERVICE_OUT' }, ...extra];
-  const metadata = JSON.stringify(fds.map((f) => ({ storlets: { ...(('storlets' in f && f.storlets) || {}), type: f.type }, storage: ('storage' in f && f.storage) || {} })));
+  const fds: ExtraFd[] = [{ fd: w, type: 'SBUS_FD_SERVICE_OUT' }, ...extra];
   const cmd: Record<string, unknown> = { command };
   if (params) cmd.params = params;
   if (taskId) cmd.task_id = taskId;
-  const p = JSON.stringify(cmd);
-  const body = Buffer.concat([int32(fds.length), int32(Buffer.byteLength(metadata)), int32(Buffer.byteLength(p)), Buffer.from(metadata), Buffer.from(p)]);
+  const fdMetadata = fds.map((f) => storletsFdMetadata(f.type, f.storlets, f.storage));
+  let body: Buffer;
+  if (layout === 'libsbus') {
+    body = libsbusDatagram(fds.length, pythonJson(fdMetadata), pythonJson(cmd));
+  } else {
+    const metadata = Buffer.from(JSON.stringify(fdMetadata));
+    const p = Buffer.from(JSON.stringify(cmd));
+    body = Buffer.concat([int32(fds.length), int32(metadata.length), int32(p.length), metadata, p]);
+  }
   native.send(sockPath, body, fds.map((f) => f.fd));
   native.close(w);
   const raw = await readPipeToEnd(r, { maxBytes: 65536, timeoutMs: 20000, what: 'reply' });
   expect(raw[0]).toBe(0x7b); // answered in JSON, the request's codec
-  return JSON.parse(raw.toString()) as { status: boolean; message: string; task_id?: string };
+  return JSON.parse(raw.toString()) as Reply;
 }
 
 // The agent must run on Debian's Node 18 (the engine image's) as well as on the host's Node.
@@ -98,6 +113,38 @@ for (const [label, nodeBinary] of runtimes) describe.skipIf(!nodeBinary && !proc
 
     expect(await storletsRequest(factory.pipe, 'SBUS_CMD_STOP_DAEMON', { storlet_name: 'uppercase.mjs' })).toEqual({ status: true, message: 'daemon uppercase.mjs stopped' });
     expect((await storletsRequest(factory.pipe, 'SBUS_CMD_DAEMON_STATUS', { storlet_name: 'uppercase.mjs' })).status).toBe(false);
+  });
+
+  it('serves datagrams laid out byte for byte as libsbus sends them', async () => {
+    const json = (sock: string, command: string, params?: Record<string, unknown>, extra: ExtraFd[] = [], taskId?: string) =>
+      storletsRequest(sock, command, params, extra, taskId, 'libsbus');
+    expect(await json(factory.pipe, 'SBUS_CMD_PING')).toMatchObject({ status: true, message: 'factory is running' });
+    const uds = path.join(dir, 'libsbus-upper');
+    expect(await json(factory.pipe, 'SBUS_CMD_START_DAEMON', {
+      daemon_language: 'js', storlet_path: path.join(dir, 'storlet'), storlet_name: 'uppercase.mjs',
+      uds_path: uds, log_level: 'DEBUG', pool_size: 1,
+    })).toMatchObject({ status: true });
+    expect(await json(factory.pipe, 'SBUS_CMD_DAEMON_STATUS', { storlet_name: 'uppercase.mjs' })).toMatchObject({ status: true });
+    expect(await json(uds, 'SBUS_CMD_PING')).toMatchObject({ status: true, message: 'daemon is running' });
+
+    const [inR, inW] = native.pipe();
+    const [outR, outW] = native.pipe();
+    const [mdR, mdW] = native.pipe();
+    const logFd = fs.openSync(path.join(dir, 'libsbus.log'), 'a');
+    const reply = await json(uds, 'SBUS_CMD_EXECUTE', { color: 'red' }, [
+      { fd: inR, type: 'SBUS_FD_INPUT_OBJECT', storlets: { start: '0', end: '5' }, storage: { 'X-Object-Meta-Name': 'o\u00e9' } },
+      { fd: outW, type: 'SBUS_FD_OUTPUT_OBJECT' },
+      { fd: mdW, type: 'SBUS_FD_OUTPUT_OBJECT_METADATA' },
+      { fd: logFd, type: 'SBUS_FD_LOGGER' },
+    ]);
+    for (const fd of [inR, outW, mdW, logFd]) native.close(fd);
+    expect(reply).toMatchObject({ status: true, message: 'task started', task_id: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    new net.Socket({ fd: inW, readable: false, writable: true }).end('libsbus\n');
+    const md = await readPipeToEnd(mdR, { maxBytes: 65536, timeoutMs: 10000, what: 'metadata' });
+    expect(JSON.parse(md.toString())).toEqual({ 'X-Object-Meta-Name': 'o\u00e9', 'Storlet-Transform': 'uppercase' });
+    expect((await readPipeToEnd(outR, { maxBytes: 65536, timeoutMs: 10000, what: 'output' })).toString()).toBe('LIBSBUS\n');
+    expect(await json(uds, 'SBUS_CMD_CANCEL', undefined, [], String(reply.task_id))).toMatchObject({ status: false });
+    expect(await json(factory.pipe, 'SBUS_CMD_STOP_DAEMON', { storlet_name: 'uppercase.mjs' })).toEqual({ status: true, message: 'daemon uppercase.mjs stopped' });
   });
 
   it('names the supported languages when asked for another', async () => {

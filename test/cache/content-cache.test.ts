@@ -154,18 +154,45 @@ describe('content cache', () => {
     expect(c.has(a.sha256)).toBe(true);
   });
 
-  it('hard-links read-only entries and copies those that need their own mode', async () => {
+  it('installs private read-only copies, never the cache\'s inode, and copies with their own mode', async () => {
     const c = cache();
     const a = await c.put(body('#!/bin/sh\necho hi\n'), {}, 'a');
     const stage = path.join(dir, 'stage');
     fs.mkdirSync(stage);
-    expect(await c.install(a.sha256, path.join(stage, 'linked'))).toBe('link');
-    expect(fs.statSync(path.join(stage, 'linked')).ino).toBe(fs.statSync(c.pathOf(a.sha256)).ino);
-    expect(await c.install(a.sha256, path.join(stage, 'tool.sh'), { mode: 0o755 })).toBe('copy');
+    const copied = await c.install(a.sha256, path.join(stage, 'plain'));
+    expect(copied.ino).toBe(fs.statSync(path.join(stage, 'plain')).ino);
+    expect(copied.ino).not.toBe(fs.statSync(c.pathOf(a.sha256)).ino);
+    expect(fs.statSync(path.join(stage, 'plain')).mode & 0o777).toBe(0o444);
+    // Rewriting the cache file in place leaves the installed copy as it was verified.
+    fs.chmodSync(c.pathOf(a.sha256), 0o644);
+    fs.writeFileSync(c.pathOf(a.sha256), '#!/bin/sh\necho XX\n');
+    expect(fs.readFileSync(path.join(stage, 'plain'), 'utf8')).toBe('#!/bin/sh\necho hi\n');
+    fs.writeFileSync(c.pathOf(a.sha256), '#!/bin/sh\necho hi\n');
+    fs.chmodSync(c.pathOf(a.sha256), 0o444);
+    await c.install(a.sha256, path.join(stage, 'tool.sh'), { mode: 0o755 });
     expect(fs.statSync(path.join(stage, 'tool.sh')).mode & 0o777).toBe(0o755);
     expect(execFileSync(path.join(stage, 'tool.sh'), { encoding: 'utf8' })).toBe('hi\n');
     expect(fs.statSync(c.pathOf(a.sha256)).mode & 0o777).toBe(0o444);
-    expect(c.list()[0]).toMatchObject({ sha256: a.sha256, links: 1 });
+    expect(c.list()[0]).toMatchObject({ sha256: a.sha256, links: 0 });
+  });
+
+  it('an unwritable cache (immutable dir: EPERM) fails a put as ECACHE naming the path, and still serves what it holds', async (ctx) => {
+    const c = cache();
+    const a = await c.put(body('kept'), {}, 'a');
+    const tmp = path.join(c.dir, 'tmp');
+    try {
+      execFileSync('chattr', ['+i', tmp], { stdio: 'ignore' });
+    } catch {
+      ctx.skip(); // chattr needs root and a file system that supports it
+    }
+    try {
+      const err = await c.put(body('new'), {}, 'storlet n.mjs').catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'ECACHE' });
+      expect((err as Error).message).toMatch(new RegExp(`^cannot cache storlet n.mjs: writing ${tmp}/\\.tmp-put\\.[0-9a-f]+ failed: EPERM$`));
+      expect(await c.verifiedPath(a.sha256)).toBe(c.pathOf(a.sha256));
+    } finally {
+      execFileSync('chattr', ['-i', tmp]);
+    }
   });
 });
 
@@ -199,7 +226,7 @@ describe.runIf(process.geteuid?.() === 0)('content cache on a small filesystem',
     const a = await c.put(body('content'), {}, 'a');
     const stage = path.join(dir, 'stage');
     fs.mkdirSync(stage);
-    expect(await c.install(a.sha256, path.join(stage, 'a'))).toBe('copy');
+    await c.install(a.sha256, path.join(stage, 'a'));
     expect(fs.readFileSync(path.join(stage, 'a'), 'utf8')).toBe('content');
     expect(fs.statSync(path.join(stage, 'a')).mode & 0o777).toBe(0o444);
   });

@@ -1,4 +1,5 @@
 // The store and cache behind real invocations, on both backends, with a real HTTP object store.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -122,6 +123,88 @@ for (const backend of ['process', 'docker'] as const) {
       expect(await run(g, 't.mjs')).toBe('trusted');
       expect(fs.readFileSync(installed, 'utf8')).toBe(versioned('trusted').toString());
       expect(g.cacheMetrics.corruptions).toBe(1);
+    });
+
+    it('tampered cached code never runs: a cache file rewritten in place changes nothing a daemon or a new task thread loads', async () => {
+      await store.deploy(versioned('trusted'), storlet('t.mjs'));
+      expect(await run(gw, 't.mjs')).toBe('trusted');
+      const file = gw.cache.pathOf((await gw.catalog.resolve('t.mjs')).storlet.sha256);
+      fs.chmodSync(file, 0o644);
+      fs.writeFileSync(file, versioned('EVIL!!!'));
+      // More at once than the daemon has threads: new task workers load the module meanwhile.
+      const outs = await Promise.all(Array.from({ length: 12 }, () => run(gw, 't.mjs')));
+      expect(outs).toEqual(Array.from({ length: 12 }, () => 'trusted'));
+      // The scope's copy is its own inode, read-only.
+      const installed = path.join(gw.sandbox('s1').paths.hostStorletDir('t.mjs'), 't.mjs');
+      expect(fs.statSync(installed).ino).not.toBe(fs.statSync(file).ino);
+      expect(fs.statSync(installed).mode & 0o777).toBe(0o444);
+    });
+
+    /** Answers `tag`, or spins until cancelled (its task thread is then terminated and replaced). */
+    const spinnable = (tag: string): Buffer =>
+      Buffer.from(`export async function invoke({ inputs, output, params }) {\n  if (params.spin) for (;;) {}\n  inputs[0].stream.resume();\n  output.setMetadata({});\n  output.stream.end(${JSON.stringify(tag)});\n}\n`);
+    /** Cancels two spinning tasks: their threads go, so the next calls need threads that load the module anew. */
+    const killTwoThreads = async (g: Gateway, name: string, scope: string): Promise<void> => {
+      for (let i = 0; i < 2; i++) {
+        // Cancelled (ETIMEDOUT), or already failing to load in a new thread (ESTORLET).
+        await expect(g.invoke({ scope, storlet: name, params: { spin: '1' }, input: Buffer.from(''), timeoutMs: 300 })).rejects.toMatchObject({
+          code: expect.stringMatching(/^(ETIMEDOUT|ESTORLET)$/),
+        });
+      }
+    };
+    /** Eight calls at once; 'ok' when all answered `tag`, else the first other answer. */
+    const allServe = (g: Gateway, name: string, scope: string, tag: string) => async (): Promise<string> => {
+      const outs = await Promise.all(Array.from({ length: 8 }, () => run(g, name, scope).catch((e: Error) => e.message)));
+      return outs.every((o) => o === tag) ? 'ok' : outs.find((o) => o !== tag)!;
+    };
+
+    it('a storlet dir deleted behind the gateway\'s back is reinstalled from the cache at the next call', async () => {
+      await store.deploy(spinnable('kept'), storlet('k.mjs'));
+      expect(await run(gw, 'k.mjs')).toBe('kept');
+      const dir = gw.sandbox('s1').paths.hostStorletDir('k.mjs');
+      fs.rmSync(dir, { recursive: true, force: true });
+      await killTwoThreads(gw, 'k.mjs', 's1');
+      // New task threads cannot load it now: calls fail (named) until the gateway notices and repairs.
+      await expect.poll(allServe(gw, 'k.mjs', 's1', 'kept'), { timeout: 30_000, interval: 50 }).toBe('ok');
+      expect(fs.readFileSync(path.join(dir, 'k.mjs'), 'utf8')).toBe(spinnable('kept').toString());
+      expect(server.count('GET', '/storlet/k.mjs')).toBe(1); // from the cache, not the store
+    });
+
+    it('a scope storlets dir deleted whole is repaired too (a container mounted the old one: its sandbox restarts)', async () => {
+      await store.deploy(spinnable('whole'), storlet('h.mjs'));
+      expect(await run(gw, 'h.mjs', 's3')).toBe('whole');
+      fs.rmSync(gw.sandbox('s3').paths.hostStorletsDir, { recursive: true, force: true });
+      await killTwoThreads(gw, 'h.mjs', 's3');
+      await expect.poll(allServe(gw, 'h.mjs', 's3', 'whole'), { timeout: 30_000, interval: 50 }).toBe('ok');
+      expect(fs.readFileSync(path.join(gw.sandbox('s3').paths.hostStorletDir('h.mjs'), 'h.mjs'), 'utf8')).toBe(spinnable('whole').toString());
+      expect(gw.sandbox('s3').restartCounts.get('repair')).toBe(1);
+    });
+
+    it('an unwritable cache (EPERM) is ECACHE naming the path, and the verified cached version keeps serving', async (ctx) => {
+      const g = make({ cache_ttl: 0.2 });
+      await store.deploy(versioned('v1'), storlet('u.mjs'));
+      expect(await run(g, 'u.mjs')).toBe('v1');
+      const tmp = path.join(g.cache.dir, 'tmp');
+      try {
+        execFileSync('chattr', ['+i', tmp], { stdio: 'ignore' });
+      } catch {
+        ctx.skip(); // chattr needs root and a file system that supports it
+      }
+      try {
+        await store.deploy(versioned('v2'), storlet('u.mjs'));
+        await store.deploy(versioned('never cached'), storlet('n.mjs'));
+        await new Promise((r) => setTimeout(r, 250)); // let the TTL lapse; no timing is asserted
+        expect(await run(g, 'u.mjs')).toBe('v1');
+        expect(await run(g, 'u.mjs', 's2')).toBe('v1');
+        await expect(run(g, 'n.mjs')).rejects.toMatchObject({
+          code: 'ECACHE',
+          message: expect.stringMatching(new RegExp(`^cannot cache storlet n.mjs from the .*: writing ${tmp}/\\.tmp-put\\.[0-9a-f]+ failed: EPERM$`)),
+        });
+      } finally {
+        execFileSync('chattr', ['-i', tmp]);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+      expect(await run(g, 'u.mjs')).toBe('v2');
     });
 
     it('keeps the cache under its cap by evicting least recently used entries, never one a running daemon uses', async () => {

@@ -124,7 +124,7 @@ describe('sandlet CLI', () => {
     expect(lines.slice(1, 3).map((l) => l.split(/\s{2,}/).at(-1)).sort()).toEqual(['storlet:identity.mjs', 'storlet:uppercase.mjs']);
     expect(lines[3]).toMatch(/^2 entries, .* of 1\.0 GiB in .*cache$/);
     const json = JSON.parse((await sandlet(['cache', 'ls', '--root', root, '--json'])).stdout) as { entries: { sha256: string; links: number }[] };
-    expect(json.entries.map((e) => e.links)).toEqual([1, 1]);
+    expect(json.entries.map((e) => e.links)).toEqual([0, 0]); // scope dirs hold private copies, not links
 
     expect((await sandlet(['cache', 'verify', '--root', root])).stdout).toBe('2 verified, 0 corrupt\n');
     // Tamper with one entry: verify removes it and says so with a non-zero exit.
@@ -136,9 +136,13 @@ describe('sandlet CLI', () => {
     expect(v.stdout).toMatch(new RegExp(`^corrupt  ${json.entries[0]!.sha256}  \\(now sha256 [0-9a-f]{64}; removed\\)\n1 verified, 1 corrupt\n$`));
     expect(fs.existsSync(victim)).toBe(false);
 
-    // The remaining entry is linked into the scope's dir: in use, so prune --all keeps it.
+    // A file hard-linked elsewhere is in use and kept; scope dirs hold their own copies, so
+    // pruning the rest takes nothing from them.
+    const elsewhere = path.join(dir, 'pinned');
+    fs.linkSync(path.join(root, 'cache', 'objects', json.entries[1]!.sha256), elsewhere);
     expect((await sandlet(['cache', 'prune', '--all', '--root', root])).stdout).toMatch(/^evicted 0 entries \(0 B\); .* left/);
-    fs.rmSync(path.join(root, 'storlets'), { recursive: true });
+    fs.rmSync(elsewhere);
     expect((await sandlet(['cache', 'prune', '--all', '--root', root])).stdout).toMatch(/^evicted 1 entries \(\d+ B\); 0 B left/);
+    expect(fs.readdirSync(path.join(root, 'storlets', 'c'))).toEqual(expect.arrayContaining(['identity.mjs', 'uppercase.mjs']));
   });
 });

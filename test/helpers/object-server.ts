@@ -38,7 +38,7 @@ export async function startObjectServer(opts: { token?: string; basePath?: strin
       res.writeHead(404).end();
       return;
     }
-    if (opts.token && req.headers.authorization !== `Bearer ${opts.token}`) {
+    if (opts.token && req.headers['x-auth-token'] !== opts.token) {
       res.writeHead(401, { 'content-type': 'text/plain' }).end('unauthorized');
       return;
     }

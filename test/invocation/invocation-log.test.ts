@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openInvocationLog } from '../../src/invocation/invocation-log.js';
-import { tempDir } from '../helpers/fs.js';
+import { InvocationLogs, openInvocationLog } from '../../src/invocation/invocation-log.js';
+import { openFds, tempDir } from '../helpers/fs.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -32,5 +32,19 @@ describe('invocation log', () => {
     }
     expect(fs.statSync(log).size).toBe(20);
     expect(fs.readdirSync(dir)).toEqual(['l.log']);
+  });
+
+  it('keeps one fd per log, and closes those of a released scope only', () => {
+    const logs = new InvocationLogs(1 << 20, 1);
+    const held = () => openFds().filter((e) => e.includes(dir)).length;
+    const a1 = logs.fdFor(path.join(dir, 'a', 'one', 'storlet_invoke.log'));
+    expect(logs.fdFor(path.join(dir, 'a', 'one', 'storlet_invoke.log'))).toBe(a1);
+    logs.fdFor(path.join(dir, 'a', 'two', 'storlet_invoke.log'));
+    logs.fdFor(path.join(dir, 'ab', 'one', 'storlet_invoke.log'));
+    expect(held()).toBe(3);
+    logs.closeUnder(path.join(dir, 'a'));
+    expect(held()).toBe(1); // 'ab' is another scope, though its name starts the same
+    logs.closeAll();
+    expect(held()).toBe(0);
   });
 });

@@ -26,6 +26,7 @@ describe.skipIf(skipSwift)('Swift front door', () => {
   let readerToken: string;
   let otherToken: string;
   let registry: Registry;
+  let rootDir: string;
   const work = tempDir();
 
   /** The `swift` CLI as a user, through sandlet's proxy. */
@@ -56,7 +57,9 @@ describe.skipIf(skipSwift)('Swift front door', () => {
     swift = await startSwift();
     const root = tempDir();
     cleanup = root.cleanup;
-    const config = resolveConfig({ host_root: root.dir, backend: 'process', upstream: swift.url, proxy_listen: '127.0.0.1:0', cache_ttl: 1 });
+    rootDir = root.dir;
+    // One task thread and a long storlet timeout: a task that is not cancelled holds the daemon.
+    const config = resolveConfig({ host_root: root.dir, backend: 'process', upstream: swift.url, proxy_listen: '127.0.0.1:0', cache_ttl: 1, storlet_daemon_thread_pool_size: 1, storlet_timeout_ms: 600_000 });
     gateway = createGateway(config, { logger: pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' }) });
     registry = new Registry();
     door = await startFrontDoor({ gateway, config, registry, logger: gateway.logger });
@@ -212,6 +215,36 @@ describe.skipIf(skipSwift)('Swift front door', () => {
       const failed = await api('/v1/AUTH_test/data/hello.txt', { headers: { 'X-Run-Storlet': 'misbehave.mjs', 'X-Storlet-Parameter-1': 'mode:fail-before' } });
       expect(failed.status).toBe(502);
       expect((await failed.text()).split('\n').filter(Boolean)).toHaveLength(1);
+    });
+
+    it('saves the invocation log as an object when asked (X-Storlet-Generate-Log), on success and failure', async () => {
+      const put = await api('/v1/AUTH_test/data/logged.txt', { method: 'PUT', body: 'abc', headers: { 'X-Run-Storlet': 'uppercase.mjs', 'X-Storlet-Generate-Log': 'True' } });
+      expect(put.status).toBe(201);
+      const name = put.headers.get('x-storlet-generated-log')!;
+      expect(name).toMatch(/^storletlog\/uppercase\.mjs-.*\.log$/);
+      const log = await api(`/v1/AUTH_test/${name}`);
+      expect(log.status).toBe(200);
+      expect(await log.text()).toContain('uppercasing');
+      const get = await api('/v1/AUTH_test/data/hello.txt', { headers: { 'X-Run-Storlet': 'uppercase.mjs', 'X-Storlet-Generate-Log': 'true' } });
+      expect(await get.text()).toBe('HELLO, SWIFT\n');
+      const getLog = get.headers.get('x-storlet-generated-log')!;
+      await expect.poll(async () => (await api(`/v1/AUTH_test/${getLog}`)).status, { timeout: 10_000 }).toBe(200);
+      const failed = await api('/v1/AUTH_test/data/hello.txt', { headers: { 'X-Run-Storlet': 'misbehave.mjs', 'X-Storlet-Parameter-1': 'mode:fail-before', 'X-Storlet-Generate-Log': 'True' } });
+      expect(failed.status).toBe(502);
+      const failLog = failed.headers.get('x-storlet-generated-log')!;
+      expect((await api(`/v1/AUTH_test/${failLog}`)).status).toBe(200);
+      expect(fs.readdirSync(path.join(rootDir, 'tmp'))).toEqual([]); // spooled logs are unlinked at once
+    });
+
+    it('a client that leaves mid-storlet cancels it: the daemon serves the next call', async () => {
+      const u = new URL(door.url);
+      const s = net.connect(Number(u.port), u.hostname);
+      s.write(`GET /v1/AUTH_test/data/hello.txt HTTP/1.1\r\nHost: ${u.host}\r\nX-Auth-Token: ${token}\r\nX-Run-Storlet: misbehave.mjs\r\nX-Storlet-Parameter-1: mode:busy-loop\r\n\r\n`);
+      await new Promise((r) => setTimeout(r, 300));
+      s.destroy();
+      // One task thread (storlet_daemon_thread_pool_size 1) and a long timeout: only a cancel frees it.
+      const next = await api('/v1/AUTH_test/data/hello.txt', { headers: { 'X-Run-Storlet': 'misbehave.mjs', 'X-Storlet-Parameter-1': 'mode:ignore-input' } });
+      expect(next.status).toBe(200);
     });
 
     it('checks registration headers before a storlet is stored', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeDatagram, detectCodec, encodeDatagram, HEADER_BYTES } from '../../src/sbus/codec.js';
-import { int32 } from '../helpers/wire.js';
+import { int32, libsbusDatagram, pythonJson, storletsFdMetadata } from '../helpers/wire.js';
 
 
 describe('SBus codec', () => {
@@ -73,5 +73,39 @@ describe('SBus codec', () => {
     const meta = Buffer.from('[{"storlets":{"type":"SBUS_FD_SERVICE_OUT"},"storage":{}}]');
     const body = Buffer.concat([int32(2), int32(meta.length), int32(ping.length), meta, ping]);
     expect(() => decodeDatagram(body, 2)).toThrow(/2 fds but 1 metadata entries/);
+  });
+});
+
+describe('SBus codec and Storlets C libsbus', () => {
+  const svc = pythonJson([storletsFdMetadata('SBUS_FD_SERVICE_OUT')]);
+  const ping = pythonJson({ command: 'SBUS_CMD_PING' });
+
+  it('accepts the byte libsbus sends after the announced lengths, whatever its value', () => {
+    // The datagram of issue 11: "62 metadata + 28 params bytes but the body holds 91".
+    for (const trailing of [0x00, 0xa5, 0x7b]) {
+      const body = libsbusDatagram(1, svc, ping, trailing);
+      expect([svc.length, ping.length, body.length - HEADER_BYTES]).toEqual([62, 28, 91]);
+      expect(decodeDatagram(body, 1)).toEqual({
+        codec: 'json', command: 'SBUS_CMD_PING', params: {}, taskId: undefined,
+        fdMetadata: [{ storlets: { type: 'SBUS_FD_SERVICE_OUT' }, storage: {} }],
+      });
+    }
+  });
+
+  it('reads EXECUTE as libsbus lays it out: metadata and params end where the header says', () => {
+    const meta = pythonJson([
+      storletsFdMetadata('SBUS_FD_SERVICE_OUT'),
+      storletsFdMetadata('SBUS_FD_INPUT_OBJECT', { start: '0', end: '9' }, { 'X-Object-Meta-Color': 'bl\u00fce' }),
+    ]);
+    const params = pythonJson({ command: 'SBUS_CMD_EXECUTE', params: { mode: 'fast' }, task_id: 'abc' });
+    // A trailing '}' would make the params invalid JSON if it were read: the header bounds them.
+    const d = decodeDatagram(libsbusDatagram(2, meta, params, 0x7d), 2);
+    expect(d).toMatchObject({ command: 'SBUS_CMD_EXECUTE', params: { mode: 'fast' }, taskId: 'abc' });
+    expect(d.fdMetadata[1]).toEqual({ storlets: { start: '0', end: '9', type: 'SBUS_FD_INPUT_OBJECT' }, storage: { 'X-Object-Meta-Color': 'bl\u00fce' } });
+  });
+
+  it('still refuses a body shorter than the header announces', () => {
+    const short = libsbusDatagram(1, svc, ping).subarray(0, HEADER_BYTES + 62 + 27);
+    expect(() => decodeDatagram(short, 1)).toThrow('header announces 62 metadata + 28 params bytes but the body holds 89');
   });
 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/sbus/native.js';
 import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
-import { tempDir } from '../helpers/fs.js';
+import { openFds, tempDir } from '../helpers/fs.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -160,5 +160,39 @@ describe('native addon', () => {
     expect(fs.existsSync(`/proc/self/fd/${r}`)).toBe(false);
     native.close(w);
     expect(() => native.openReader(-1, 1024, () => {})).toThrow(/bad arguments/);
+  });
+
+  it('watchHangup calls back once the reader of a pipe is gone, not while it only has room', async () => {
+    const before = openFds().length;
+    const [r, w] = native.pipe();
+    let fired = 0;
+    const gone = new Promise<void>((resolve) => native.watchHangup(w, () => (fired++, resolve())));
+    // A write end with room and a live reader: no wake-up. The reader still reads what is written.
+    await new Promise((res) => setTimeout(res, 50));
+    expect(fired).toBe(0);
+    native.tryWrite(w, Buffer.from('x'));
+    const reader = new net.Socket({ fd: r, readable: true, writable: false });
+    await new Promise((res) => reader.once('data', res));
+    reader.destroy();
+    await gone;
+    await new Promise((res) => setTimeout(res, 20));
+    expect(fired).toBe(1);
+    native.close(w);
+    await new Promise((res) => setTimeout(res, 20));
+    expect(openFds().length).toBe(before); // the watch's dup went with it
+  });
+
+  it('unwatch ends a watch silently; the reader then sees EOF once the fd is closed', async () => {
+    const before = openFds().length;
+    const [r, w] = native.pipe();
+    let fired = 0;
+    const id = native.watchHangup(w, () => fired++);
+    native.unwatch(id);
+    native.unwatch(id); // a second time: no-op
+    native.tryWrite(w, Buffer.from('status'));
+    native.close(w);
+    expect((await readPipeToEnd(r, { maxBytes: 100, timeoutMs: 5000, what: 'status' })).toString()).toBe('status');
+    expect(fired).toBe(0);
+    expect(openFds().length).toBe(before);
   });
 });

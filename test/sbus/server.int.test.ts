@@ -7,7 +7,8 @@ import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
 import { native } from '../../src/sbus/native.js';
 import { SBusServer } from '../../src/sbus/server.js';
 import { openFds, tempDir } from '../helpers/fs.js';
-import { int32 } from '../helpers/wire.js';
+import { int32, libsbusDatagram } from '../helpers/wire.js';
+import fs from 'node:fs';
 
 const logger = pino({ level: 'silent' });
 
@@ -79,6 +80,38 @@ describe('SBus server and client', () => {
     // A peer that ignores the bound gets a refusal, not a misparse.
     const reply = await new SBusClient(sockPath, { maxDatagramBytes: 1 << 20 }).request('SBUS_CMD_PING', { params: big });
     expect(reply).toEqual({ status: false, message: 'datagram refused: larger than the 4 KiB bound of metadata and params' });
+  });
+
+  it('never writes a reply into a regular file sent as the reply fd', async () => {
+    const before = openFds().length;
+    const file = path.join(dir, 'victim');
+    const svc = Buffer.from('[{"storlets":{"type":"SBUS_FD_SERVICE_OUT"},"storage":{}}]');
+    const ping = Buffer.from('{"command":"SBUS_CMD_PING"}');
+    const bodies: [string, Buffer][] = [
+      ['oversized', encodeDatagram({ command: 'SBUS_CMD_PING', params: { blob: 'x'.repeat(5000) } }, [{ storlets: { type: 'SBUS_FD_SERVICE_OUT' }, storage: {} }], 'json')],
+      ['malformed', Buffer.concat([int32(1), int32(svc.length), int32(9999), svc, ping])],
+      ['well formed', encodeDatagram({ command: 'SBUS_CMD_PING' }, [{ storlets: { type: 'SBUS_FD_SERVICE_OUT' }, storage: {} }], 'json')],
+    ];
+    for (const [name, body] of bodies) {
+      const fd = fs.openSync(file, 'w+');
+      native.send(sockPath, body, [fd]);
+      fs.closeSync(fd);
+      // The server answered a PING sent after it: it has handled this datagram.
+      expect(await new SBusClient(sockPath).ping()).toMatchObject({ status: true });
+      expect({ name, bytes: fs.readFileSync(file, 'utf8') }).toEqual({ name, bytes: '' });
+    }
+    expect(openFds().length).toBe(before);
+  });
+
+  it('takes a libsbus datagram at the bound, trailing byte and all, and refuses one announcing more', async () => {
+    server.on('SBUS_CMD_ECHO', (req) => ({ status: true, message: String((req.params.blob as string).length) }));
+    const meta = '[{"storlets": {"type": "SBUS_FD_SERVICE_OUT"}, "storage": {}}]';
+    const params = (n: number) => `{"command": "SBUS_CMD_ECHO", "params": {"blob": "${'y'.repeat(n)}"}}`;
+    const fill = 4096 - meta.length - params(0).length;
+    const [atBound] = await sendRaw(libsbusDatagram(1, meta, params(fill)), 1);
+    expect(JSON.parse(atBound!)).toEqual({ status: true, message: String(fill) });
+    const [over] = await sendRaw(libsbusDatagram(1, meta, params(fill + 1)).subarray(0, 12 + 4096 + 1), 1);
+    expect(JSON.parse(over!)).toEqual({ status: false, message: 'datagram refused: larger than the 4 KiB bound of metadata and params' });
   });
 
   it('carries up to the bound whole', async () => {

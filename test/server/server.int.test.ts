@@ -128,10 +128,8 @@ describe('POST /v1/invoke', () => {
 
 describe('a client that goes away', () => {
   /**
-   * ISSUE 11 ITEM 2 — needs the gateway's `InvokeRequest.signal` (another branch). Until both are
-   * merged the gateway ignores the signal, the task keeps its thread for the whole
-   * storlet_timeout_ms and this cannot pass: it is registered with `it.todo`; the lead turns it
-   * into `it(...)` after the merge.
+   * A daemon with one task thread and a long storlet timeout: unless the client's leaving cancels
+   * its task at once, the next call waits for that thread and times out.
    */
   async function clientLeavingCancelsItsTask(): Promise<void> {
     // One thread per daemon and a storlet timeout far beyond the test's: only a cancel frees it.
@@ -175,7 +173,7 @@ describe('a client that goes away', () => {
     }
   });
 
-  it.todo('cancels its task at once: the daemon\'s only thread serves the next call', clientLeavingCancelsItsTask, 60_000);
+  it('cancels its task at once: the daemon\'s only thread serves the next call', clientLeavingCancelsItsTask, 60_000);
 });
 
 describe('operators', () => {

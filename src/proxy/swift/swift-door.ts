@@ -17,6 +17,7 @@ import { endToEnd } from '../hop-by-hop.js';
 import type { ProxyMetrics } from '../proxy-metrics.js';
 import { clientGone, relayResponse, sendStream, sendText } from '../relay.js';
 import type { Upstream, UpstreamResponse } from '../upstream.js';
+import { GeneratedLog } from './generated-log.js';
 import { AccountStorlets, callerCredentials, type CallerCredentials, type Refusal } from './account-storlets.js';
 import { parseStorletRequest, type StorletRequest } from './storlet-request.js';
 import { objectPath, parseContainerObject, parseSwiftPath, type ObjectPath } from './swift-path.js';
@@ -29,6 +30,18 @@ export interface SwiftDoorOptions {
   dependencyContainer: string;
   logger: Logger;
   metrics: ProxyMetrics;
+  /** Where generated logs are spooled (private, unlinked at once). */
+  tmpDir: string;
+  /** The account's container for generated logs (Storlets: `storletlog`). */
+  logContainer: string;
+}
+
+/** What one storlet request carries through its steps. */
+interface RunContext {
+  target: ObjectPath;
+  sr: StorletRequest;
+  creds: CallerCredentials;
+  log?: GeneratedLog;
 }
 
 /** Headers that steer the storlet engine: never forwarded to Swift. */
@@ -67,20 +80,23 @@ export class SwiftDoor {
     const creds = callerCredentials(req.headers);
     const started = performance.now();
     let outcome = 'error';
+    const ctx: RunContext = { target, sr, creds };
     try {
-      if (method === 'GET') outcome = await this.get(req, res, target, sr, creds);
-      else if (method === 'PUT' && req.headers['x-copy-from'] !== undefined) {
-        const src = parseContainerObject(String(req.headers['x-copy-from']), 'X-Copy-From');
-        outcome = await this.copy(req, res, { ...target, ...src }, target, sr, creds);
-      } else if (method === 'PUT') outcome = await this.put(req, res, target, sr, creds);
-      else if (method === 'COPY') {
-        const dest = req.headers.destination;
-        if (typeof dest !== 'string') throw new SandletError('EBADNAME', 'COPY needs a Destination header: <container>/<object>');
-        outcome = await this.copy(req, res, target, { ...target, ...parseContainerObject(dest, 'Destination') }, sr, creds);
-      } else throw new SandletError('EBADNAME', `X-Run-Storlet runs on GET, PUT and COPY, not on ${method}`);
+      if (!['GET', 'PUT', 'COPY'].includes(method)) throw new SandletError('EBADNAME', `X-Run-Storlet runs on GET, PUT and COPY, not on ${method}`);
+      const dest = req.headers.destination;
+      if (method === 'COPY' && typeof dest !== 'string') throw new SandletError('EBADNAME', 'COPY needs a Destination header: <container>/<object>');
+      const copyFrom = method === 'PUT' && req.headers['x-copy-from'] !== undefined ? parseContainerObject(String(req.headers['x-copy-from']), 'X-Copy-From') : undefined;
+      const copyTo = method === 'COPY' ? parseContainerObject(dest as string, 'Destination') : undefined;
+      if (sr.generateLog) ctx.log = new GeneratedLog(this.o.tmpDir, this.o.logContainer, sr.storlet);
+      if (method === 'GET') outcome = await this.get(req, res, ctx);
+      else if (copyFrom) outcome = await this.copy(req, res, ctx, { ...target, ...copyFrom }, target);
+      else if (method === 'PUT') outcome = await this.put(req, res, ctx);
+      else outcome = await this.copy(req, res, ctx, target, { ...target, ...copyTo! });
     } catch (err) {
-      outcome = this.fail(res, sr.storlet, err);
+      await this.saveLog(ctx);
+      outcome = this.fail(res, sr.storlet, err, ctx.log);
     } finally {
+      ctx.log?.close();
       this.o.metrics.storletRun('swift', outcome, (performance.now() - started) / 1000);
     }
     return true;
@@ -108,7 +124,12 @@ export class SwiftDoor {
     }
   }
 
-  private async get(req: IncomingMessage, res: ServerResponse, target: ObjectPath, sr: StorletRequest, creds: CallerCredentials): Promise<string> {
+  private saveLog(ctx: RunContext): Promise<void> {
+    return ctx.log ? ctx.log.save(this.o.upstream, ctx.target.version, ctx.target.account, ctx.creds, this.o.logger) : Promise.resolve();
+  }
+
+  private async get(req: IncomingMessage, res: ServerResponse, ctx: RunContext): Promise<string> {
+    const { target, sr, creds } = ctx;
     const refusal = await this.o.storlets.authorize(target.account, creds, sr.storlet);
     if (refusal) return this.refuse(res, refusal);
     const gone = clientGone(res);
@@ -117,23 +138,29 @@ export class SwiftDoor {
       await relayResponse(req, res, source);
       return 'source_refused';
     }
-    const result = await this.run(target, sr, creds, source, gone.signal);
+    const result = await this.run(ctx, target, source, gone.signal);
     if ('status' in result) return refusedExtra(res, result);
     const headers = this.outputHeaders(result.metadata, source.headers);
-    return sendStream(res, 200, headers, result.body);
+    if (ctx.log) headers['x-storlet-generated-log'] = ctx.log.name;
+    const outcome = await sendStream(res, 200, headers, result.body);
+    // Saved once the output is out: the log object is there shortly after the response ends.
+    await this.saveLog(ctx);
+    return outcome;
   }
 
-  private async put(req: IncomingMessage, res: ServerResponse, target: ObjectPath, sr: StorletRequest, creds: CallerCredentials): Promise<string> {
+  private async put(req: IncomingMessage, res: ServerResponse, ctx: RunContext): Promise<string> {
+    const { target, sr, creds } = ctx;
     const refusal = await this.o.storlets.authorize(target.account, creds, sr.storlet);
     if (refusal) return this.refuse(res, refusal);
     const gone = clientGone(res);
     const input = uploadOf(req);
     const inputMetadata = inputMetadataOf(req.headers);
-    const result = await this.invoke(target.account, sr, creds, input, inputMetadata, [], gone.signal);
-    return this.store(req, res, target, result, req.headers, gone.signal);
+    const result = await this.invoke(ctx, input, inputMetadata, [], gone.signal);
+    return this.store(req, res, ctx, target, result, gone.signal);
   }
 
-  private async copy(req: IncomingMessage, res: ServerResponse, from: ObjectPath, to: ObjectPath, sr: StorletRequest, creds: CallerCredentials): Promise<string> {
+  private async copy(req: IncomingMessage, res: ServerResponse, ctx: RunContext, from: ObjectPath, to: ObjectPath): Promise<string> {
+    const { sr, creds } = ctx;
     const refusal = await this.o.storlets.authorize(to.account, creds, sr.storlet);
     if (refusal) return this.refuse(res, refusal);
     const gone = clientGone(res);
@@ -144,9 +171,9 @@ export class SwiftDoor {
       return 'source_refused';
     }
     req.resume(); // a copy has no body of its own
-    const result = await this.run(from, sr, creds, source, gone.signal);
+    const result = await this.run(ctx, from, source, gone.signal);
     if ('status' in result) return refusedExtra(res, result);
-    const out = await this.store(req, res, to, result, req.headers, gone.signal, { 'x-copied-from': `${encodeURIComponent(from.container)}/${from.object.split('/').map(encodeURIComponent).join('/')}` });
+    const out = await this.store(req, res, ctx, to, result, gone.signal, { 'x-copied-from': `${encodeURIComponent(from.container)}/${from.object.split('/').map(encodeURIComponent).join('/')}` });
     return out;
   }
 
@@ -158,7 +185,8 @@ export class SwiftDoor {
   }
 
   /** Runs the storlet on a source object (and the extra resources), or says which extra Swift refused. */
-  private async run(target: ObjectPath, sr: StorletRequest, creds: CallerCredentials, source: UpstreamResponse, signal: AbortSignal): Promise<InvokeResult | { status: number; text: string }> {
+  private async run(ctx: RunContext, target: ObjectPath, source: UpstreamResponse, signal: AbortSignal): Promise<InvokeResult | { status: number; text: string }> {
+    const { sr, creds } = ctx;
     const extras: UpstreamResponse[] = [];
     try {
       for (const r of sr.extraResources) {
@@ -172,7 +200,7 @@ export class SwiftDoor {
       }
       const meta = inputMetadataOf(source.headers);
       const input = await smallBody(source) ?? source.body;
-      return await this.invoke(target.account, sr, creds, input, meta, extras.map((e) => ({ input: e.body, metadata: inputMetadataOf(e.headers) })), signal);
+      return await this.invoke(ctx, input, meta, extras.map((e) => ({ input: e.body, metadata: inputMetadataOf(e.headers) })), signal);
     } catch (err) {
       discard(source.body);
       for (const e of extras) discard(e.body);
@@ -180,7 +208,9 @@ export class SwiftDoor {
     }
   }
 
-  private invoke(account: string, sr: StorletRequest, creds: CallerCredentials, input: Readable | Buffer, inputMetadata: Record<string, string>, extraInputs: { input: Readable; metadata: Record<string, string> }[], signal: AbortSignal): Promise<InvokeResult> {
+  private invoke(ctx: RunContext, input: Readable | Buffer, inputMetadata: Record<string, string>, extraInputs: { input: Readable; metadata: Record<string, string> }[], signal: AbortSignal): Promise<InvokeResult> {
+    const { sr, creds } = ctx;
+    const account = ctx.target.account;
     return this.o.storlets.asCaller(creds, () =>
       this.o.gateway.invoke({
         scope: account,
@@ -192,12 +222,14 @@ export class SwiftDoor {
         ...(sr.range ? { range: sr.range } : {}),
         catalog: this.o.storlets.catalog(account),
         signal,
+        ...(ctx.log ? { logFd: ctx.log.fd } : {}),
       }),
     );
   }
 
   /** PUTs the storlet's output to `to`: its metadata over the request's, streamed, Swift's answer relayed. */
-  private async store(req: IncomingMessage, res: ServerResponse, to: ObjectPath, result: InvokeResult, reqHeaders: IncomingMessage['headers'], signal: AbortSignal, extra: Record<string, string> = {}): Promise<string> {
+  private async store(req: IncomingMessage, res: ServerResponse, ctx: RunContext, to: ObjectPath, result: InvokeResult, signal: AbortSignal, extra: Record<string, string> = {}): Promise<string> {
+    const reqHeaders = req.headers;
     let out: Record<string, string>;
     try {
       out = metadataToHeaders(result.metadata);
@@ -217,7 +249,9 @@ export class SwiftDoor {
       // The storlet's failure is what the caller needs to hear; Swift stored nothing (the upload broke off).
       throw result.body.errored ?? err;
     }
-    await relayResponse(req, res, up, extra);
+    // The log is saved before Swift's answer is relayed: when the caller hears back, it is there.
+    await this.saveLog(ctx);
+    await relayResponse(req, res, up, ctx.log ? { ...extra, 'x-storlet-generated-log': ctx.log.name } : extra);
     return up.statusCode < 300 ? 'ok' : 'store_refused';
   }
 
@@ -239,7 +273,7 @@ export class SwiftDoor {
   }
 
   /** Answers a failure as Swift would: a status and one plain-text line naming the storlet. */
-  private fail(res: ServerResponse, storlet: string, err: unknown): string {
+  private fail(res: ServerResponse, storlet: string, err: unknown, log?: GeneratedLog): string {
     const { status, retryAfter } = statusOf(err);
     const code = isSandletError(err) ? err.code : 'EINTERNAL';
     if (status >= 500) this.o.logger.warn({ storlet, status, code, err: oneLine(err) }, 'storlet request failed');
@@ -248,7 +282,7 @@ export class SwiftDoor {
       return 'failed_midstream';
     }
     const text = status === 400 ? oneLine(err) : `Storlet ${storlet}: ${oneLine(err)}`;
-    sendText(res, status, text, retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {});
+    sendText(res, status, text, { ...(retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {}), ...(log ? { 'x-storlet-generated-log': log.name } : {}) });
     return code === 'ETIMEDOUT' ? 'timeout' : status === 502 ? 'storlet_error' : status >= 500 ? 'unavailable' : 'client_error';
   }
 }

@@ -6,6 +6,7 @@ import type { ContainerCreateOptions } from 'dockerode';
 import type { Logger } from 'pino';
 import { parseSize, type SandletConfig } from '../../config.js';
 import { SandletError, oneLine } from '../../errors.js';
+import { tenantImage } from '../../names.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../../version.js';
 import { containerLogTail, inspectImage, removeContainer, type DockerClient } from '../docker-engine.js';
 import type { SandboxBackend, SandboxExit, SandboxHandle, SandboxStartSpec } from '../sandbox-backend.js';
@@ -19,6 +20,8 @@ export const LABEL_AGENT = 'io.sandlet.agent.version';
 export const LABEL_ROOT = 'io.sandlet.root';
 export const SANDBOX_PIPES = '/mnt/channels';
 export const SANDBOX_STORLETS = '/home/storlet';
+/** Lines of a container's log kept in the scope's agent.log when the container is removed. */
+export const AGENT_LOG_KEEP_LINES = 5000;
 
 type DockerConfig = Pick<
   SandletConfig,
@@ -64,9 +67,9 @@ export class DockerBackend implements SandboxBackend {
     return `${this.cfg.container_prefix}${scope}`;
   }
 
-  /** `<image_namespace>/<scope>` when that image exists, else the default image. */
+  /** The scope's tenant image (names.ts: tenantImage) when it exists, else the default image. */
   async imageFor(scope: string): Promise<{ ref: string; id: string }> {
-    const tenant = `${this.cfg.image_namespace}/${scope.toLowerCase()}:latest`;
+    const tenant = tenantImage(this.cfg.image_namespace, scope);
     const own = await inspectImage(this.docker, tenant);
     if (own) return { ref: tenant, id: own.id };
     const ref = this.cfg.default_container_image_name;
@@ -83,14 +86,14 @@ export class DockerBackend implements SandboxBackend {
     const image = await this.imageFor(paths.scope);
     await this.watchEvents();
     const name = this.containerName(paths.scope);
-    await removeContainer(this.docker, name); // a leftover of ours, never adopted: it goes
+    await this.remove(name, paths); // a leftover of ours, never adopted: it goes
     this.prepareDirs(paths);
     const container = await this.docker
       .createContainer(this.containerSpec(name, image, spec))
       .catch((err: unknown) => {
         throw new SandletError('ESANDBOX', `cannot create container ${name} from ${image.ref}: ${oneLine(err)}`);
       });
-    const handle = this.handleFor(container.id, image.ref);
+    const handle = this.handleFor(container.id, image.ref, paths);
     try {
       await container.start();
     } catch (err) {
@@ -116,7 +119,7 @@ export class DockerBackend implements SandboxBackend {
     const wanted = await this.imageFor(paths.scope).catch(() => undefined);
     if (!wanted || info.Image !== wanted.id) return undefined;
     await this.watchEvents();
-    const handle = this.handleFor(info.Id, wanted.ref);
+    const handle = this.handleFor(info.Id, wanted.ref, paths);
     this.checkStillRunning(info.Id);
     return handle;
   }
@@ -130,8 +133,25 @@ export class DockerBackend implements SandboxBackend {
     return list.map((c) => ({ id: c.Id, scope: c.Labels[LABEL_SCOPE] ?? '', running: c.State === 'running' }));
   }
 
-  async remove(id: string): Promise<void> {
+  /** Removes a container; with the scope's paths, its agent's log is kept in agent.log first. */
+  async remove(id: string, paths?: ScopePaths): Promise<void> {
+    if (paths) await this.keepLogs(id, paths);
     await removeContainer(this.docker, id);
+  }
+
+  /**
+   * Appends what the container's agent logged (its last AGENT_LOG_KEEP_LINES lines) to the scope's
+   * agent.log, as the process backend writes it: `docker logs` goes with the container.
+   */
+  private async keepLogs(id: string, paths: ScopePaths): Promise<void> {
+    const text = await containerLogTail(this.docker, id, AGENT_LOG_KEEP_LINES);
+    if (!text) return;
+    try {
+      await fs.promises.mkdir(paths.hostLogDir, { recursive: true });
+      await fs.promises.appendFile(paths.hostAgentLog, `${text}\n`, { mode: 0o640 });
+    } catch (err) {
+      this.log.warn({ scope: paths.scope, err: oneLine(err) }, 'could not keep the sandbox agent log');
+    }
   }
 
   /** Calls back with `repo:tag` whenever a tag is (re)pointed at an image. */
@@ -209,7 +229,7 @@ export class DockerBackend implements SandboxBackend {
       .catch(() => this.watched.get(id)?.resolve({ code: null, signal: null, reason: 'container is gone' }));
   }
 
-  private handleFor(id: string, image: string): SandboxHandle {
+  private handleFor(id: string, image: string, paths: ScopePaths): SandboxHandle {
     const watched: Watched = { resolve: () => {}, oomListeners: new Set(), oom: false, exited: false };
     const exited = new Promise<SandboxExit>((resolve) => {
       watched.resolve = (exit) => {
@@ -231,7 +251,7 @@ export class DockerBackend implements SandboxBackend {
         } catch {
           // already stopped or gone
         }
-        await removeContainer(this.docker, id);
+        await this.remove(id, paths);
         watched.resolve({ code: null, signal: 'SIGKILL', reason: 'stopped by the gateway' });
       },
       logTail: (lines = 20) => containerLogTail(this.docker, id, lines),

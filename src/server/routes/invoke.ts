@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SandletError, oneLine } from '../../errors.js';
-import type { InvokeRequest } from '../../gateway.js';
 import type { ExtraInput, InvocationInput } from '../../invocation/invocation.js';
 import { validateScopeName, validateStorletName } from '../../names.js';
 import type { ServerContext } from '../context.js';
@@ -141,10 +140,7 @@ export function registerInvoke(app: FastifyInstance, ctx: ServerContext): void {
         input = length <= SMALL_BODY_BYTES ? await readSmall(req, length) : requestBody(req, bytesIn);
         if (Buffer.isBuffer(input)) bytesIn.bytes = input.length;
       }
-      // `signal` joins InvokeRequest with the gateway's cancellation work (issue 11, item 2); until
-      // both branches are merged the gateway ignores it. Not an object literal: no excess-property check.
-      const request: InvokeRequest & { signal?: AbortSignal } = { scope, storlet, params, input, inputMetadata, extraInputs, range, signal: abort.signal };
-      const result = await ctx.gateway.invoke(request);
+      const result = await ctx.gateway.invoke({ scope, storlet, params, input, inputMetadata, extraInputs, range, signal: abort.signal });
       let headers: Record<string, string>;
       try {
         headers = metaToHeaders(result.metadata);
