@@ -121,6 +121,9 @@ describe.skipIf(skipS3)('S3 access points', () => {
       const list = JSON.parse(await env.aws(key, 's3api', 'list-objects-v2', '--no-paginate', '--bucket', 'upper', '--prefix', 'dir/')) as { Name: string; Contents: { Key: string }[] };
       expect(list.Name).toBe('upper');
       expect(list.Contents.map((c) => c.Key)).toEqual(['dir/a b+c.txt']);
+      expect(JSON.parse(await env.aws(key, 's3api', 'get-bucket-location', '--bucket', 'upper'))).toEqual({ LocationConstraint: null });
+      expect(await env.aws(key, 's3api', 'head-bucket', '--bucket', 'upper')).toMatch(/us-east-1|^$/);
+      await expect(env.aws(key, 's3api', 'head-bucket', '--bucket', 'nobucket')).rejects.toThrow(/404/);
       const v1 = await sdk.send(new ListObjectsCommand({ Bucket: 'upper' }));
       expect(v1.Name).toBe('upper');
       expect(v1.Contents!.map((c) => c.Key)).toContain('hello.txt');
