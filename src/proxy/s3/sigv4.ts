@@ -14,9 +14,19 @@ function hmac(key: Buffer | string, data: string): Buffer {
   return createHmac('sha256', key).update(data).digest();
 }
 
-/** `kSigning` for a secret, a `YYYYMMDD` day, a region and a service. */
+const signingKeys = new Map<string, Buffer>();
+const MAX_SIGNING_KEYS = 1000;
+
+/** `kSigning` for a secret, a `YYYYMMDD` day, a region and a service (kept in memory: it holds for the day). */
 export function signingKey(secret: string, day: string, region: string, service: string): Buffer {
-  return hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), service), 'aws4_request');
+  const id = `${secret}\0${day}\0${region}\0${service}`;
+  let key = signingKeys.get(id);
+  if (!key) {
+    key = hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), service), 'aws4_request');
+    if (signingKeys.size >= MAX_SIGNING_KEYS) signingKeys.delete(signingKeys.keys().next().value!);
+    signingKeys.set(id, key);
+  }
+  return key;
 }
 
 export function signHex(key: Buffer, stringToSign: string): string {
@@ -32,13 +42,19 @@ export function sameSignature(a: string, b: string): boolean {
 
 /** RFC 3986 percent-encoding as AWS does it: every byte but `A-Z a-z 0-9 - . _ ~` (and `/` when asked). */
 export function uriEncode(s: string, keepSlash: boolean): string {
-  let out = '';
-  for (const byte of Buffer.from(s, 'utf8')) {
-    const c = String.fromCharCode(byte);
-    if (/[A-Za-z0-9\-._~]/.test(c) || (keepSlash && c === '/')) out += c;
-    else out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  let out: string;
+  try {
+    // encodeURIComponent leaves `! ' ( ) *` as they are; AWS encodes them.
+    out = encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  } catch {
+    // A lone surrogate: encode the bytes Node would send (U+FFFD for it), one by one.
+    out = '';
+    for (const byte of Buffer.from(s, 'utf8')) {
+      const c = String.fromCharCode(byte);
+      out += /[A-Za-z0-9\-._~]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    }
   }
-  return out;
+  return keepSlash ? out.replace(/%2F/g, '/') : out;
 }
 
 /** Decodes a raw URL component; `+` is a literal plus in S3 paths and a space in query strings. */
