@@ -65,7 +65,8 @@ export function validateDependencyName(value: unknown): string {
 // `.` and `-`, starting and ending with a letter or digit, not shaped like an IP address. Names
 // the Swift front door routes itself are refused so the two doors never claim one path.
 const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-const SWIFT_ROUTES = new Set(['auth', 'info', 'healthcheck', 'v1.0', 'crossdomain.xml']);
+/** First path segments the proxy always gives to Swift (`/v1/...`, `/auth/...`, `/info`, ...). */
+export const SWIFT_ROUTES: ReadonlySet<string> = new Set(['v1', 'v1.0', 'auth', 'info', 'healthcheck', 'crossdomain.xml']);
 
 export function validateBucketName(value: unknown, kind = 'access point'): string {
   const shown = JSON.stringify(typeof value === 'string' ? value.slice(0, 80) : value);

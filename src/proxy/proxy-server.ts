@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { isSandletError, oneLine } from '../errors.js';
+import { SWIFT_ROUTES } from '../names.js';
 import { statusOf } from '../http/error-status.js';
 import { forward } from './forward.js';
 import type { ProxyMetrics } from './proxy-metrics.js';
@@ -40,8 +41,6 @@ export function proxyHandler(opts: ProxyHandlerOptions): (req: IncomingMessage, 
   };
 }
 
-const SWIFT_PATH = /^\/(v1|v1\.0|auth|info|healthcheck)(\/|$)/;
-
 async function handle(req: IncomingMessage, res: ServerResponse, opts: ProxyHandlerOptions): Promise<void> {
   const url = req.url ?? '/';
   if (!url.startsWith('/')) return sendText(res, 400, 'the request target must be a path');
@@ -51,16 +50,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: ProxyHand
   const query = new URLSearchParams(rawQuery);
   // Swift's own paths are never an access point (those names are refused); anything else whose
   // bucket is an access point's name is the S3 door's, signed or not (it answers S3 errors).
-  if (opts.s3 && !SWIFT_PATH.test(pathname)) {
-    let route;
-    try {
-      route = opts.s3.route(req, pathname);
-    } catch (err) {
-      opts.logger.warn({ err: oneLine(err) }, 'the access points file cannot be read');
-      return sendText(res, 500, 'the access points file cannot be read', { connection: 'close' });
-    }
-    if (route) return opts.s3.serve(req, res, route, pathname, rawQuery, query);
-  }
+  if (opts.s3 && !SWIFT_ROUTES.has(pathname.split('/', 2)[1]!) && (await opts.s3.handle(req, res, pathname, rawQuery, query))) return;
   try {
     if (await opts.swift.handle(req, res, pathname, query)) return;
   } catch (err) {

@@ -145,6 +145,25 @@ export class S3Door {
     return { ap, ...(key ? { key } : {}) };
   }
 
+  /**
+   * Serves the request if its bucket is an access point's name; false when it should pass through.
+   * An access points file that cannot be read fails every such request closed (503), never open.
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, pathname: string, rawQuery: string, query: URLSearchParams): Promise<boolean> {
+    let route: S3Route | undefined;
+    try {
+      route = this.route(req, pathname);
+    } catch (err) {
+      this.o.logger.warn({ err: oneLine(err) }, 'the access points file cannot be read');
+      sendS3Error(res, req.method ?? 'GET', new S3Error('ServiceUnavailable', 'the access points file cannot be read'), pathname, requestId(), { connection: 'close' });
+      req.resume();
+      return true;
+    }
+    if (!route) return false;
+    await this.serve(req, res, route, pathname, rawQuery, query);
+    return true;
+  }
+
   /** Serves an access point request to its end (errors as S3 XML). */
   async serve(req: IncomingMessage, res: ServerResponse, route: S3Route, pathname: string, rawQuery: string, query: URLSearchParams): Promise<void> {
     const reqId = requestId();
