@@ -3,7 +3,7 @@
 // (config access_points_file) that the CLI and the admin API edit and a running server follows.
 import { SandletError } from '../../errors.js';
 import { validateBucketName, validateScopeName, validateStorletName } from '../../names.js';
-import { LiveFile, readJsonFile, writeJsonFile } from './live-file.js';
+import { RecordFile } from './live-file.js';
 
 export const OPERATIONS = ['get', 'put'] as const;
 export type Operation = (typeof OPERATIONS)[number];
@@ -66,52 +66,29 @@ export function validateAccessPoint(input: AccessPointInput, created = new Date(
   return { name, bucket, storlet, params, scope, on: [...new Set(onList as Operation[])], range: range as RangeMode, created };
 }
 
-function parseFile(json: unknown, file = 'access points'): Map<string, AccessPoint> {
-  if (json === undefined) return new Map();
-  const list = (json as { accessPoints?: unknown }).accessPoints;
-  if (!Array.isArray(list)) throw new SandletError('EBADCONFIG', `${file} must hold {"accessPoints": [...]}`);
-  return new Map(list.map((e: AccessPoint) => [e.name, validateAccessPoint(e, e.created)]));
-}
-
-function readAll(file: string): Map<string, AccessPoint> {
-  return parseFile(readJsonFile(file, 'access points'), file);
-}
-
-function writeAll(file: string, all: Map<string, AccessPoint>): void {
-  writeJsonFile(file, { accessPoints: [...all.values()] }, 0o644);
+/** The access points file (config access_points_file); a server follows it through get(). */
+export class AccessPointRegistry extends RecordFile<AccessPoint> {
+  constructor(file: string) {
+    super({ file, what: 'access points', listKey: 'accessPoints', mode: 0o644, parse: (e) => validateAccessPoint(e as AccessPointInput, (e as AccessPoint).created), id: (a) => a.name });
+  }
 }
 
 export function listAccessPoints(file: string): AccessPoint[] {
-  return [...readAll(file).values()].sort((a, b) => a.name.localeCompare(b.name));
+  return [...new AccessPointRegistry(file).read().values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /** Adds an access point; `replace` lets it overwrite one of the same name. */
 export function createAccessPoint(file: string, input: AccessPointInput, replace = false): AccessPoint {
   const ap = validateAccessPoint(input);
-  const all = readAll(file);
+  const registry = new AccessPointRegistry(file);
+  const all = registry.read();
   if (all.has(ap.name) && !replace) throw new SandletError('EBADNAME', `access point ${ap.name} exists already (remove it first)`);
   all.set(ap.name, ap);
-  writeAll(file, all);
+  registry.write(all);
   return ap;
 }
 
 /** Removes an access point; false when there was none of that name. */
 export function removeAccessPoint(file: string, name: string): boolean {
-  const all = readAll(file);
-  if (!all.delete(name)) return false;
-  writeAll(file, all);
-  return true;
-}
-
-/** The access points a running server serves, following the file. */
-export class AccessPointRegistry {
-  private readonly live: LiveFile<Map<string, AccessPoint>>;
-
-  constructor(file: string) {
-    this.live = new LiveFile(file, (json) => parseFile(json, file));
-  }
-
-  get(name: string): AccessPoint | undefined {
-    return this.live.get().get(name);
-  }
+  return new AccessPointRegistry(file).remove(name);
 }

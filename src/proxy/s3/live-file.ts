@@ -62,3 +62,60 @@ export class LiveFile<T> {
     this.stamp = stamp;
   }
 }
+
+export interface RecordFileSpec<T> {
+  file: string;
+  /** What the file holds, for messages: `access points`, `S3 keys`. */
+  what: string;
+  /** The file is `{"<listKey>": [entry, ...]}`. */
+  listKey: string;
+  mode: number;
+  /** Checks one stored entry (throws SandletError). */
+  parse(entry: unknown): T;
+  id(entry: T): string;
+}
+
+/** A file of records with ids: read and written whole by the CLI and the admin API, followed live by a server. */
+export class RecordFile<T> {
+  private readonly spec: RecordFileSpec<T>;
+  private live: LiveFile<Map<string, T>> | undefined;
+
+  constructor(spec: RecordFileSpec<T>) {
+    this.spec = spec;
+  }
+
+  private parse(json: unknown): Map<string, T> {
+    if (json === undefined) return new Map();
+    const list = (json as Record<string, unknown>)[this.spec.listKey];
+    if (!Array.isArray(list)) throw new SandletError('EBADCONFIG', `${this.spec.what} file ${this.spec.file} must hold {"${this.spec.listKey}": [...]}`);
+    const out = new Map<string, T>();
+    for (const e of list) {
+      const entry = this.spec.parse(e);
+      out.set(this.spec.id(entry), entry);
+    }
+    return out;
+  }
+
+  /** Every record, read from the file now. */
+  read(): Map<string, T> {
+    return this.parse(readJsonFile(this.spec.file, this.spec.what));
+  }
+
+  write(all: Map<string, T>): void {
+    writeJsonFile(this.spec.file, { [this.spec.listKey]: [...all.values()] }, this.spec.mode);
+  }
+
+  /** Removes a record; false when there was none with that id. */
+  remove(id: string): boolean {
+    const all = this.read();
+    if (!all.delete(id)) return false;
+    this.write(all);
+    return true;
+  }
+
+  /** A record as the file holds it now (read again only when the file changed). */
+  get(id: string): T | undefined {
+    this.live ??= new LiveFile(this.spec.file, (json) => this.parse(json));
+    return this.live.get().get(id);
+  }
+}

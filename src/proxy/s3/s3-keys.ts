@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { SandletError } from '../../errors.js';
 import { validateBucketName } from '../../names.js';
-import { LiveFile, readJsonFile, writeJsonFile } from './live-file.js';
+import { RecordFile } from './live-file.js';
 
 export interface S3Key {
   /** The access key id, e.g. `SLK7Q2...` (20 characters, as AWS's). */
@@ -22,24 +22,22 @@ export type S3KeyView = Omit<S3Key, 'secret'>;
 const ID_RE = /^SL[A-Z2-7]{18}$/;
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
-function parseFile(json: unknown, file: string): Map<string, S3Key> {
-  if (json === undefined) return new Map();
-  const list = (json as { keys?: unknown }).keys;
-  if (!Array.isArray(list)) throw new SandletError('EBADCONFIG', `S3 keys file ${file} must hold {"keys": [...]}`);
-  const out = new Map<string, S3Key>();
-  for (const k of list as S3Key[]) {
-    if (typeof k?.id !== 'string' || typeof k.secret !== 'string' || !Array.isArray(k.accessPoints)) throw new SandletError('EBADCONFIG', `S3 keys file ${file} holds an entry without id, secret and accessPoints`);
-    out.set(k.id, k);
+/** The S3 keys file (config s3_keys_file, mode 0600); a server follows it through get(). */
+export class S3KeyStore extends RecordFile<S3Key> {
+  constructor(file: string) {
+    super({
+      file,
+      what: 'S3 keys',
+      listKey: 'keys',
+      mode: 0o600,
+      parse: (e) => {
+        const k = e as S3Key;
+        if (typeof k?.id !== 'string' || typeof k.secret !== 'string' || !Array.isArray(k.accessPoints)) throw new SandletError('EBADCONFIG', `S3 keys file ${file} holds an entry without id, secret and accessPoints`);
+        return k;
+      },
+      id: (k) => k.id,
+    });
   }
-  return out;
-}
-
-function readAll(file: string): Map<string, S3Key> {
-  return parseFile(readJsonFile(file, 'S3 keys'), file);
-}
-
-function writeAll(file: string, all: Map<string, S3Key>): void {
-  writeJsonFile(file, { keys: [...all.values()] }, 0o600);
 }
 
 const view = ({ secret: _secret, ...rest }: S3Key): S3KeyView => rest;
@@ -51,34 +49,19 @@ export function createS3Key(file: string, accessPoints: string[], note?: string)
   const bytes = randomBytes(18);
   const id = `SL${Array.from(bytes, (b) => BASE32[b & 31]).join('')}`;
   const key: S3Key = { id, secret: randomBytes(30).toString('base64'), accessPoints: aps, created: new Date().toISOString(), ...(note ? { note } : {}) };
-  const all = readAll(file);
+  const store = new S3KeyStore(file);
+  const all = store.read();
   all.set(id, key);
-  writeAll(file, all);
+  store.write(all);
   return key;
 }
 
 export function listS3Keys(file: string): S3KeyView[] {
-  return [...readAll(file).values()].map(view);
+  return [...new S3KeyStore(file).read().values()].map(view);
 }
 
 /** Removes a key; false when there was none with that id. */
 export function revokeS3Key(file: string, id: string): boolean {
   if (!ID_RE.test(id)) throw new SandletError('EBADNAME', `${JSON.stringify(id.slice(0, 40))} is not an S3 access key id`);
-  const all = readAll(file);
-  if (!all.delete(id)) return false;
-  writeAll(file, all);
-  return true;
-}
-
-/** The keys a running server accepts, following the file. */
-export class S3KeyStore {
-  private readonly live: LiveFile<Map<string, S3Key>>;
-
-  constructor(file: string) {
-    this.live = new LiveFile(file, (json) => parseFile(json, file));
-  }
-
-  get(id: string): S3Key | undefined {
-    return this.live.get().get(id);
-  }
+  return new S3KeyStore(file).remove(id);
 }
