@@ -71,7 +71,8 @@ describe.skipIf(skipS3)('S3 access points', () => {
     env.accessPoint({ name: 'broken', storlet: 'misbehave.mjs', params: { mode: 'fail-before' } });
     env.accessPoint({ name: 'broken-late', storlet: 'misbehave.mjs', params: { mode: 'fail-after' } });
     env.accessPoint({ name: 'nobucket', storlet: 'identity.mjs', bucket: 'no-such-bucket' });
-    key = env.key(['upper', 'same', 'same-ranged', 'upper-in', 'broken', 'broken-late', 'nobucket']);
+    env.accessPoint({ name: 'echo', storlet: 'metadata-echo.mjs', params: { size: '64', mode: 'fit' }, scope: 'echo-scope', on: 'get,put' });
+    key = env.key(['upper', 'same', 'same-ranged', 'upper-in', 'broken', 'broken-late', 'nobucket', 'echo']);
     sdk = env.client(key, { maxAttempts: 1 });
     upstream = env.client(UPSTREAM_KEY);
     await upstream.send(new PutObjectCommand({ Bucket: 'data', Key: 'hello.txt', Body: HELLO, ContentType: 'text/plain', Metadata: { color: 'blue' } }));
@@ -144,6 +145,18 @@ describe.skipIf(skipS3)('S3 access points', () => {
       expect(await r.Body!.transformToString()).toBe(HELLO.toUpperCase());
       expect(r.Metadata).toMatchObject({ color: 'blue', 'storlet-transform': 'uppercase' });
       expect(r.ContentType).toBe('text/plain');
+    });
+
+    it("the access point's params and the object's metadata reach the storlet, in the access point's scope", async () => {
+      const r = await sdk.send(new GetObjectCommand({ Bucket: 'echo', Key: 'hello.txt' }));
+      expect(JSON.parse(await r.Body!.transformToString())).toEqual({ metadata: { Color: 'blue', 'Content-Type': 'text/plain' }, params: { size: '64', mode: 'fit' }, range: null });
+      expect(r.Metadata).toMatchObject({ color: 'blue', 'param-size': '64', 'param-mode': 'fit' });
+      expect(env.gateway.findSandbox('echo-scope')).toBeDefined();
+      // An upload's x-amz-meta-* and Content-Type are its input metadata.
+      await sdk.send(new PutObjectCommand({ Bucket: 'echo', Key: 'meta-in.txt', Body: 'x', ContentType: 'text/x-test', Metadata: { shade: 'dark' } }));
+      const stored = await upstream.send(new HeadObjectCommand({ Bucket: 'data', Key: 'meta-in.txt' }));
+      expect(stored.Metadata).toMatchObject({ shade: 'dark', 'param-size': '64' });
+      expect(stored.ContentType).toBe('text/x-test');
     });
 
     it('PutObject of a stream goes aws-chunked with a trailing checksum; the transformed upload is stored', async () => {
