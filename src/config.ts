@@ -101,6 +101,15 @@ export const configSchema = z
       .default('127.0.0.1:8081'),
     upstream_timeout_ms: z.coerce.number().int().positive().default(60_000),
     storlet_log_container: z.string().regex(/^[^/]{1,256}$/, 'must be a container name (no "/")').default('storletlog'),
+
+    // The S3 door on the same proxy: access points, the keys sandlet issues, its own upstream credentials.
+    access_points_file: z.string().min(1).optional(),
+    s3_keys_file: z.string().min(1).optional(),
+    upstream_s3_access_key: z.string().min(1).optional(),
+    upstream_s3_secret_key: z.string().min(1).optional(),
+    upstream_s3_secret_key_file: z.string().min(1).optional(),
+    s3_region: z.string().regex(/^[a-z0-9-]{1,32}$/, 'must be a region name such as us-east-1').default('us-east-1'),
+    s3_virtual_host: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must be a domain such as s3.example.com').optional(),
   })
   .strict();
 
@@ -114,6 +123,8 @@ export type SandletConfig = z.output<typeof configSchema> & {
   /** Empty: no Unix socket. */
   listen_socket: string;
   tokens_file: string;
+  access_points_file: string;
+  s3_keys_file: string;
 };
 
 /** Validates a config object; unset directories derive from host_root. */
@@ -140,6 +151,8 @@ export function resolveConfig(input: SandletConfigInput = {}): SandletConfig {
     cache_dir: path.resolve(c.cache_dir ?? path.join(root, 'cache')),
     listen_socket: c.listen_socket === '' ? '' : path.resolve(c.listen_socket ?? path.join(root, 'sandlet.sock')),
     tokens_file: path.resolve(c.tokens_file ?? path.join(root, 'tokens.json')),
+    access_points_file: path.resolve(c.access_points_file ?? path.join(root, 'access-points.json')),
+    s3_keys_file: path.resolve(c.s3_keys_file ?? path.join(root, 's3-keys.json')),
   };
 }
 

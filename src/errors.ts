@@ -31,7 +31,7 @@ export type SandletErrorCode = (typeof ERROR_CODES)[number];
  * Codes only the HTTP API answers with (they name a request's fault, not the gateway's), also in
  * the README's table.
  */
-export const HTTP_ERROR_CODES = ['EAUTH', 'EFORBIDDEN', 'ENOROUTE', 'ENOSCOPE', 'ENODAEMON', 'ENOLOG', 'EHTTP', 'EINTERNAL'] as const;
+export const HTTP_ERROR_CODES = ['EAUTH', 'EFORBIDDEN', 'ENOROUTE', 'ENOSCOPE', 'ENODAEMON', 'ENOLOG', 'ENOACCESSPOINT', 'EHTTP', 'EINTERNAL'] as const;
 
 export class SandletError extends Error {
   readonly code: SandletErrorCode;

@@ -60,3 +60,19 @@ export function validateStorletName(value: unknown): string {
 export function validateDependencyName(value: unknown): string {
   return check('dependency', value, MAX_STORLET_LENGTH);
 }
+
+// S3 bucket names (an access point's name is used as one): 3 to 63 lower-case letters, digits,
+// `.` and `-`, starting and ending with a letter or digit, not shaped like an IP address. Names
+// the Swift front door routes itself are refused so the two doors never claim one path.
+const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** First path segments the proxy always gives to Swift (`/v1/...`, `/auth/...`, `/info`, ...). */
+export const SWIFT_ROUTES: ReadonlySet<string> = new Set(['v1', 'v1.0', 'auth', 'info', 'healthcheck', 'crossdomain.xml']);
+
+export function validateBucketName(value: unknown, kind = 'access point'): string {
+  const shown = JSON.stringify(typeof value === 'string' ? value.slice(0, 80) : value);
+  if (typeof value !== 'string' || !BUCKET_RE.test(value) || value.includes('..') || /^\d+\.\d+\.\d+\.\d+$/.test(value)) {
+    throw new SandletError('EBADNAME', `${kind} name ${shown} must be a bucket name: 3 to 63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit`);
+  }
+  if (SWIFT_ROUTES.has(value)) throw new SandletError('EBADNAME', `${kind} name ${shown} is a path the Swift front door serves`);
+  return value;
+}

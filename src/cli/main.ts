@@ -11,6 +11,8 @@ import { registerImage } from './image.js';
 import { registerOperator } from './operator.js';
 import { registerServe } from './serve.js';
 import { registerToken } from './token.js';
+import { registerAccessPoint } from './access-point.js';
+import { registerS3Key } from './s3-key.js';
 
 /** Set by `sandlet agent`, whose process lives on after its action returned. */
 let agentRuns = false;
@@ -31,6 +33,8 @@ export function buildProgram(): Command {
   registerServe(program);
   registerToken(program);
   registerOperator(program);
+  registerAccessPoint(program);
+  registerS3Key(program);
   program
     .command('agent')
     .description('run the in-sandbox agent (what sandboxes start; not for everyday use)')

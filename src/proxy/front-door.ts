@@ -8,6 +8,10 @@ import type { Gateway } from '../gateway.js';
 import { ProxyMetrics } from './proxy-metrics.js';
 import { proxyHandler } from './proxy-server.js';
 import { bindListeners, type Listeners } from '../server/listeners.js';
+import { AccessPointRegistry } from './s3/access-points.js';
+import { S3Door } from './s3/s3-door.js';
+import { S3KeyStore } from './s3/s3-keys.js';
+import { upstreamS3Credentials, UpstreamS3 } from './s3/upstream-signer.js';
 import { spoolDir } from '../server/multipart.js';
 import { hostPathRedactor } from '../http/error-status.js';
 import { AccountStorlets } from './swift/account-storlets.js';
@@ -71,7 +75,18 @@ export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor>
     logger,
     metrics,
   });
-  listeners.serve(proxyHandler({ upstream, swift, metrics, logger, ...(opts.inflight ? { inflight: opts.inflight } : {}) }));
+  const creds = upstreamS3Credentials(c);
+  const s3 = new S3Door({
+    gateway,
+    upstream: creds ? new UpstreamS3(upstream, creds, c.s3_region) : undefined,
+    accessPoints: new AccessPointRegistry(c.access_points_file),
+    keys: new S3KeyStore(c.s3_keys_file),
+    region: c.s3_region,
+    ...(c.s3_virtual_host ? { virtualHost: c.s3_virtual_host } : {}),
+    logger,
+    metrics,
+  });
+  listeners.serve(proxyHandler({ upstream, swift, s3, metrics, logger, ...(opts.inflight ? { inflight: opts.inflight } : {}) }));
   const url = listeners.addresses[0]!;
   logger.info({ url, upstream: upstream.origin }, 'front door listening');
   return {

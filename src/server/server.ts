@@ -11,6 +11,7 @@ import { RequestError, httpErrorMapper } from './http-errors.js';
 import { bindListeners, type Listeners } from './listeners.js';
 import { startFrontDoor, type FrontDoor } from '../proxy/front-door.js';
 import { ServerMetrics } from './metrics.js';
+import { registerAccessPoints } from './routes/access-points.js';
 import { registerDeploy } from './routes/deploy.js';
 import { registerHealth } from './routes/health.js';
 import { registerInvoke } from './routes/invoke.js';
@@ -100,6 +101,7 @@ export async function startServer(opts: ServerOptions): Promise<SandletServer> {
     registerScopes(app, ctx);
     registerDeploy(app, ctx);
     registerHealth(app, ctx);
+    registerAccessPoints(app, ctx);
     await app.ready();
     listeners.serve(handler!);
     if (config.upstream) {

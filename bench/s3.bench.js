@@ -1,0 +1,121 @@
+// npm run bench:s3: an identity access point beside the upstream S3 API (Swift's s3api), in one
+// run, interleaved.
+//   1 GiB GetObject: direct to the upstream, through an identity access point
+//   1 KiB GetObject p50/p99 for both
+//   targets: access point ≥ 80 % of direct throughput and ≤ 2 ms added p50
+// Both paths are presigned GETs (SigV4 query auth) on keep-alive connections, so the client's
+// work is the same and the difference is sandlet's: verifying the signature, reading the
+// upstream with its own signed request, and streaming the object through the storlet.
+// Needs Debian's Swift (see README, "Storlets on Swift"). Options (env): BENCH_N (1 KiB GETs per
+// path, default 1000), BENCH_BIG_MB (default 1024), BENCH_ROUNDS (big GETs per path, default 2).
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { createGateway } from '../dist/index.js';
+import { resolveConfig } from '../dist/config.js';
+import { SAMPLES_DIR } from '../dist/package-root.js';
+import { startFrontDoor } from '../dist/proxy/front-door.js';
+import { createAccessPoint } from '../dist/proxy/s3/access-points.js';
+import { createS3Key } from '../dist/proxy/s3/s3-keys.js';
+import { startSwift, SWIFT_USERS } from '../scripts/local-swift.mjs';
+
+const N = Number(process.env.BENCH_N ?? 1000);
+const BIG = Number(process.env.BENCH_BIG_MB ?? 1024) * 1024 * 1024;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+const ms = (v) => `${v.toFixed(3)} ms`;
+const upstreamKey = { accessKeyId: SWIFT_USERS.admin.user, secretAccessKey: SWIFT_USERS.admin.key };
+
+const swift = await startSwift();
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-bench-'));
+const config = resolveConfig({
+  host_root: root, backend: process.env.BENCH_BACKEND ?? 'process', log_level: 'warn', upstream: swift.url, proxy_listen: '127.0.0.1:0', cache_ttl: 60,
+  upstream_s3_access_key: upstreamKey.accessKeyId, upstream_s3_secret_key: upstreamKey.secretAccessKey,
+});
+const gw = createGateway(config, { logger: pino({ level: 'warn' }) });
+const door = await startFrontDoor({ gateway: gw, config, registry: new Registry(), logger: gw.logger });
+const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+const clients = [];
+const s3 = (endpoint, credentials) => {
+  // Checksums only when required: Swift 2.30's s3api refuses the aws-chunked uploads they bring.
+  const c = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED' });
+  clients.push(c);
+  return c;
+};
+
+function get(url) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent }, (res) => {
+      let bytes = 0;
+      res.on('data', (c) => (bytes += c.length));
+      res.on('end', () => (res.statusCode < 300 ? resolve(bytes) : reject(new Error(`GET ${url.split('?')[0]}: ${res.statusCode}`))));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
+try {
+  await gw.deploy(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs')), { kind: 'storlet', name: 'identity.mjs', language: 'js', interfaceVersion: '1.0', objectMetadata: 'no', main: 'identity.mjs', dependencies: [] });
+  createAccessPoint(config.access_points_file, { name: 'same', bucket: 'bench', storlet: 'identity.mjs' });
+  const k = createS3Key(config.s3_keys_file, ['same']);
+  const direct = s3(swift.url, upstreamKey);
+  const viaDoor = s3(door.url, { accessKeyId: k.id, secretAccessKey: k.secret });
+  await direct.send(new CreateBucketCommand({ Bucket: 'bench' }));
+  await direct.send(new PutObjectCommand({ Bucket: 'bench', Key: 'small', Body: Buffer.alloc(1024, 120) }));
+  const chunk = Buffer.alloc(1024 * 1024, 97);
+  let left = BIG;
+  const big = new Readable({ read() { if (left <= 0) return this.push(null); left -= chunk.length; this.push(chunk); } });
+  await direct.send(new PutObjectCommand({ Bucket: 'bench', Key: 'big', Body: big, ContentLength: BIG }));
+
+  const presign = (client, Bucket, Key) => getSignedUrl(client, new GetObjectCommand({ Bucket, Key }), { expiresIn: 3600 });
+  const urls = {
+    direct: { small: await presign(direct, 'bench', 'small'), big: await presign(direct, 'bench', 'big') },
+    'access point': { small: await presign(viaDoor, 'same', 'small'), big: await presign(viaDoor, 'same', 'big') },
+  };
+  for (let i = 0; i < 200; i++) for (const u of Object.values(urls)) await get(u.small); // warm: daemon, JIT, sockets
+  const rates = { direct: [], 'access point': [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, u] of Object.entries(urls)) {
+      const t = process.hrtime.bigint();
+      const bytes = await get(u.big);
+      if (bytes !== BIG) throw new Error(`${name}: got ${bytes} bytes of ${BIG}`);
+      rates[name].push(BIG / (Number(process.hrtime.bigint() - t) / 1e9) / 1e6);
+    }
+  }
+  const times = { direct: [], 'access point': [] };
+  for (let i = 0; i < N; i++) {
+    for (const [name, u] of Object.entries(urls)) {
+      const t = process.hrtime.bigint();
+      await get(u.small);
+      times[name].push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+  }
+  const best = Object.fromEntries(Object.entries(rates).map(([name, v]) => [name, Math.max(...v)]));
+  const lat = Object.fromEntries(Object.entries(times).map(([name, v]) => {
+    const s = [...v].sort((a, b) => a - b);
+    return [name, { p50: quantile(s, 0.5), p99: quantile(s, 0.99) }];
+  }));
+  const pct = (100 * best['access point']) / best.direct;
+  const added = lat['access point'].p50 - lat.direct.p50;
+  if (process.env.BENCH_JSON) {
+    process.stdout.write(`${JSON.stringify({ bigBytes: BIG, mbps: best, latency: lat })}\n`);
+  } else {
+    console.log(`S3 access point (${gw.backendName} backend), ${(BIG / 2 ** 20).toFixed(0)} MiB GetObject x ${ROUNDS} (best), ${N} x 1 KiB GetObject, interleaved`);
+    console.log(`  direct to the upstream s3api (baseline)  ${best.direct.toFixed(0)} MB/s   1 KiB p50 ${ms(lat.direct.p50)}  p99 ${ms(lat.direct.p99)}`);
+    console.log(`  identity access point                    ${best['access point'].toFixed(0)} MB/s = ${pct.toFixed(0)} % (target ≥ 80 %)   p50 ${ms(lat['access point'].p50)} (+${ms(added)}, target ≤ 2 ms)  p99 ${ms(lat['access point'].p99)}`);
+  }
+} finally {
+  agent.destroy();
+  for (const c of clients) c.destroy();
+  await door.close();
+  await gw.close({ stopSandboxes: true });
+  await swift.stop();
+  fs.rmSync(root, { recursive: true, force: true });
+}
