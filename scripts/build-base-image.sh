@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds sandlet's default base image offline: debootstrap a minimal Debian from Debian's
-# packages (with Debian's nodejs, which the agent runs on), then `docker import` it. Nothing is
+# packages (with Debian's nodejs, which the agent runs on, and python3, which Python
+# storlets run on), then `docker import` it. Nothing is
 # pulled from a registry. An online user may skip this and build the engine on an upstream base:
 #   sandlet image build --base debian:bookworm-slim   (that base must provide node >= 18)
 #
@@ -21,8 +22,8 @@ command -v debootstrap >/dev/null || { echo "debootstrap is missing: apt-get ins
 
 root=$(mktemp -d /tmp/sandlet-base.XXXXXX)
 trap 'rm -rf "$root"' EXIT
-echo "[base] debootstrap $suite (minbase + nodejs) into $root"
-debootstrap --variant=minbase --include=nodejs,ca-certificates "$suite" "$root" "$mirror" >"$root.log" 2>&1 \
+echo "[base] debootstrap $suite (minbase + nodejs + python3) into $root"
+debootstrap --variant=minbase --include=nodejs,python3,ca-certificates "$suite" "$root" "$mirror" >"$root.log" 2>&1 \
   || { tail -20 "$root.log"; rm -f "$root.log"; exit 1; }
 rm -f "$root.log"
 # Keep the image small: no apt lists, caches, docs or man pages.

@@ -1,0 +1,141 @@
+// Python storlets (the OpenStack Storlets Python API): one python3 host process per daemon
+// (python/storlet_host.py) imports the storlet once and forks a child per task, so a task starts
+// warm and a cancel kills just its process group, busy loop, blocking read or sleep alike.
+// Tasks go to the host as datagrams carrying their fds (SCM_RIGHTS); outcomes come back as JSON
+// lines on its stdout.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { closeQuietly, native } from '../sbus/native.js';
+import { PYTHON_MAIN } from './languages.js';
+import type { RuntimeOutcome, RuntimeTask, StorletRuntime } from './storlet-runtime.js';
+
+
+interface HostEvent {
+  type: 'ready' | 'load-error' | 'done';
+  id?: string;
+  ok?: boolean;
+  message?: string;
+}
+
+/**
+ * Debian's python3 (the engine image's, or the host's for the process backend): /usr/bin/python3
+ * before any python3 on PATH, which may be a version manager's shim. SANDLET_PYTHON overrides.
+ */
+export function pythonExecutable(): string {
+  if (process.env.SANDLET_PYTHON) return process.env.SANDLET_PYTHON;
+  return fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+}
+
+/** The host program: beside this module (src/ under tests, dist/ in the engine image), else in src/. */
+export function hostScript(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const beside = path.join(here, 'python', 'storlet_host.py');
+  if (fs.existsSync(beside)) return beside;
+  return path.resolve(here, '..', '..', 'src', 'agent', 'python', 'storlet_host.py');
+}
+
+export class PythonRuntime implements StorletRuntime {
+  private host: ChildProcess | undefined;
+  private readonly socket = path.join(os.tmpdir(), `sandlet-py-${randomBytes(6).toString('hex')}.sock`);
+  private readonly pending = new Map<string, (o: RuntimeOutcome) => void>();
+  private exited: string | undefined;
+
+  constructor(
+    private readonly storletDir: string,
+    private readonly main: string,
+    private readonly log: Logger,
+  ) {
+    if (!PYTHON_MAIN.test(main)) throw new Error(`python storlet main ${JSON.stringify(main)} must be module.Class`);
+  }
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const host = spawn(pythonExecutable(), ['-I', hostScript(), this.socket, this.storletDir, this.main], {
+        cwd: this.storletDir,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
+      });
+      this.host = host;
+      let started = false;
+      host.on('error', (err) => {
+        this.exited = `python3 could not start: ${err.message}`;
+        if (!started) reject(new Error(this.exited));
+      });
+      // Its stderr: the host's own troubles and a failed import's traceback.
+      readline.createInterface({ input: host.stderr! }).on('line', (line) => this.log.debug({ python: line }, 'python host'));
+      readline.createInterface({ input: host.stdout! }).on('line', (line) => {
+        let ev: HostEvent;
+        try {
+          ev = JSON.parse(line) as HostEvent;
+        } catch {
+          return;
+        }
+        if (ev.type === 'ready') {
+          started = true;
+          resolve();
+        } else if (ev.type === 'load-error') {
+          reject(new Error(ev.message ?? 'cannot load the storlet'));
+        } else if (ev.type === 'done' && ev.id) {
+          const settle = this.pending.get(ev.id);
+          this.pending.delete(ev.id);
+          settle?.({ ok: ev.ok === true, message: ev.message ?? '' });
+        }
+      });
+      host.on('exit', (code, signal) => {
+        this.exited ??= `python host exited (${signal ?? `code ${code}`})`;
+        if (!started) reject(new Error(this.exited));
+        for (const settle of this.pending.values()) settle({ ok: false, message: this.exited });
+        this.pending.clear();
+        fs.rmSync(this.socket, { force: true });
+      });
+    });
+  }
+
+  run(task: RuntimeTask): Promise<RuntimeOutcome> {
+    const fds = [task.output, task.metadata, ...(task.logger ? [task.logger.fd] : []), ...task.inputs.map((i) => i.fd)];
+    const header = {
+      type: 'task',
+      id: task.id,
+      logger: task.logger !== undefined,
+      logMaxBytes: task.logger?.maxBytes,
+      inputs: task.inputs.map((i) => ({ metadata: i.metadata, range: i.range })),
+      params: task.params,
+    };
+    try {
+      if (this.exited) throw new Error(this.exited);
+      native.send(this.socket, Buffer.from(JSON.stringify(header)), fds);
+    } catch (err) {
+      return Promise.resolve({ ok: false, message: `cannot hand the task to python: ${(err as Error).message}` });
+    } finally {
+      closeQuietly(fds); // the host has its own copies now
+    }
+    return new Promise((resolve) => this.pending.set(task.id, resolve));
+  }
+
+  cancel(taskId: string): void {
+    if (!this.pending.has(taskId) || this.exited) return;
+    try {
+      native.send(this.socket, Buffer.from(JSON.stringify({ type: 'cancel', id: taskId })), []);
+    } catch (err) {
+      this.log.warn({ task: taskId, err: (err as Error).message }, 'cannot cancel a python task; stopping its host');
+      this.host?.kill('SIGKILL');
+    }
+  }
+
+  async stop(): Promise<void> {
+    const host = this.host;
+    if (!host || host.exitCode !== null || host.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => host.once('exit', () => resolve()));
+    // SIGTERM: the host kills every task's group, reaps them and removes its socket.
+    host.kill('SIGTERM');
+    const timer = setTimeout(() => host.kill('SIGKILL'), 2000);
+    await gone;
+    clearTimeout(timer);
+  }
+}
