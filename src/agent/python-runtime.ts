@@ -11,6 +11,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { PYTHON_HOST_SOURCE } from '../package-root.js';
 import { closeQuietly, native } from '../sbus/native.js';
 import { PYTHON_MAIN } from './languages.js';
 import type { RuntimeOutcome, RuntimeTask, StorletRuntime } from './storlet-runtime.js';
@@ -32,12 +33,10 @@ export function pythonExecutable(): string {
   return fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 }
 
-/** The host program: beside this module (src/ under tests, dist/ in the engine image), else in src/. */
+/** The host program: beside this module (src/ under tests, dist/ in the engine image), else the package's. */
 export function hostScript(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const beside = path.join(here, 'python', 'storlet_host.py');
-  if (fs.existsSync(beside)) return beside;
-  return path.resolve(here, '..', '..', 'src', 'agent', 'python', 'storlet_host.py');
+  const beside = path.join(path.dirname(fileURLToPath(import.meta.url)), 'python', 'storlet_host.py');
+  return fs.existsSync(beside) ? beside : PYTHON_HOST_SOURCE;
 }
 
 export class PythonRuntime implements StorletRuntime {
