@@ -142,7 +142,7 @@ export class DaemonFactory {
       const spec = parseMainSpec(name);
       daemon = new StorletDaemon({ ...common, modulePath: resolveMainPath(dir, spec), exportName: spec.exportName, firstWorker: this.takeSpare() });
     } else {
-      daemon = new StorletDaemon({ ...common, modulePath: dir, exportName: undefined, runtime: makeRuntime(language, dir, name, logger) });
+      daemon = new StorletDaemon({ ...common, modulePath: dir, exportName: undefined, runtime: makeRuntime(language, dir, name, poolSize, logger) });
     }
     const entry: DaemonEntry = { name, pipe, daemon, started: Promise.resolve() };
     daemon.onHalt = () => {

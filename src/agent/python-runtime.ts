@@ -1,6 +1,7 @@
 // Python storlets (the OpenStack Storlets Python API): one python3 host process per daemon
-// (python/storlet_host.py) imports the storlet once and forks a child per task, so a task starts
-// warm and a cancel kills just its process group, busy loop, blocking read or sleep alike.
+// (python/storlet_host.py) imports the storlet once and forks worker processes from it, so a
+// task starts warm and a cancel kills just its worker's process group, busy loop, blocking read
+// or sleep alike.
 // Tasks go to the host as datagrams carrying their fds (SCM_RIGHTS); outcomes come back as JSON
 // lines on its stdout.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -48,6 +49,7 @@ export class PythonRuntime implements StorletRuntime {
   constructor(
     private readonly storletDir: string,
     private readonly main: string,
+    private readonly poolSize: number,
     private readonly log: Logger,
   ) {
     if (!PYTHON_MAIN.test(main)) throw new Error(`python storlet main ${JSON.stringify(main)} must be module.Class`);
@@ -55,7 +57,7 @@ export class PythonRuntime implements StorletRuntime {
 
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const host = spawn(pythonExecutable(), ['-I', hostScript(), this.socket, this.storletDir, this.main], {
+      const host = spawn(pythonExecutable(), ['-I', hostScript(), this.socket, this.storletDir, this.main, String(this.poolSize)], {
         cwd: this.storletDir,
         stdio: ['pipe', 'pipe', 'pipe'],
         env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },

@@ -5,6 +5,6 @@ import type { StorletLanguage } from './languages.js';
 import { PythonRuntime } from './python-runtime.js';
 import type { StorletRuntime } from './storlet-runtime.js';
 
-export function makeRuntime(language: Exclude<StorletLanguage, 'js'>, storletDir: string, main: string, log: Logger): StorletRuntime {
-  return language === 'python' ? new PythonRuntime(storletDir, main, log) : new ExecRuntime(storletDir, main, log);
+export function makeRuntime(language: Exclude<StorletLanguage, 'js'>, storletDir: string, main: string, poolSize: number, log: Logger): StorletRuntime {
+  return language === 'python' ? new PythonRuntime(storletDir, main, poolSize, log) : new ExecRuntime(storletDir, main, log);
 }

@@ -1,8 +1,11 @@
 # sandlet's host for Python storlets written against the OpenStack Storlets Python API.
 #
 # One host process per storlet daemon: it imports the storlet's module once (an import error
-# fails the daemon's start), then forks a child per task, so the child starts with the module
-# already loaded, and a task is stopped, whatever it does, by killing its process group.
+# fails the daemon's start), then forks worker processes that start with the module loaded. Each
+# worker runs one task at a time in its own process group, so a cancel kills just that task
+# (busy loop, blocking read or sleep alike) with whatever it started. A worker whose task ended
+# clean (no fd, thread or child process left) takes the next one without a fork: fork, exit and
+# wait cost more than the whole of a small task; any other worker is killed with its group.
 #
 # Protocol with the agent (src/agent/python-runtime.ts):
 #   agent -> host: datagrams on --socket; a task carries its fds by SCM_RIGHTS, in the order
@@ -253,13 +256,10 @@ class StorletOutputFile(_StorletFile):
         return self._md_fd is None
 
 
-# -- A task, in its forked child -----------------------------------------------------------------
+# -- A task, in a worker process ----------------------------------------------------------------
 
-def run_task(storlet_cls, header, fds, result_fd, storlet_dir):
-    """Runs one invocation; writes its outcome to result_fd. Never returns."""
-    os.setpgid(0, 0)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as for any process writing to a pipe
+def run_task(storlet_cls, header, fds, storlet_dir):
+    """Runs one invocation on its fds (closing them all); returns its outcome."""
     out_fd, md_fd = fds[0], fds[1]
     rest = fds[2:]
     logger_fd = rest.pop(0) if header.get('logger') else None
@@ -283,27 +283,81 @@ def run_task(storlet_cls, header, fds, result_fd, storlet_dir):
         message = one_line('%s: %s' % (type(err).__name__, err) if str(err) else type(err).__name__)
         logger.error('storlet failed: %s' % traceback.format_exc())
         outcome = {'ok': False, 'message': message}
-        if out is not None and out.began:
-            # Output began: the stream must end in an error, not look complete.
-            os._exit(write_result(result_fd, outcome, 3))
+    # Every fd of the task is closed here, whatever the storlet did with its files.
     for f in ins + ([out] if out else []):
         f.close()
-    os._exit(write_result(result_fd, outcome, 0))
+    wrapped = set(f.fileno() for f in ins) | ({out_fd} if out else set())
+    for fd in [fd for fd in fds if fd not in wrapped] + ([md_fd] if out is None else []):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    return outcome
 
 
-def write_result(fd, outcome, code):
+def leftovers(baseline_fds):
+    """What a task left behind in its worker: open fds, threads or child processes."""
     try:
-        os.write(fd, json.dumps(outcome).encode('utf-8')[:4000])
+        fds = set(os.listdir('/proc/self/fd'))
+        threads = len(os.listdir('/proc/self/task'))
     except OSError:
-        pass
-    return code
+        return 'no /proc to check'
+    if fds != baseline_fds:
+        return 'fds'
+    if threads != 1:
+        return 'threads'
+    try:
+        os.waitpid(-1, os.WNOHANG)
+        return 'child processes'
+    except ChildProcessError:
+        return None
+
+
+def worker_main(storlet_cls, ctl, storlet_dir):
+    """A worker: runs tasks one at a time, sent with their fds on ctl. Never returns.
+
+    A task that failed or left anything behind (an fd, a thread, a child process) ends its worker,
+    and the host kills the worker's process group: nothing of a task outlives it. A clean worker
+    takes the next task without a fork, as a JS task thread does."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as for any process writing to a pipe
+    while True:
+        baseline = set(os.listdir('/proc/self/fd')) if os.path.isdir('/proc/self/fd') else None
+        try:
+            data, fds, _, _ = socket.recv_fds(ctl, MAX_DATAGRAM, MAX_FDS)
+        except OSError:
+            os._exit(0)
+        if not data:
+            os._exit(0)  # the host went
+        outcome = run_task(storlet_cls, json.loads(data), fds, storlet_dir)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        left = leftovers(baseline) if baseline is not None and outcome['ok'] else 'failed'
+        outcome['recycle'] = left is not None
+        try:
+            ctl.send(json.dumps(outcome).encode('utf-8')[:8000])
+        except OSError:
+            os._exit(0)
+        if left is not None:
+            os._exit(0)
 
 
 # -- The host's loop -----------------------------------------------------------------------------
 
+class Worker(object):
+    def __init__(self, pid, ctl):
+        self.pid = pid
+        self.ctl = ctl
+        self.task = None
+
+
 class Host(object):
-    def __init__(self, sock_path, storlet_dir, main):
+    def __init__(self, sock_path, storlet_dir, main, pool_size):
         self.storlet_dir = storlet_dir
+        self.pool_size = pool_size
         module_name, _, cls_name = main.partition('.')
         sys.path.insert(0, storlet_dir)
         module = importlib.import_module(module_name)
@@ -311,13 +365,15 @@ class Host(object):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(sock_path)
         self.sock_path = sock_path
-        self.tasks = {}      # task id -> (pid, result read fd)
-        self.by_fd = {}      # result read fd -> task id
+        self.idle = []       # workers waiting for a task
+        self.busy = {}       # control socket fd -> worker with a task
+        self.tasks = {}      # task id -> worker
         self.poll = select.poll()
         self.poll.register(self.sock.fileno(), select.POLLIN)
         self.poll.register(0, select.POLLIN)
 
     def serve(self):
+        self.idle.append(self.fork_worker())
         emit({'type': 'ready'})
         while True:
             for fd, _ in self.poll.poll():
@@ -326,10 +382,14 @@ class Host(object):
                 elif fd == 0:
                     if not os.read(0, 4096):
                         return  # the agent went
-                else:
-                    self.finish(fd)
+                elif fd in self.busy:
+                    self.finish(self.busy[fd])
 
     def receive(self):
+        # A worker is forked only while this process holds no task's fds: one forked while it
+        # did would keep that task's pipes open for good.
+        if not self.idle:
+            self.idle.append(self.fork_worker())
         try:
             data, fds, _, _ = socket.recv_fds(self.sock, MAX_DATAGRAM, MAX_FDS)
         except BlockingIOError:
@@ -337,76 +397,98 @@ class Host(object):
         try:
             msg = json.loads(data)
         except ValueError:
-            for fd in fds:
-                os.close(fd)
-            return
+            msg = {}
         if msg.get('type') == 'cancel':
-            task = self.tasks.get(msg.get('id'))
-            if task:
-                kill_group(task[0])
-            return
+            worker = self.tasks.get(msg.get('id'))
+            if worker:
+                kill_group(worker.pid)  # its control socket then reaches EOF: finish() reports it
         if msg.get('type') != 'task':
             for fd in fds:
                 os.close(fd)
             return
-        rfd, wfd = os.pipe()
+        worker = self.idle.pop()
+        try:
+            socket.send_fds(worker.ctl, [data], fds)
+        except OSError:
+            kill_group(worker.pid)  # a broken worker: the task fails as its process died
+        finally:
+            for fd in fds:
+                os.close(fd)
+        worker.task = msg['id']
+        self.tasks[worker.task] = worker
+        self.busy[worker.ctl.fileno()] = worker
+        self.poll.register(worker.ctl.fileno(), select.POLLIN)
+        self.keep_spare()
+
+    def keep_spare(self):
+        """Forks the next task's worker now, between tasks, unless one waits or the pool is busy."""
+        if not self.idle and len(self.busy) < self.pool_size:
+            self.idle.append(self.fork_worker())
+
+    def fork_worker(self):
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
             try:
-                os.close(rfd)
+                os.setpgid(0, 0)
+                parent_end.close()
                 self.sock.close()
+                for w in self.idle + list(self.busy.values()):
+                    w.ctl.close()  # other workers' channels are not this one's business
                 # stdin and stdout are the host's channel to the agent: not the storlet's.
                 null = os.open(os.devnull, os.O_RDWR)
                 os.dup2(null, 0)
                 os.dup2(2, 1)
                 os.close(null)
-                run_task(self.storlet_cls, msg, fds, wfd, self.storlet_dir)
+                worker_main(self.storlet_cls, child_end, self.storlet_dir)
             finally:
                 os._exit(4)
         try:
             os.setpgid(pid, pid)  # also here: a cancel may come before the child ran at all
         except OSError:
             pass
-        os.close(wfd)
-        for fd in fds:
-            os.close(fd)
-        self.tasks[msg['id']] = (pid, rfd)
-        self.by_fd[rfd] = msg['id']
-        self.poll.register(rfd, select.POLLIN)
+        child_end.close()
+        return Worker(pid, parent_end)
 
-    def finish(self, rfd):
-        task_id = self.by_fd.pop(rfd)
-        pid, _ = self.tasks.pop(task_id)
-        self.poll.unregister(rfd)
-        data = b''
+    def finish(self, worker):
+        fd = worker.ctl.fileno()
         try:
-            data = os.read(rfd, 8192)
+            data = worker.ctl.recv(8192)
         except OSError:
-            pass
-        os.close(rfd)
-        # Whatever the storlet left running in its group (a subprocess, a fork) ends with it.
-        kill_group(pid)
-        _, status = os.waitpid(pid, 0)
+            data = b''
         try:
             outcome = json.loads(data) if data else None
         except ValueError:
             outcome = None
-        if outcome is None:
-            if os.WIFSIGNALED(status):
-                why = 'storlet process was killed by signal %d' % os.WTERMSIG(status)
-            else:
-                why = 'storlet process exited with code %d' % os.WEXITSTATUS(status)
-            outcome = {'ok': False, 'message': why}
+        del self.busy[fd]
+        self.poll.unregister(fd)
+        del self.tasks[worker.task]
+        task_id, worker.task = worker.task, None
+        if outcome is not None and not outcome.get('recycle') and len(self.idle) < self.pool_size:
+            self.idle.append(worker)
+        else:
+            status = self.end_worker(worker)
+            if outcome is None:
+                if status is not None and os.WIFSIGNALED(status):
+                    why = 'storlet process was killed by signal %d' % os.WTERMSIG(status)
+                else:
+                    why = 'storlet process exited with code %d' % (os.WEXITSTATUS(status) if status is not None else -1)
+                outcome = {'ok': False, 'message': why}
         emit({'type': 'done', 'id': task_id, 'ok': bool(outcome.get('ok')), 'message': str(outcome.get('message'))})
+        self.keep_spare()
+
+    def end_worker(self, worker):
+        """Kills the worker's process group (what its task left running goes too) and reaps it."""
+        kill_group(worker.pid)
+        worker.ctl.close()
+        try:
+            return os.waitpid(worker.pid, 0)[1]
+        except OSError:
+            return None
 
     def close(self):
-        for pid, _ in self.tasks.values():
-            kill_group(pid)
-        for pid, _ in self.tasks.values():
-            try:
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
+        for worker in self.idle + list(self.busy.values()):
+            self.end_worker(worker)
         try:
             os.unlink(self.sock_path)
         except OSError:
@@ -421,9 +503,9 @@ def kill_group(pid):
 
 
 def main():
-    sock_path, storlet_dir, main_name = sys.argv[1:4]
+    sock_path, storlet_dir, main_name, pool_size = sys.argv[1:5]
     try:
-        host = Host(sock_path, storlet_dir, main_name)
+        host = Host(sock_path, storlet_dir, main_name, max(1, int(pool_size)))
     except BaseException as err:
         sys.stderr.write(traceback.format_exc())
         emit({'type': 'load-error', 'message': 'cannot load storlet %s: %s: %s' % (main_name, type(err).__name__, one_line(err))})
