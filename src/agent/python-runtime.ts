@@ -27,10 +27,9 @@ interface HostEvent {
 
 /**
  * Debian's python3 (the engine image's, or the host's for the process backend): /usr/bin/python3
- * before any python3 on PATH, which may be a version manager's shim. SANDLET_PYTHON overrides.
+ * before any python3 on PATH, which may be a version manager's shim.
  */
 export function pythonExecutable(): string {
-  if (process.env.SANDLET_PYTHON) return process.env.SANDLET_PYTHON;
   return fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 }
 
