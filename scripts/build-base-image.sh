@@ -14,7 +14,9 @@ tag="${1:-sandlet/base:bookworm}"
 suite="${2:-bookworm}"
 mirror="${3:-http://deb.debian.org/debian}"
 
-if docker image inspect "$tag" >/dev/null 2>&1 && [ -z "${SANDLET_REBUILD_BASE:-}" ]; then
+# A base built before Python storlets (no python3 label) is rebuilt.
+if [ -n "$(docker image inspect "$tag" --format '{{index .Config.Labels "io.sandlet.base.python"}}' 2>/dev/null)" ] \
+   && [ -z "${SANDLET_REBUILD_BASE:-}" ]; then
   echo "base image $tag exists (SANDLET_REBUILD_BASE=1 rebuilds it)"
   exit 0
 fi
@@ -30,9 +32,10 @@ rm -f "$root.log"
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
        "$root"/usr/share/locale/* "$root"/var/log/*
 node_version=$(chroot "$root" /usr/bin/node --version)
-echo "[base] node $node_version; importing as $tag"
+python_version=$(chroot "$root" /usr/bin/python3 --version | cut -d' ' -f2)
+echo "[base] node $node_version, python $python_version; importing as $tag"
 tar -C "$root" -c . | docker import \
   -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  -c "LABEL io.sandlet.base.suite=$suite io.sandlet.base.node=$node_version" \
+  -c "LABEL io.sandlet.base.suite=$suite io.sandlet.base.node=$node_version io.sandlet.base.python=$python_version" \
   - "$tag" >/dev/null
 docker image inspect "$tag" --format '[base] {{.RepoTags}} {{.Size}} bytes'
