@@ -14,6 +14,8 @@ import { SAMPLES_DIR } from '../src/package-root.js';
 import { collect } from './helpers/streams.js';
 import { docker, ENGINE_IMAGE, requireDocker, runId, skipDocker } from './helpers/docker.js';
 import { FIXTURES, localStore } from './helpers/gateway.js';
+import { eventually } from './helpers/agent.js';
+import { openFds } from './helpers/fs.js';
 
 const id = runId();
 const backends = [
@@ -89,6 +91,19 @@ describe.each(backends)('python and exec storlets on the $backend backend', ({ b
     expect(gunzipSync(await collect(r.body)).toString()).toBe('zip me '.repeat(100));
     expect(r.metadata).toEqual({ color: 'red' });
     await expect(invoke('fails.sh', '')).rejects.toMatchObject({ code: 'ESTORLET', message: expect.stringContaining('fails.sh exited with code 7: cannot do it') });
+  });
+
+  it.skipIf(skip)('keeps the gateway\'s fds flat over many Python and exec invocations, failures included', async () => {
+    const round = async (i: number) => {
+      if (i % 10 === 0) await invoke('fails.sh', '').catch(() => undefined);
+      else if (i % 10 === 5) await invoke('py_probe.py', '', { mode: 'raise-early' }).catch(() => undefined);
+      else await collect((await invoke(i % 2 ? 'py_probe.py' : 'gzip.sh', `n${i}`, { mode: 'identity' })).body);
+    };
+    for (let i = 0; i < 10; i++) await round(i);
+    const before = openFds().length;
+    for (let i = 0; i < 80; i++) await round(i);
+    // At most as many: a Docker API keep-alive socket may close meanwhile, never may one leak.
+    await eventually(() => expect(openFds().length).toBeLessThanOrEqual(before));
   });
 
   // Only a sandbox bounds a fork bomb: the process backend has no pids limit.

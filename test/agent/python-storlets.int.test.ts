@@ -133,6 +133,17 @@ describe('python storlets (Storlets API) on the agent', () => {
     await eventually(() => expect(fs.existsSync(`/proc/${child}`) && !/State:\s+Z/.test(fs.readFileSync(`/proc/${child}/status`, 'utf8'))).toBe(false));
   });
 
+  it.each(['leave-fd', 'leave-thread', 'raise-early'])('reuses a worker whose task ended clean, and kills one after %s', async (mode) => {
+    const a = (await run({ mode: 'pid' }, '')).output;
+    expect((await run({ mode: 'pid' }, '')).output).toBe(a);
+    const dirty = await run({ mode }, '');
+    const pid = mode === 'raise-early' ? a : dirty.output;
+    expect(pid).toBe(a);
+    await eventually(() => expect(fs.existsSync(`/proc/${pid}`)).toBe(false));
+    const b = (await run({ mode: 'pid' }, '')).output;
+    expect(b).not.toBe(a);
+  });
+
   it('fails START_DAEMON with the import error', async () => {
     const reply = await start('py_broken.Broken');
     expect(reply.status).toBe(false);
