@@ -373,8 +373,8 @@ class Host(object):
         self.poll.register(0, select.POLLIN)
 
     def serve(self):
+        emit({'type': 'ready'})  # the first worker forks while the agent checks the daemon
         self.idle.append(self.fork_worker())
-        emit({'type': 'ready'})
         while True:
             for fd, _ in self.poll.poll():
                 if fd == self.sock.fileno():
