@@ -156,7 +156,8 @@ function validateMain(language: StorletLanguage, name: string, main: string): vo
   if (language === 'python') {
     const module = name.slice(0, -'.py'.length);
     const m = PYTHON_MAIN.exec(main);
-    if (!m || m[1] !== module) fail('main', `must be ${module}.ClassName, the storlet class in ${name} (got ${JSON.stringify(main)})`);
+    // `NAME.py` itself would read as a class named py: a main left at its default, the file name.
+    if (!m || m[1] !== module || main === name) fail('main', `must be ${module}.ClassName, the storlet class in ${name} (got ${JSON.stringify(main)})`);
     return;
   }
   if (language === 'exec') {

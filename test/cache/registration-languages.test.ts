@@ -15,6 +15,7 @@ describe('python and exec storlet registration (Storlets rules for Python)', () 
 
   it.each([
     [{ ...py, main: 'simple_storlet' }, 'registration: main: must be simple_storlet.ClassName'],
+    [{ ...py, main: 'simple_storlet.py' }, 'registration: main: must be simple_storlet.ClassName'],
     [{ ...py, main: 'other.SimpleStorlet' }, 'registration: main: must be simple_storlet.ClassName'],
     [{ ...py, main: 'simple_storlet.sub.SimpleStorlet' }, 'registration: main: must be simple_storlet.ClassName'],
     [{ ...py, name: 'simple-storlet.py', main: 'simple-storlet.S' }, 'registration: name: a python storlet is a module file'],
