@@ -9,6 +9,8 @@
 // then), and only here is that first byte seen. Each task runs in a process group of its own; a cancel, a timeout and the
 // task's end kill the whole group.
 import { spawn, type StdioOptions } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -50,8 +52,7 @@ export class ExecRuntime implements StorletRuntime {
   }
 
   async start(): Promise<void> {
-    const fs = await import('node:fs/promises');
-    await fs.access(this.program, fs.constants.X_OK).catch(() => {
+    await access(this.program, fsConstants.X_OK).catch(() => {
       throw new Error(`storlet ${path.basename(this.program)} is not an executable file in ${this.storletDir}`);
     });
   }
@@ -211,6 +212,8 @@ export class ExecRuntime implements StorletRuntime {
           lastLine = partial.trim().slice(0, MAX_LAST_LINE);
         }
         this.running.delete(task.id);
+        // A program that wrote no output still has its metadata (fd 3's, or the input's) sent.
+        if (!cancelled && !signal && code === 0 && !began) sendMetadata();
         let outcome: RuntimeOutcome;
         if (cancelled) outcome = { ok: false, message: 'storlet task was cancelled' };
         else if (failure) outcome = { ok: false, message: failure };
@@ -218,7 +221,6 @@ export class ExecRuntime implements StorletRuntime {
         else if (code !== 0) outcome = { ok: false, message: `${path.basename(this.program)} exited with code ${code}${lastLine ? `: ${lastLine}` : ''}` };
         else outcome = { ok: true, message: 'done' };
         if (!outcome.ok) log.error(`storlet failed: ${outcome.message}`);
-        if (outcome.ok && !began) sendMetadata();
         if (metadataFd !== undefined) closeQuietly([metadataFd]);
         if (task.logger) closeQuietly([task.logger.fd]);
         if (!outcome.ok) {

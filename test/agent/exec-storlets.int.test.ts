@@ -27,6 +27,8 @@ const SCRIPTS: Record<string, string> = {
   'stubborn.sh': "#!/bin/sh\ntrap '' TERM\necho $$ >&2\nsleep 1000 &\necho $! >&2\nwait\n",
   'leaves-child.sh': '#!/bin/sh\nsleep 1000 &\necho "{\\"child\\": \\"$!\\"}" >&3\necho done\n',
   'bad-meta.sh': "#!/bin/sh\necho 'not json' >&3\necho out\n",
+  'bad-meta-silent.sh': "#!/bin/sh\necho '[1]' >&3\n",
+  'meta-silent.sh': `#!/bin/sh\necho '{"empty": "yes"}' >&3\n`,
   'big.sh': '#!/bin/sh\nhead -c 3000000 /dev/zero\n',
 };
 
@@ -82,6 +84,12 @@ describe('exec storlets on the agent', () => {
     expect(bad.metadata).toBe('');
     expect(bad.status.status).toBe(false);
     expect(bad.status.message).toMatch(/metadata on fd 3 is not a JSON object/);
+    // No output at all: the metadata is still fd 3's, or a failure when it is no object.
+    const silent = await run('meta-silent.sh', {}, '');
+    expect(silent).toEqual({ output: Buffer.alloc(0), metadata: '{"empty":"yes"}', status: { status: true, message: 'done' } });
+    const badSilent = await run('bad-meta-silent.sh', {}, '');
+    expect(badSilent.metadata).toBe('');
+    expect(badSilent.status).toEqual({ status: false, message: 'the metadata on fd 3 is not a JSON object (not an object)' });
   });
 
   it('passes params and input metadata in the environment, extra inputs on fd 4 and up', async () => {
