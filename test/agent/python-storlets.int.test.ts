@@ -126,6 +126,16 @@ describe('python storlets (Storlets API) on the agent', () => {
     expect((await run({ mode: 'identity' }, 'next')).output).toBe('next');
   });
 
+  it('runs tasks side by side: calls go on while another task sleeps, and its cancel stops only it', async () => {
+    const sleeper = await startTask(pipe(), { mode: 'sleep' });
+    const results = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => run({ mode: 'identity' }, `side ${n}`)));
+    expect(results.map((r) => r.output)).toEqual([1, 2, 3, 4, 5, 6].map((n) => `side ${n}`));
+    expect(await sleeper.cancel()).toEqual({ status: true, message: 'task cancelled' });
+    expect(JSON.parse(await readAll(sleeper.stR))).toEqual({ status: false, message: 'storlet task was cancelled' });
+    sleeper.input.destroy();
+    for (const fd of [sleeper.outR, sleeper.mdR]) native.close(fd);
+  });
+
   it('kills what a task left running: its process group goes with it', async () => {
     const r = await run({ mode: 'spawn-and-hang' }, '');
     expect(r.output).toBe('started');
