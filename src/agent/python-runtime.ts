@@ -19,7 +19,7 @@ import type { RuntimeOutcome, RuntimeTask, StorletRuntime } from './storlet-runt
 
 
 interface HostEvent {
-  type: 'ready' | 'load-error' | 'done';
+  type: 'ready' | 'load-error' | 'done' | 'drained';
   id?: string;
   ok?: boolean;
   message?: string;
@@ -43,6 +43,12 @@ export class PythonRuntime implements StorletRuntime {
   private host: ChildProcess | undefined;
   private readonly socket = path.join(os.tmpdir(), `sandlet-py-${randomBytes(6).toString('hex')}.sock`);
   private readonly pending = new Map<string, (o: RuntimeOutcome) => void>();
+  /**
+   * Datagrams waiting for room: a Unix datagram socket queues few (net.unix.max_dgram_qlen, 10
+   * by default), fewer than a large pool's tasks. When a send finds the queue full, the host is
+   * asked (a byte on its stdin) to drain it and say so; the backlog is sent then, in order.
+   */
+  private readonly backlog: { body: Buffer; fds: number[]; taskId?: string }[] = [];
   private exited: string | undefined;
 
   constructor(
@@ -62,6 +68,7 @@ export class PythonRuntime implements StorletRuntime {
         env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
       });
       this.host = host;
+      host.stdin!.on('error', () => {}); // a host that died: its 'exit' fails what is pending
       let started = false;
       host.on('error', (err) => {
         this.exited = `python3 could not start: ${err.message}`;
@@ -81,10 +88,10 @@ export class PythonRuntime implements StorletRuntime {
           resolve();
         } else if (ev.type === 'load-error') {
           reject(new Error(ev.message ?? 'cannot load the storlet'));
+        } else if (ev.type === 'drained') {
+          this.flush();
         } else if (ev.type === 'done' && ev.id) {
-          const settle = this.pending.get(ev.id);
-          this.pending.delete(ev.id);
-          settle?.({ ok: ev.ok === true, message: ev.message ?? '' });
+          this.settle(ev.id, { ok: ev.ok === true, message: ev.message ?? '' });
         }
       });
       host.on('exit', (code, signal) => {
@@ -92,6 +99,7 @@ export class PythonRuntime implements StorletRuntime {
         if (!started) reject(new Error(this.exited));
         for (const settle of this.pending.values()) settle({ ok: false, message: this.exited });
         this.pending.clear();
+        for (const b of this.backlog.splice(0)) closeQuietly(b.fds);
         fs.rmSync(this.socket, { force: true });
       });
     });
@@ -107,25 +115,60 @@ export class PythonRuntime implements StorletRuntime {
       inputs: task.inputs.map((i) => ({ metadata: i.metadata, range: i.range })),
       params: task.params,
     };
-    try {
-      if (this.exited) throw new Error(this.exited);
-      native.send(this.socket, Buffer.from(JSON.stringify(header)), fds);
-    } catch (err) {
-      return Promise.resolve({ ok: false, message: `cannot hand the task to python: ${(err as Error).message}` });
-    } finally {
-      closeQuietly(fds); // the host has its own copies now
+    if (this.exited) {
+      closeQuietly(fds);
+      return Promise.resolve({ ok: false, message: this.exited });
     }
-    return new Promise((resolve) => this.pending.set(task.id, resolve));
+    const outcome = new Promise<RuntimeOutcome>((resolve) => this.pending.set(task.id, resolve));
+    this.send({ body: Buffer.from(JSON.stringify(header)), fds, taskId: task.id });
+    return outcome;
   }
 
   cancel(taskId: string): void {
     if (!this.pending.has(taskId) || this.exited) return;
-    try {
-      native.send(this.socket, Buffer.from(JSON.stringify({ type: 'cancel', id: taskId })), []);
-    } catch (err) {
-      this.log.warn({ task: taskId, err: (err as Error).message }, 'cannot cancel a python task; stopping its host');
-      this.host?.kill('SIGKILL');
+    const queued = this.backlog.findIndex((b) => b.taskId === taskId);
+    if (queued >= 0) {
+      // Never sent: it ends here.
+      closeQuietly(this.backlog.splice(queued, 1)[0]!.fds);
+      this.settle(taskId, { ok: false, message: 'storlet task was cancelled' });
+      return;
     }
+    this.send({ body: Buffer.from(JSON.stringify({ type: 'cancel', id: taskId })), fds: [] });
+  }
+
+  /** Sends now, or queues behind the backlog; the host has its own copies of the fds once sent. */
+  private send(item: { body: Buffer; fds: number[]; taskId?: string }): void {
+    if (this.backlog.length === 0 && this.trySend(item)) return;
+    this.backlog.push(item);
+    if (this.backlog.length === 1) this.host?.stdin?.write('\n');
+  }
+
+  /** False when the host's queue is full (EAGAIN); any other failure fails the item's task. */
+  private trySend(item: { body: Buffer; fds: number[]; taskId?: string }): boolean {
+    try {
+      native.send(this.socket, item.body, item.fds);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'EAGAIN') return false;
+      if (item.taskId) this.settle(item.taskId, { ok: false, message: `cannot hand the task to python: ${(err as Error).message}` });
+    }
+    closeQuietly(item.fds);
+    return true;
+  }
+
+  private flush(): void {
+    while (this.backlog.length > 0) {
+      if (!this.trySend(this.backlog[0]!)) {
+        this.host?.stdin?.write('\n');
+        return;
+      }
+      this.backlog.shift();
+    }
+  }
+
+  private settle(taskId: string, outcome: RuntimeOutcome): void {
+    const settle = this.pending.get(taskId);
+    this.pending.delete(taskId);
+    settle?.(outcome);
   }
 
   async stop(): Promise<void> {

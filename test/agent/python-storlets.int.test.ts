@@ -21,6 +21,7 @@ beforeAll(async () => {
   ({ dir, cleanup } = tempDir());
   fs.mkdirSync(st());
   for (const f of ['py_probe.py', 'py_broken.py', 'shout.sh']) fs.copyFileSync(path.join(FIXTURES, f), path.join(st(), f));
+  fs.copyFileSync(path.join(FIXTURES, 'py_probe.py'), path.join(st(), 'py_wide.py'));
   fs.chmodSync(path.join(st(), 'shout.sh'), 0o555);
   factory = await startFactory(dir);
   client = new SBusClient(factory.pipe, { timeoutMs: 20_000 });
@@ -134,6 +135,24 @@ describe('python storlets (Storlets API) on the agent', () => {
     expect(JSON.parse(await readAll(sleeper.stR))).toEqual({ status: false, message: 'storlet task was cancelled' });
     sleeper.input.destroy();
     for (const fd of [sleeper.outR, sleeper.mdR]) native.close(fd);
+  });
+
+  it('takes more concurrent tasks than a datagram queue holds (a pool of 40)', async () => {
+    expect((await start('py_wide.Probe', 40)).status).toBe(true);
+    const wide = path.join(dir, 'py_wide.Probe');
+    const sleepers = await Promise.all(Array.from({ length: 25 }, () => startTask(wide, { mode: 'sleep' })));
+    const calls = await Promise.all(Array.from({ length: 15 }, async (_, n) => {
+      const t = await startTask(wide, { mode: 'identity' });
+      t.input.end(`wide ${n}`);
+      return readAll(t.outR).then(async (out) => (await readAll(t.mdR), await readAll(t.stR), out));
+    }));
+    expect(calls).toEqual(Array.from({ length: 15 }, (_, n) => `wide ${n}`));
+    for (const t of sleepers) expect((await t.cancel()).status).toBe(true);
+    for (const t of sleepers) {
+      expect(JSON.parse(await readAll(t.stR))).toEqual({ status: false, message: 'storlet task was cancelled' });
+      t.input.destroy();
+      for (const fd of [t.outR, t.mdR]) native.close(fd);
+    }
   });
 
   it('kills what a task left running: its process group goes with it', async () => {

@@ -364,6 +364,7 @@ class Host(object):
         self.storlet_cls = getattr(module, cls_name)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(sock_path)
+        self.sock.setblocking(False)
         self.sock_path = sock_path
         self.idle = []       # workers waiting for a task
         self.busy = {}       # control socket fd -> worker with a task
@@ -382,10 +383,15 @@ class Host(object):
                 elif fd == 0:
                     if not os.read(0, 4096):
                         return  # the agent went
+                    # The agent found the task socket's queue full: drain it, then say so.
+                    while self.receive():
+                        pass
+                    emit({'type': 'drained'})
                 elif fd in self.busy:
                     self.finish(self.busy[fd])
 
     def receive(self):
+        """Takes one datagram off the task socket; False when none was waiting."""
         # A worker is forked only while this process holds no task's fds: one forked while it
         # did would keep that task's pipes open for good.
         if not self.idle:
@@ -393,7 +399,7 @@ class Host(object):
         try:
             data, fds, _, _ = socket.recv_fds(self.sock, MAX_DATAGRAM, MAX_FDS)
         except BlockingIOError:
-            return
+            return False
         try:
             msg = json.loads(data)
         except ValueError:
@@ -405,7 +411,7 @@ class Host(object):
         if msg.get('type') != 'task':
             for fd in fds:
                 os.close(fd)
-            return
+            return True
         worker = self.idle.pop()
         try:
             socket.send_fds(worker.ctl, [data], fds)
@@ -419,6 +425,7 @@ class Host(object):
         self.busy[worker.ctl.fileno()] = worker
         self.poll.register(worker.ctl.fileno(), select.POLLIN)
         self.keep_spare()
+        return True
 
     def keep_spare(self):
         """Forks the next task's worker now, between tasks, unless one waits or the pool is busy."""
