@@ -114,15 +114,15 @@ export class StorletDaemon {
     if (this.halted) return;
     this.halted = true;
     this.server.close();
-    if (this.opts.runtime) {
-      await this.opts.runtime.stop(); // its tasks settle as cancelled
-      this.onHalt();
-      return;
-    }
     const running = [...this.tasks.values()];
     for (const task of running) {
       task.cancelled = true;
       task.cancel?.();
+    }
+    if (this.opts.runtime) {
+      await this.opts.runtime.stop(); // queued tasks, cancelled above, never start
+      this.onHalt();
+      return;
     }
     // Hosted in the factory, a daemon is gone only once its threads are: a cancelled task's
     // thread ends within the cancel grace.

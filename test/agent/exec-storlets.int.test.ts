@@ -165,6 +165,20 @@ describe('exec storlets on the agent', () => {
     expect(reply.message).toMatch(/not an executable file/);
   });
 
+  it('STOP_DAEMON ends running and queued tasks, with their processes', async () => {
+    const tasks = await Promise.all([1, 2, 3].map(() => startTask(path.join(dir, 'stubborn.sh'), {})));
+    expect(tasks.every((t) => t.reply.status)).toBe(true);
+    const children = () => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && ppidOf(p) === factory.child.pid!);
+    await eventually(() => expect(children().length).toBeGreaterThanOrEqual(2)); // the pool of 2 runs
+    expect(await client.stopDaemon('stubborn.sh')).toEqual({ status: true, message: 'daemon stubborn.sh stopped' });
+    for (const t of tasks) {
+      expect(JSON.parse(await readAll(t.stR))).toEqual({ status: false, message: 'storlet task was cancelled' });
+      t.input.destroy();
+      for (const fd of [t.outR, t.mdR]) native.close(fd);
+    }
+    await eventually(() => expect(children()).toEqual([]));
+  });
+
   it('keeps fds, processes and threads flat over many invocations', async () => {
     for (let i = 0; i < 3; i++) await run('meta3.sh', {}, 'warm');
     const before = processUsage(factory.child.pid!);
@@ -172,6 +186,14 @@ describe('exec storlets on the agent', () => {
     await eventually(() => expect(processUsage(factory.child.pid!)).toEqual(before));
   });
 });
+
+function ppidOf(pid: string): number | undefined {
+  try {
+    return Number(/PPid:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  } catch {
+    return undefined;
+  }
+}
 
 function alive(pid: number): boolean {
   try {
