@@ -10,6 +10,7 @@ import { native } from '../../src/sbus/native.js';
 import { FdType } from '../../src/sbus/protocol.js';
 import { eventually, processUsage, readAll, startFactory, startTask } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
+import { childrenOf } from '../helpers/proc.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -168,7 +169,7 @@ describe('exec storlets on the agent', () => {
   it('STOP_DAEMON ends running and queued tasks, with their processes', async () => {
     const tasks = await Promise.all([1, 2, 3].map(() => startTask(path.join(dir, 'stubborn.sh'), {})));
     expect(tasks.every((t) => t.reply.status)).toBe(true);
-    const children = () => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && ppidOf(p) === factory.child.pid!);
+    const children = () => childrenOf(factory.child.pid!);
     await eventually(() => expect(children().length).toBeGreaterThanOrEqual(2)); // the pool of 2 runs
     expect(await client.stopDaemon('stubborn.sh')).toEqual({ status: true, message: 'daemon stubborn.sh stopped' });
     for (const t of tasks) {
@@ -186,14 +187,6 @@ describe('exec storlets on the agent', () => {
     await eventually(() => expect(processUsage(factory.child.pid!)).toEqual(before));
   });
 });
-
-function ppidOf(pid: string): number | undefined {
-  try {
-    return Number(/PPid:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-  } catch {
-    return undefined;
-  }
-}
 
 function alive(pid: number): boolean {
   try {

@@ -8,6 +8,7 @@ import { native } from '../../src/sbus/native.js';
 import { FdType } from '../../src/sbus/protocol.js';
 import { eventually, processUsage, readAll, startFactory, startTask } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
+import { childrenOf } from '../helpers/proc.js';
 import { FIXTURES } from '../helpers/gateway.js';
 
 let dir: string;
@@ -183,17 +184,9 @@ describe('python storlets (Storlets API) on the agent', () => {
 
   it('keeps fds, processes and threads flat over many invocations', async () => {
     for (let i = 0; i < 5; i++) await run({ mode: 'identity' }, 'warm');
-    const host = () => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && readPpid(p) === factory.child.pid!);
+    const host = () => childrenOf(factory.child.pid!);
     const before = { agent: processUsage(factory.child.pid!), children: host().length };
     for (let i = 0; i < 100; i++) await run({ mode: i % 10 === 0 ? 'raise-early' : 'identity' }, `n${i}`);
     await eventually(() => expect({ agent: processUsage(factory.child.pid!), children: host().length }).toEqual(before));
   });
 });
-
-function readPpid(pid: string): number | undefined {
-  try {
-    return Number(/PPid:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-  } catch {
-    return undefined;
-  }
-}
