@@ -101,6 +101,12 @@ export class StorletDaemon {
   }
 
   private async startRuntime(runtime: StorletRuntime): Promise<void> {
+    // A runtime that dies (a Python host killed, say) takes the daemon with it: its pipe goes,
+    // and the gateway starts the daemon again at the next invocation.
+    runtime.onExit = (why) => {
+      this.log.warn({ why }, 'storlet runtime died; stopping the daemon');
+      void this.halt();
+    };
     await runtime.start();
     if (this.halted) {
       await runtime.stop();

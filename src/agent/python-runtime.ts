@@ -50,6 +50,8 @@ export class PythonRuntime implements StorletRuntime {
    */
   private readonly backlog: { body: Buffer; fds: number[]; taskId?: string }[] = [];
   private exited: string | undefined;
+  private stopping = false;
+  onExit?: (why: string) => void;
 
   constructor(
     private readonly storletDir: string,
@@ -101,6 +103,7 @@ export class PythonRuntime implements StorletRuntime {
         this.pending.clear();
         for (const b of this.backlog.splice(0)) closeQuietly(b.fds);
         fs.rmSync(this.socket, { force: true });
+        if (started && !this.stopping) this.onExit?.(this.exited);
       });
     });
   }
@@ -172,6 +175,7 @@ export class PythonRuntime implements StorletRuntime {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     const host = this.host;
     if (!host || host.exitCode !== null || host.signalCode !== null) return;
     const gone = new Promise<void>((resolve) => host.once('exit', () => resolve()));

@@ -29,4 +29,6 @@ export interface StorletRuntime {
   cancel(taskId: string): void;
   /** Ends every task and the runtime's own processes. */
   stop(): Promise<void>;
+  /** Set by the daemon: the runtime died on its own after it started (why), and serves no more. */
+  onExit?: (why: string) => void;
 }

@@ -23,6 +23,7 @@ beforeAll(async () => {
   fs.mkdirSync(st());
   for (const f of ['py_probe.py', 'py_broken.py', 'shout.sh']) fs.copyFileSync(path.join(FIXTURES, f), path.join(st(), f));
   fs.copyFileSync(path.join(FIXTURES, 'py_probe.py'), path.join(st(), 'py_wide.py'));
+  fs.copyFileSync(path.join(FIXTURES, 'py_probe.py'), path.join(st(), 'py_mortal.py'));
   fs.chmodSync(path.join(st(), 'shout.sh'), 0o555);
   factory = await startFactory(dir);
   client = new SBusClient(factory.pipe, { timeoutMs: 20_000 });
@@ -172,6 +173,21 @@ describe('python storlets (Storlets API) on the agent', () => {
     await eventually(() => expect(fs.existsSync(`/proc/${pid}`)).toBe(false));
     const b = (await run({ mode: 'pid' }, '')).output;
     expect(b).not.toBe(a);
+  });
+
+  it('stops the daemon when its python host dies, so the gateway can start it again', async () => {
+    expect((await start('py_mortal.Probe')).status).toBe(true);
+    const host = childrenOf(factory.child.pid!).find((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('py_mortal.Probe'));
+    expect(host).toBeDefined();
+    process.kill(Number(host), 'SIGKILL');
+    await eventually(() => expect(fs.existsSync(path.join(dir, 'py_mortal.Probe'))).toBe(false));
+    expect((await client.daemonStatus('py_mortal.Probe')).status).toBe(false);
+    expect((await start('py_mortal.Probe')).status).toBe(true);
+    const t = await startTask(path.join(dir, 'py_mortal.Probe'), { mode: 'identity' });
+    t.input.end('alive again');
+    expect(await readAll(t.outR)).toBe('alive again');
+    await readAll(t.mdR);
+    await readAll(t.stR);
   });
 
   it('fails START_DAEMON with the import error', async () => {

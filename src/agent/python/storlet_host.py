@@ -11,7 +11,9 @@
 #   agent -> host: datagrams on --socket; a task carries its fds by SCM_RIGHTS, in the order
 #                  output, metadata, [logger], inputs...; a cancel carries none.
 #   host -> agent: one JSON line per event on stdout: ready, load-error, done.
-#   stdin: the agent keeps it open; its end (the agent went) ends the host and every task.
+#   stdin: the agent keeps it open; its end (the agent went) ends the host and every task. A
+#          line on it asks the host to drain the task socket (the agent found its queue full)
+#          and answer `drained`.
 import importlib
 import json
 import os
@@ -250,10 +252,6 @@ class StorletOutputFile(_StorletFile):
             os.close(self._md_fd)
             self._md_fd = None
         super(StorletOutputFile, self).close()
-
-    @property
-    def began(self):
-        return self._md_fd is None
 
 
 # -- A task, in a worker process ----------------------------------------------------------------
