@@ -4,6 +4,9 @@
 //     next 2,000 (steady state, which the target is about)
 //   identity throughput on 1 GiB, beside `dd | cat | cat`                  target ≥ 70% of the raw pipe
 //   SBus PING round trip (p50/p99 over 5,000)
+//   Python (Storlets API) identity, warm 1 KiB p50/p99                     target p50 ≤ 1 ms
+//   a Python daemon's start (START_DAEMON until it answers, p50 over 10)   target ≤ 100 ms
+//   throughput of the Python identity and of an exec `cat`, beside `dd | cat | cat`  target ≥ 70%
 // Options (env): BENCH_N (invocations), BENCH_GIB (GiB for throughput), BENCH_BACKEND (process |
 // docker; default process), BENCH_JSON=1 (one JSON line).
 import { execFileSync } from 'node:child_process';
@@ -63,18 +66,24 @@ try {
   await gw.deploy(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs')), {
     kind: 'storlet', name: 'identity.mjs', language: 'js', main: 'identity.mjs', interfaceVersion: '1.0', objectMetadata: 'no',
   });
+  await gw.deploy(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.py')), {
+    kind: 'storlet', name: 'identity.py', language: 'python', main: 'identity.IdentityStorlet', interfaceVersion: '1.0', objectMetadata: 'no',
+  });
+  await gw.deploy(Buffer.from('#!/bin/sh\nexec cat\n'), {
+    kind: 'storlet', name: 'cat.sh', language: 'exec', main: 'cat.sh', interfaceVersion: '1.0', objectMetadata: 'no',
+  });
   const kib = Buffer.alloc(1024, 7);
-  const once = async () => {
-    const r = await gw.invoke({ scope: 'bench', storlet: 'identity.mjs', input: kib });
+  const once = async (storlet = 'identity.mjs') => {
+    const r = await gw.invoke({ scope: 'bench', storlet, input: kib });
     return drain(r.body);
   };
   for (let i = 0; i < 200; i++) await once(); // sandbox and daemon started
 
-  const measure = async () => {
+  const measure = async (storlet) => {
     const lat = [];
     for (let i = 0; i < N; i++) {
       const t = process.hrtime.bigint();
-      await once();
+      await once(storlet);
       lat.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
     return lat.sort((a, b) => a - b);
@@ -107,6 +116,43 @@ try {
   if (bytes !== TOTAL) throw new Error(`identity returned ${bytes} of ${TOTAL} bytes`);
   results.identity_MBps = TOTAL / 1e6 / s;
   results.throughput_ratio = results.identity_MBps / results.raw_pipe_MBps;
+
+  // Python: the Storlets-API identity, warm (its daemon forks a child per task).
+  for (let i = 0; i < 200; i++) await once('identity.py');
+  const py = await measure('identity.py');
+  results.python_invoke_p50_ms = quantile(py, 0.5);
+  results.python_invoke_p99_ms = quantile(py, 0.99);
+  const throughput = async (storlet) => {
+    const t0 = process.hrtime.bigint();
+    const out = await gw.invoke({ scope: 'bench', storlet, input: zeros(TOTAL) });
+    const n = await drain(out.body);
+    if (n !== TOTAL) throw new Error(`${storlet} returned ${n} of ${TOTAL} bytes`);
+    return TOTAL / 1e6 / (Number(process.hrtime.bigint() - t0) / 1e9);
+  };
+  results.python_identity_MBps = await throughput('identity.py');
+  results.python_throughput_ratio = results.python_identity_MBps / results.raw_pipe_MBps;
+  await once('cat.sh');
+  results.exec_cat_MBps = await throughput('cat.sh');
+  results.exec_throughput_ratio = results.exec_cat_MBps / results.raw_pipe_MBps;
+
+  // A Python daemon's start: STOP_DAEMON, then START_DAEMON as the gateway sends it (the factory
+  // answers once the daemon imported the storlet and answered PING).
+  const sandbox = gw.sandbox('bench');
+  const factory = new SBusClient(sandbox.paths.hostFactoryPipe, { timeoutMs: 20_000 });
+  const starts = [];
+  for (let i = 0; i < 10; i++) {
+    await factory.stopDaemon('identity.IdentityStorlet');
+    const t0 = process.hrtime.bigint();
+    const reply = await factory.startDaemon({
+      daemon_language: 'python', storlet_path: sandbox.paths.sandboxStorletDir('identity.py'), storlet_name: 'identity.IdentityStorlet',
+      uds_path: sandbox.paths.sandboxStorletPipe('identity.py'), log_level: 'warn', pool_size: 1,
+    }, 20_000);
+    starts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    if (!reply.status) throw new Error(`python daemon did not start: ${reply.message}`);
+  }
+  starts.sort((a, b) => a - b);
+  results.python_daemon_start_p50_ms = quantile(starts, 0.5);
+  results.python_daemon_start_max_ms = starts[starts.length - 1];
 } finally {
   await gw.close({ stopSandboxes: true });
   fs.rmSync(root, { recursive: true, force: true });
@@ -123,4 +169,8 @@ if (process.env.BENCH_JSON) {
   console.log(`throughput, identity          ${results.identity_MBps.toFixed(0)} MB/s`);
   console.log(`throughput, dd | cat | cat    ${results.raw_pipe_MBps.toFixed(0)} MB/s   (baseline, same run)`);
   console.log(`ratio                         ${(results.throughput_ratio * 100).toFixed(0)}%   target ≥ 70% ${ok(results.throughput_ratio >= 0.7)}`);
+  console.log(`python warm invoke, 1 KiB     p50 ${f(results.python_invoke_p50_ms)}   p99 ${f(results.python_invoke_p99_ms)}   target p50 ≤ 1 ms ${ok(results.python_invoke_p50_ms <= 1)}`);
+  console.log(`python daemon start           p50 ${f(results.python_daemon_start_p50_ms)}   max ${f(results.python_daemon_start_max_ms)}   target ≤ 100 ms ${ok(results.python_daemon_start_p50_ms <= 100)}`);
+  console.log(`throughput, python identity   ${results.python_identity_MBps.toFixed(0)} MB/s   ${(results.python_throughput_ratio * 100).toFixed(0)}%   target ≥ 70% ${ok(results.python_throughput_ratio >= 0.7)}`);
+  console.log(`throughput, exec cat          ${results.exec_cat_MBps.toFixed(0)} MB/s   ${(results.exec_throughput_ratio * 100).toFixed(0)}%   target ≥ 70% ${ok(results.exec_throughput_ratio >= 0.7)}`);
 }

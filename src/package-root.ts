@@ -17,3 +17,5 @@ export const PACKAGE_ROOT = find();
 /** The compiled agent entry point, run by the process backend and copied into engine images. */
 export const AGENT_MAIN = path.join(PACKAGE_ROOT, 'dist', 'agent', 'main.js');
 export const SAMPLES_DIR = path.join(PACKAGE_ROOT, 'samples');
+/** The Python storlet host's source (shipped in the package; staged beside the agent in engine images). */
+export const PYTHON_HOST_SOURCE = path.join(PACKAGE_ROOT, 'src', 'agent', 'python', 'storlet_host.py');

@@ -8,6 +8,7 @@ import { writableFromFd } from '../sbus/fd-io.js';
 import { Command, FdType, type Reply } from '../sbus/protocol.js';
 import { SBusServer, type ReceivedFd, type SBusRequest } from '../sbus/server.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../version.js';
+import type { StorletRuntime } from './storlet-runtime.js';
 import type { TaskFd, TaskInput, TaskMessage } from './task-protocol.js';
 import { TaskWorker } from './task-thread.js';
 
@@ -23,6 +24,8 @@ export interface DaemonOptions {
   maxDatagramBytes?: number;
   /** A blank worker booted ahead of time (by the factory), used as the first one. */
   firstWorker?: TaskWorker;
+  /** Runs tasks in processes of another runtime (Python, exec) instead of JS task threads. */
+  runtime?: StorletRuntime;
 }
 
 interface Task {
@@ -78,6 +81,7 @@ export class StorletDaemon {
 
   /** Loads the module in a first worker (so load errors surface now), then listens. */
   async start(): Promise<void> {
+    if (this.opts.runtime) return this.startRuntime(this.opts.runtime);
     const first = this.opts.firstWorker ?? new TaskWorker();
     this.loading = first;
     try {
@@ -96,6 +100,22 @@ export class StorletDaemon {
     this.log.info({ pipe: this.opts.pipe, module: this.opts.modulePath, poolSize: this.opts.poolSize }, 'storlet daemon listening');
   }
 
+  private async startRuntime(runtime: StorletRuntime): Promise<void> {
+    // A runtime that dies (a Python host killed, say) takes the daemon with it: its pipe goes,
+    // and the gateway starts the daemon again at the next invocation.
+    runtime.onExit = (why) => {
+      this.log.warn({ why }, 'storlet runtime died; stopping the daemon');
+      void this.halt();
+    };
+    await runtime.start();
+    if (this.halted) {
+      await runtime.stop();
+      throw new Error('daemon was stopped while it started');
+    }
+    this.server.listen();
+    this.log.info({ pipe: this.opts.pipe, poolSize: this.opts.poolSize }, 'storlet daemon listening');
+  }
+
   async halt(): Promise<void> {
     if (this.halted) return;
     this.halted = true;
@@ -104,6 +124,11 @@ export class StorletDaemon {
     for (const task of running) {
       task.cancelled = true;
       task.cancel?.();
+    }
+    if (this.opts.runtime) {
+      await this.opts.runtime.stop(); // queued tasks, cancelled above, never start
+      this.onHalt();
+      return;
     }
     // Hosted in the factory, a daemon is gone only once its threads are: a cancelled task's
     // thread ends within the cancel grace.
@@ -166,7 +191,8 @@ export class StorletDaemon {
     const classify = (f: ReceivedFd): TaskFd => {
       // Pipes go non-blocking here, where the addon is: the worker then reads and writes them
       // synchronously while they have data or room, and polls only when they do not.
-      const pollable = native.pollable(f.fd, true);
+      // A runtime's processes read and write them as plain blocking fds.
+      const pollable = native.pollable(f.fd, !this.opts.runtime);
       if (!pollable) {
         kept.push(f.fd);
         return { fd: f.fd, pollable };
@@ -203,6 +229,7 @@ export class StorletDaemon {
   private async run(task: Task): Promise<void> {
     try {
       if (task.cancelled) return; // its fds are closed below, as every task's are
+      if (this.opts.runtime) return await this.runExternal(this.opts.runtime, task);
       const worker = this.idle.pop() ?? this.spawnWorker();
       task.worker = worker;
       if (!(await this.loaded(worker, task))) {
@@ -224,6 +251,25 @@ export class StorletDaemon {
       this.tasks.delete(task.id);
       this.finishTask(task);
     }
+  }
+
+  /** Hands the task's fds to the runtime, which owns and closes them from then on. */
+  private async runExternal(runtime: StorletRuntime, task: Task): Promise<void> {
+    const m = task.message;
+    task.kept = [];
+    task.handed = [];
+    task.metadataSent = true;
+    task.cancel = () => runtime.cancel(task.id);
+    task.outcome = await runtime.run({
+      id: task.id,
+      inputs: m.inputs.map((i) => ({ fd: i.fd, metadata: i.metadata, ...(i.range ? { range: i.range } : {}) })),
+      output: m.output.fd,
+      metadata: task.metadataFd,
+      logger: m.logger ? { fd: m.logger.fd, maxBytes: m.logger.maxBytes } : undefined,
+      params: m.params,
+    });
+    task.cancel = undefined;
+    if (task.cancelled) task.outcome = undefined; // reported as cancelled
   }
 
   /**

@@ -14,9 +14,8 @@ import { StorletDaemon } from './daemon.js';
 import { normalizeLevel } from './log.js';
 import { parseMainSpec, resolveMainPath } from './main-spec.js';
 import { TaskWorker } from './task-thread.js';
-
-export const SUPPORTED_LANGUAGES = ['js'] as const;
-const LANGUAGE_ALIASES: Record<string, string> = { js: 'js', javascript: 'js', node: 'js', nodejs: 'js' };
+import { STORLET_LANGUAGES, storletLanguage, type StorletLanguage } from './languages.js';
+import { makeRuntime } from './runtimes.js';
 
 export interface FactoryOptions {
   pipe: string;
@@ -87,11 +86,11 @@ export class DaemonFactory {
   private async startDaemon(req: SBusRequest): Promise<Reply> {
     const p = req.params;
     const name = requireName(req);
-    const language = LANGUAGE_ALIASES[String(p.daemon_language ?? '').toLowerCase()];
+    const language = storletLanguage(p.daemon_language);
     if (!language) {
       return {
         status: false,
-        message: `unsupported daemon_language ${JSON.stringify(p.daemon_language)}; this agent supports: ${SUPPORTED_LANGUAGES.join(', ')}`,
+        message: `unsupported daemon_language ${JSON.stringify(p.daemon_language)}; this agent supports: ${STORLET_LANGUAGES.join(', ')}`,
       };
     }
     for (const key of ['storlet_path', 'uds_path'] as const) {
@@ -106,7 +105,12 @@ export class DaemonFactory {
       await existing.started.catch(() => {});
       if (this.daemons.get(name) === existing) return { status: true, message: `daemon ${name} is already running` };
     }
-    const entry = this.hostDaemon(name, String(p.storlet_path), String(p.uds_path), poolSize, String(p.log_level ?? this.opts.logLevel));
+    let entry: DaemonEntry;
+    try {
+      entry = this.hostDaemon(name, language, String(p.storlet_path), String(p.uds_path), poolSize, String(p.log_level ?? this.opts.logLevel));
+    } catch (err) {
+      return { status: false, message: oneLine(err) };
+    }
     this.daemons.set(name, entry);
     try {
       await entry.started;
@@ -129,17 +133,17 @@ export class DaemonFactory {
     return ready;
   }
 
-  private hostDaemon(name: string, storletPath: string, pipe: string, poolSize: number, logLevel: string): DaemonEntry {
-    const spec = parseMainSpec(name);
-    const daemon = new StorletDaemon({
-      pipe,
-      modulePath: resolveMainPath(path.resolve(storletPath), spec),
-      exportName: spec.exportName,
-      poolSize,
-      logger: this.log.child({ daemon: name }, { level: normalizeLevel(logLevel) }),
-      maxDatagramBytes: this.opts.maxDatagramBytes,
-      firstWorker: this.takeSpare(),
-    });
+  private hostDaemon(name: string, language: StorletLanguage, storletPath: string, pipe: string, poolSize: number, logLevel: string): DaemonEntry {
+    const logger = this.log.child({ daemon: name }, { level: normalizeLevel(logLevel) });
+    const dir = path.resolve(storletPath);
+    const common = { pipe, poolSize, logger, maxDatagramBytes: this.opts.maxDatagramBytes };
+    let daemon: StorletDaemon;
+    if (language === 'js') {
+      const spec = parseMainSpec(name);
+      daemon = new StorletDaemon({ ...common, modulePath: resolveMainPath(dir, spec), exportName: spec.exportName, firstWorker: this.takeSpare() });
+    } else {
+      daemon = new StorletDaemon({ ...common, modulePath: dir, exportName: undefined, runtime: makeRuntime(language, dir, name, poolSize, logger) });
+    }
     const entry: DaemonEntry = { name, pipe, daemon, started: Promise.resolve() };
     daemon.onHalt = () => {
       if (this.daemons.get(name) === entry) this.daemons.delete(name);

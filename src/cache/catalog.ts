@@ -160,7 +160,8 @@ export class StorletCatalog {
     const files = new Map<string, FileIdentity>();
     for (const item of [r.storlet, ...r.dependencies]) {
       const dest = path.join(stage, item.name);
-      const mode = item.kind === 'dependency' ? item.meta.permissions : undefined;
+      // An exec storlet is the program itself: read-only, and executable.
+      const mode = item.kind === 'dependency' ? item.meta.permissions : item.meta.language === 'exec' ? 0o555 : undefined;
       try {
         files.set(item.name, await this.cache.install(item.sha256, dest, { mode, owner }));
       } catch (err) {

@@ -1,10 +1,14 @@
 import { SandletError } from '../errors.js';
 import { validateDependencyName, validateStorletName } from '../names.js';
+import { PYTHON_MAIN, STORLET_LANGUAGES, storletLanguage, type StorletLanguage } from '../agent/languages.js';
 
 // Registration as Storlets checks it: mandatory language, interface version, object-metadata
 // flag and main; a dependency never shares the storlet's name; no dependency listed twice.
+// Per language: a js storlet is a module file (main: the file, optionally `:Export`); a python
+// storlet is a single module `NAME.py` with main `NAME.Class` and language version 3 (as
+// Storlets has it); an exec storlet is an executable file, its own main.
 
-export const SUPPORTED_LANGUAGES = ['js'] as const;
+export const SUPPORTED_LANGUAGES = STORLET_LANGUAGES;
 export const INTERFACE_VERSIONS = ['1.0'] as const;
 
 export interface StorletRegistrationInput {
@@ -101,11 +105,18 @@ export function validateStorletRegistration(
 ): StorletMeta {
   const name = named(validateStorletName, 'name', input.name);
   if (!input.language) fail('language', 'is mandatory');
-  const language = input.language.toLowerCase();
-  if (!(SUPPORTED_LANGUAGES as readonly string[]).includes(language)) {
+  const language = storletLanguage(input.language);
+  if (!language) {
     fail('language', `${JSON.stringify(input.language)} is not supported (supported: ${SUPPORTED_LANGUAGES.join(', ')})`);
   }
-  if (!/\.(mjs|js|cjs)$/.test(name)) fail('name', `a js storlet is a module file: ${JSON.stringify(name)} must end in .mjs, .js or .cjs`);
+  if (language === 'js' && !/\.(mjs|js|cjs)$/.test(name)) fail('name', `a js storlet is a module file: ${JSON.stringify(name)} must end in .mjs, .js or .cjs`);
+  if (language === 'python' && !/^[A-Za-z_][A-Za-z0-9_]*\.py$/.test(name)) {
+    fail('name', `a python storlet is a module file: ${JSON.stringify(name)} must be a Python module name ending in .py`);
+  }
+  const languageVersion = input.languageVersion?.trim() || undefined;
+  if (language === 'python' && languageVersion !== undefined && !/^3(\.\d+)*$/.test(languageVersion)) {
+    fail('language version', `python storlets run on Python 3: ${JSON.stringify(languageVersion)} is not 3 or 3.x`);
+  }
   const interfaceVersion = input.interfaceVersion ?? '';
   if (!interfaceVersion) fail('interface version', 'is mandatory');
   if (!(INTERFACE_VERSIONS as readonly string[]).includes(interfaceVersion)) {
@@ -119,13 +130,7 @@ export function validateStorletRegistration(
   else fail('object metadata', `must be yes or no, not ${JSON.stringify(input.objectMetadata)}`);
   const main = input.main ?? '';
   if (!main) fail('main', 'is mandatory');
-  const [file, exportName, ...more] = main.split(':');
-  if (more.length > 0 || file !== name) {
-    fail('main', `must be the storlet's own module file, optionally with an export: ${name} or ${name}:ExportName (got ${JSON.stringify(main)})`);
-  }
-  if (exportName !== undefined && !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(exportName)) {
-    fail('main', `${JSON.stringify(exportName)} is not a valid export name`);
-  }
+  validateMain(language, name, main);
   const raw = input.dependencies ?? [];
   const list = (typeof raw === 'string' ? raw.split(',') : raw).map((d) => d.trim()).filter((d) => d !== '');
   const dependencies: string[] = [];
@@ -139,10 +144,31 @@ export function validateStorletRegistration(
     kind: 'storlet',
     name,
     language,
-    ...(input.languageVersion ? { languageVersion: input.languageVersion } : {}),
+    ...(languageVersion ? { languageVersion } : {}),
     interfaceVersion,
     main,
     dependencies,
     objectMetadata,
   };
+}
+
+function validateMain(language: StorletLanguage, name: string, main: string): void {
+  if (language === 'python') {
+    const module = name.slice(0, -'.py'.length);
+    const m = PYTHON_MAIN.exec(main);
+    // `NAME.py` itself would read as a class named py: a main left at its default, the file name.
+    if (!m || m[1] !== module || main === name) fail('main', `must be ${module}.ClassName, the storlet class in ${name} (got ${JSON.stringify(main)})`);
+    return;
+  }
+  if (language === 'exec') {
+    if (main !== name) fail('main', `an exec storlet is its own main: ${name} (got ${JSON.stringify(main)})`);
+    return;
+  }
+  const [file, exportName, ...more] = main.split(':');
+  if (more.length > 0 || file !== name) {
+    fail('main', `must be the storlet's own module file, optionally with an export: ${name} or ${name}:ExportName (got ${JSON.stringify(main)})`);
+  }
+  if (exportName !== undefined && !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(exportName)) {
+    fail('main', `${JSON.stringify(exportName)} is not a valid export name`);
+  }
 }

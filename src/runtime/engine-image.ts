@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SandletError, oneLine } from '../errors.js';
-import { PACKAGE_ROOT } from '../package-root.js';
+import { PACKAGE_ROOT, PYTHON_HOST_SOURCE } from '../package-root.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../version.js';
 import { inspectImage, type DockerClient } from './docker-engine.js';
 
@@ -81,6 +81,9 @@ export async function stageContext(): Promise<string> {
         fs.cpSync(path.join(PACKAGE_ROOT, 'node_modules', mod), path.join(agent, 'node_modules', mod), { recursive: true });
       }
     }
+    // The Python storlet host sits beside the agent's code, where python-runtime looks for it.
+    fs.mkdirSync(path.join(agent, 'dist', 'agent', 'python'), { recursive: true });
+    fs.copyFileSync(PYTHON_HOST_SOURCE, path.join(agent, 'dist', 'agent', 'python', 'storlet_host.py'));
   } catch (err) {
     fs.rmSync(ctx, { recursive: true, force: true }); // no half-staged context left behind
     throw err;

@@ -67,6 +67,7 @@ for (const [label, nodeBinary] of runtimes) describe.skipIf(!nodeBinary && !proc
     ({ dir, cleanup } = tempDir());
     fs.mkdirSync(path.join(dir, 'storlet'));
     fs.copyFileSync(path.join(SAMPLES_DIR, 'uppercase.mjs'), path.join(dir, 'storlet', 'uppercase.mjs'));
+    fs.copyFileSync(path.join(SAMPLES_DIR, 'uppercase.py'), path.join(dir, 'storlet', 'uppercase.py'));
     factory = await startFactory(dir, nodeBinary);
   });
   afterAll(async () => {
@@ -147,10 +148,41 @@ for (const [label, nodeBinary] of runtimes) describe.skipIf(!nodeBinary && !proc
     expect(await json(factory.pipe, 'SBUS_CMD_STOP_DAEMON', { storlet_name: 'uppercase.mjs' })).toEqual({ status: true, message: 'daemon uppercase.mjs stopped' });
   });
 
+  it('starts and runs a Python storlet written for Storlets, as Storlets\' gateway asks', async () => {
+    const json = (sock: string, command: string, params?: Record<string, unknown>, extra: ExtraFd[] = [], taskId?: string) =>
+      storletsRequest(sock, command, params, extra, taskId, 'libsbus');
+    const uds = path.join(dir, 'py-upper');
+    // daemon_language python and storlet_name module.Class, as Storlets' gateway sends them.
+    expect(await json(factory.pipe, 'SBUS_CMD_START_DAEMON', {
+      daemon_language: 'python', daemon_language_version: '3', storlet_path: path.join(dir, 'storlet'),
+      storlet_name: 'uppercase.UpperStorlet', uds_path: uds, log_level: 'DEBUG', pool_size: 2,
+    })).toEqual({ status: true, message: 'daemon uppercase.UpperStorlet started' });
+    expect(await json(factory.pipe, 'SBUS_CMD_DAEMON_STATUS', { storlet_name: 'uppercase.UpperStorlet' })).toMatchObject({ status: true });
+    const [inR, inW] = native.pipe();
+    const [outR, outW] = native.pipe();
+    const [mdR, mdW] = native.pipe();
+    const logPath = path.join(dir, 'py.log');
+    const logFd = fs.openSync(logPath, 'a');
+    const reply = await json(uds, 'SBUS_CMD_EXECUTE', { color: 'red' }, [
+      { fd: inR, type: 'SBUS_FD_INPUT_OBJECT', storage: { 'X-Object-Meta-Name': 'o1' } },
+      { fd: outW, type: 'SBUS_FD_OUTPUT_OBJECT' },
+      { fd: mdW, type: 'SBUS_FD_OUTPUT_OBJECT_METADATA' },
+      { fd: logFd, type: 'SBUS_FD_LOGGER' },
+    ]);
+    for (const fd of [inR, outW, mdW, logFd]) native.close(fd);
+    expect(reply).toMatchObject({ status: true, task_id: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    new net.Socket({ fd: inW, readable: false, writable: true }).end('python\nvia storlets\n');
+    const md = await readPipeToEnd(mdR, { maxBytes: 65536, timeoutMs: 10000, what: 'metadata' });
+    expect(JSON.parse(md.toString())).toEqual({ 'X-Object-Meta-Name': 'o1', 'transformed-by': 'uppercase.py' });
+    expect((await readPipeToEnd(outR, { maxBytes: 65536, timeoutMs: 10000, what: 'output' })).toString()).toBe('PYTHON\nVIA STORLETS\n');
+    expect(fs.readFileSync(logPath, 'utf8')).toMatch(/INFO upper-cased 2 lines/);
+    expect(await json(factory.pipe, 'SBUS_CMD_STOP_DAEMON', { storlet_name: 'uppercase.UpperStorlet' })).toEqual({ status: true, message: 'daemon uppercase.UpperStorlet stopped' });
+  });
+
   it('names the supported languages when asked for another', async () => {
     const reply = await storletsRequest(factory.pipe, 'SBUS_CMD_START_DAEMON', {
       daemon_language: 'java', storlet_path: dir, storlet_name: 'x.jar', uds_path: path.join(dir, 'x'), log_level: 'INFO', pool_size: 1,
     });
-    expect(reply).toEqual({ status: false, message: 'unsupported daemon_language "java"; this agent supports: js' });
+    expect(reply).toEqual({ status: false, message: 'unsupported daemon_language "java"; this agent supports: js, python, exec' });
   });
 });

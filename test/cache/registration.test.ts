@@ -12,7 +12,7 @@ describe('storlet registration', () => {
 
   it.each([
     [{ language: undefined }, 'registration: language: is mandatory'],
-    [{ language: 'java' }, 'registration: language: "java" is not supported (supported: js)'],
+    [{ language: 'java' }, 'registration: language: "java" is not supported (supported: js, python, exec)'],
     [{ interfaceVersion: undefined }, 'registration: interface version: is mandatory'],
     [{ interfaceVersion: '2.0' }, 'registration: interface version: "2.0" is not supported'],
     [{ objectMetadata: undefined }, 'registration: object metadata: is mandatory'],

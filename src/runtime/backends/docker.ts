@@ -214,6 +214,9 @@ export class DockerBackend implements SandboxBackend {
         Ulimits: [{ Name: 'nofile', Soft: nofile, Hard: nofile }],
         IpcMode: 'private',
         RestartPolicy: { Name: 'no' },
+        // Docker's init as PID 1 reaps what a killed task group orphans (an exec storlet's or a
+        // Python storlet's subprocesses): zombies would otherwise fill the pids limit.
+        Init: true,
       },
     };
   }
