@@ -51,6 +51,17 @@ try {
     }
     console.log(unexpected.length ? `\nUNEXPECTED outcomes (${unexpected.length}):` : '\nunexpected outcomes: none');
     for (const u of unexpected.slice(0, 50)) console.log(`  ${u}`);
+    // What the server logged at warn and above, by message: daemon stops, tasks that did not end.
+    const said = {};
+    for (const line of s.stderr().split('\n')) {
+      if (!line.startsWith('{')) continue;
+      const { msg, unanswered } = JSON.parse(line);
+      if (msg === 'invocation failed') continue;
+      const key = unanswered ? `${msg} (${unanswered})` : msg;
+      said[key] = (said[key] ?? 0) + 1;
+    }
+    console.log('\nserver warnings (besides each failed invocation):');
+    for (const [msg, n] of Object.entries(said)) console.log(`  ${n} × ${msg}`);
     console.log('\nprocess         measure   after warm-up     at the end        delta');
     for (const r of rows) {
       console.log(`  ${r.who.padEnd(14)}${r.what.padEnd(10)}${String(r.before).padStart(10)}${String(r.after ?? 'gone').padStart(18)}${String(r.delta ?? '-').padStart(13)}`);
