@@ -44,7 +44,7 @@ function bin(packageRoot) {
 }
 
 /** Starts `sandlet serve` on a fresh root with the samples and misbehave.mjs deployed and an invoke token. */
-export async function startSoakServer({ root, backend = 'process', packageRoot }) {
+export async function startSoakServer({ root, backend = 'process', packageRoot, image }) {
   const id = `${process.pid}-${Date.now().toString(36)}`;
   const config = path.join(root, 'sandlet.yaml');
   fs.writeFileSync(config, [
@@ -53,6 +53,7 @@ export async function startSoakServer({ root, backend = 'process', packageRoot }
     'log_level: warn',
     // Unique per run: soaks in other worktrees on the same engine must not collide.
     `container_prefix: sl-soak-${id}-`,
+    ...(image ? [`default_container_image_name: ${image}`] : []),
     '',
   ].join('\n'));
   const cli = (args) => execFileSync(process.execPath, [bin(packageRoot), ...args, '--config', config], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

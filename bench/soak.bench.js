@@ -5,7 +5,8 @@
 // the end (after a quiet moment), as a before/after/delta table, with every call's outcome counted.
 //   target: fds and threads flat, RSS within noise
 // Options (env): SOAK_N (calls, default 5000), SOAK_BACKEND (process, default, or docker),
-// SOAK_CONCURRENCY (default 8), SOAK_JSON=1 (one JSON line).
+// SOAK_CONCURRENCY (default 8), SOAK_IMAGE (docker: the engine image, default the config's;
+// build one from this tree with `sandlet image build --tag ...`), SOAK_JSON=1 (one JSON line).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,7 +20,7 @@ const CONCURRENCY = Number(process.env.SOAK_CONCURRENCY ?? 8);
 const WARMUP = Math.min(400, Math.max(100, Math.floor(N / 10)));
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-soak-'));
-const s = await startSoakServer({ root, backend: BACKEND, packageRoot: PACKAGE_ROOT });
+const s = await startSoakServer({ root, backend: BACKEND, packageRoot: PACKAGE_ROOT, image: process.env.SOAK_IMAGE });
 try {
   process.stderr.write(`soak: ${BACKEND} backend, server pid ${s.pid}; warm-up ${WARMUP} calls\n`);
   const warm = await runSoak(s, WARMUP, CONCURRENCY);
