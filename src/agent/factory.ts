@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import { SBusClient } from '../sbus/client.js';
 import { Command, type Reply } from '../sbus/protocol.js';
 import { SBusServer, type SBusRequest } from '../sbus/server.js';
+import { closeQuietly, native } from '../sbus/native.js';
+import { encodeHello } from '../sbus/hello.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../version.js';
 import { oneLine } from '../errors.js';
 import { StorletDaemon } from './daemon.js';
@@ -19,7 +21,13 @@ export const SUPPORTED_LANGUAGES = ['js'] as const;
 const LANGUAGE_ALIASES: Record<string, string> = { js: 'js', javascript: 'js', node: 'js', nodejs: 'js' };
 
 export interface FactoryOptions {
-  pipe: string;
+  /** Storlets' way: bind this path and serve it (daemons bind their uds_path). */
+  pipe?: string;
+  /**
+   * sandlet's way: dial the gateway's listening socket at `path` and serve that one connection
+   * (daemons are reached through it; nothing is bound). The hello names `scope`.
+   */
+  connect?: { path: string; scope: string };
   logger: Logger;
   logLevel: string;
   /** How long a daemon may take to load its storlet and answer PING. */
@@ -31,7 +39,8 @@ export interface FactoryOptions {
 
 interface DaemonEntry {
   name: string;
-  pipe: string;
+  /** The daemon's own socket (Storlets' way); none when it is reached through the factory's connection. */
+  pipe: string | undefined;
   daemon: StorletDaemon;
   /** Settles when the daemon answered PING, or failed to. */
   started: Promise<void>;
@@ -49,13 +58,17 @@ export class DaemonFactory {
     this.opts = opts;
     this.log = opts.logger;
     this.spare = opts.spare;
-    this.server = new SBusServer(opts.pipe, { logger: opts.logger, maxDatagramBytes: opts.maxDatagramBytes });
+    const name = opts.pipe ?? `connection to ${opts.connect?.path}`;
+    this.server = new SBusServer(name, { logger: opts.logger, maxDatagramBytes: opts.maxDatagramBytes });
     this.server
-      .on(Command.PING, () => ({
-        status: true,
-        message: 'factory is running',
-        version: { agent: AGENT_VERSION, protocol: PROTOCOL_VERSION },
-      }))
+      .on(Command.PING, (req) =>
+        req.daemon !== undefined
+          ? this.toDaemon(req)
+          : { status: true, message: 'factory is running', version: { agent: AGENT_VERSION, protocol: PROTOCOL_VERSION } },
+      )
+      // On the connection, a daemon's commands come to the factory, addressed by `daemon`.
+      .on(Command.EXECUTE, (req) => this.toDaemon(req))
+      .on(Command.CANCEL, (req) => this.toDaemon(req))
       .on(Command.START_DAEMON, (req) => this.startDaemon(req))
       .on(Command.STOP_DAEMON, (req) => this.stopDaemon(requireName(req)))
       .on(Command.DAEMON_STATUS, (req) => this.daemonStatus(requireName(req)))
@@ -70,8 +83,54 @@ export class DaemonFactory {
   listen(): void {
     // A blank worker boots beside our own start-up, so the first START_DAEMON only loads a module.
     this.spare ??= new TaskWorker();
+    if (this.opts.connect) {
+      this.dial(this.opts.connect);
+      return;
+    }
     this.server.listen();
     this.log.info({ pipe: this.opts.pipe, version: AGENT_VERSION }, 'daemon factory listening');
+  }
+
+  private redialMs = 20;
+
+  /**
+   * Connects to the gateway, says hello and serves the connection. When the gateway is not there
+   * (yet, or any more: it restarted) it dials again with back-off; daemons and tasks run on
+   * meanwhile, so a restarted gateway adopts the sandbox as it was.
+   */
+  private dial(target: { path: string; scope: string }): void {
+    if (this.halting) return;
+    let fd: number | undefined;
+    try {
+      fd = native.connectSeqpacket(target.path);
+      native.sendOn(fd, encodeHello(target.scope), []);
+    } catch (err) {
+      closeQuietly([fd]);
+      this.log.debug({ err: oneLine(err), retryMs: this.redialMs }, 'gateway not reachable; dialling again');
+      // No event tells that a listener appeared: back off and try again (at most once a second).
+      setTimeout(() => this.dial(target), this.redialMs);
+      this.redialMs = Math.min(this.redialMs * 2, 1000);
+      return;
+    }
+    this.redialMs = 20;
+    this.server.serve(fd, () => {
+      this.log.warn('the gateway closed the connection; dialling again');
+      this.dial(target);
+    });
+    this.log.info({ connect: target.path, scope: target.scope, version: AGENT_VERSION }, 'daemon factory connected');
+  }
+
+  /** A daemon's command that came on the factory's connection, passed to the daemon it names. */
+  private async toDaemon(req: SBusRequest): Promise<Reply> {
+    const name = req.daemon;
+    const entry = name === undefined ? undefined : this.daemons.get(name);
+    if (!entry) return { status: false, message: `daemon ${name ?? '(none named)'} is not running` };
+    try {
+      await entry.started;
+    } catch {
+      return { status: false, message: `daemon ${name} is not running` };
+    }
+    return entry.daemon.handle(req);
   }
 
   async halt(): Promise<void> {
@@ -94,7 +153,8 @@ export class DaemonFactory {
         message: `unsupported daemon_language ${JSON.stringify(p.daemon_language)}; this agent supports: ${SUPPORTED_LANGUAGES.join(', ')}`,
       };
     }
-    for (const key of ['storlet_path', 'uds_path'] as const) {
+    // Reached through the connection, a daemon binds nothing: uds_path is then only informative.
+    for (const key of this.opts.connect ? (['storlet_path'] as const) : (['storlet_path', 'uds_path'] as const)) {
       if (typeof p[key] !== 'string' || p[key] === '') return { status: false, message: `START_DAEMON needs ${key}` };
     }
     const poolSize = Number(p.pool_size ?? 1);
@@ -106,7 +166,8 @@ export class DaemonFactory {
       await existing.started.catch(() => {});
       if (this.daemons.get(name) === existing) return { status: true, message: `daemon ${name} is already running` };
     }
-    const entry = this.hostDaemon(name, String(p.storlet_path), String(p.uds_path), poolSize, String(p.log_level ?? this.opts.logLevel));
+    const pipe = this.opts.connect ? undefined : String(p.uds_path);
+    const entry = this.hostDaemon(name, String(p.storlet_path), pipe, poolSize, String(p.log_level ?? this.opts.logLevel));
     this.daemons.set(name, entry);
     try {
       await entry.started;
@@ -129,7 +190,7 @@ export class DaemonFactory {
     return ready;
   }
 
-  private hostDaemon(name: string, storletPath: string, pipe: string, poolSize: number, logLevel: string): DaemonEntry {
+  private hostDaemon(name: string, storletPath: string, pipe: string | undefined, poolSize: number, logLevel: string): DaemonEntry {
     const spec = parseMainSpec(name);
     const daemon = new StorletDaemon({
       pipe,
@@ -154,6 +215,8 @@ export class DaemonFactory {
     ])
       .then(async () => {
         // Trust but verify: START_DAEMON succeeds only once the daemon answers PING on its pipe.
+        // (Reached through the connection, it has no pipe: start() resolving is the answer.)
+        if (pipe === undefined) return;
         const r = await new SBusClient(pipe, { timeoutMs: 5000 }).ping();
         if (!r.status) throw new Error(`daemon ${name} answered PING with failure: ${r.message}`);
       })
@@ -175,7 +238,7 @@ export class DaemonFactory {
     if (!entry) return { status: false, message: `daemon ${name} is not running` };
     try {
       await entry.started;
-      const reply = await new SBusClient(entry.pipe, { timeoutMs: 2000 }).ping();
+      const reply = entry.pipe === undefined ? { status: true, message: '' } : await new SBusClient(entry.pipe, { timeoutMs: 2000 }).ping();
       return { status: reply.status, message: reply.status ? `daemon ${name} is running` : reply.message, pid: process.pid };
     } catch (err) {
       return { status: false, message: `daemon ${name} is not responding: ${oneLine(err)}` };

@@ -167,12 +167,9 @@ export class DockerBackend implements SandboxBackend {
   }
 
   private prepareDirs(paths: ScopePaths): void {
-    // The agent runs as sandbox_user and binds its sockets in the pipe dir.
-    const { uid, gid } = this.fileOwner;
-    fs.mkdirSync(paths.hostPipeDir, { recursive: true, mode: 0o770 });
+    // The channel dir is the gateway's (Sandbox made it, with the socket the agent dials): the
+    // sandbox sees it read-only and owns nothing in it.
     fs.mkdirSync(paths.hostStorletsDir, { recursive: true, mode: 0o755 });
-    fs.chownSync(paths.hostPipeDir, uid, gid);
-    fs.chmodSync(paths.hostPipeDir, 0o770);
   }
 
   private containerSpec(name: string, image: { ref: string }, spec: SandboxStartSpec): ContainerCreateOptions {
@@ -184,7 +181,11 @@ export class DockerBackend implements SandboxBackend {
       Image: image.ref,
       User: c.sandbox_user,
       Env: ['HOME=/tmp'],
-      Cmd: ['--log-level', spec.logLevel, '--max-datagram-bytes', String(spec.maxDatagramBytes)],
+      // --connect: the factory dials the gateway's socket instead of binding factory_pipe.
+      Cmd: [
+        '--connect', spec.paths.sandboxChannelSocket, '--scope', spec.paths.scope,
+        '--log-level', spec.logLevel, '--max-datagram-bytes', String(spec.maxDatagramBytes),
+      ],
       Labels: {
         [LABEL_MANAGED]: 'true',
         [LABEL_ROOT]: this.cfg.pipes_dir,
@@ -197,8 +198,10 @@ export class DockerBackend implements SandboxBackend {
       StopSignal: 'SIGTERM',
       StopTimeout: c.restart_linux_container_timeout,
       HostConfig: {
-        // Only the scope's own pipes (rw) and storlets (ro): nothing else of the host.
-        Binds: [`${spec.paths.hostPipeDir}:${SANDBOX_PIPES}:rw`, `${spec.paths.hostStorletsDir}:${SANDBOX_STORLETS}:ro`],
+        // Only the scope's own channel dir and storlets, both read-only: nothing of the host is
+        // writable from the sandbox except the fds an invocation hands it (connect() needs no
+        // write access to the mount, only to the socket, which the gateway chowned to the sandbox user).
+        Binds: [`${spec.paths.hostPipeDir}:${SANDBOX_PIPES}:ro`, `${spec.paths.hostStorletsDir}:${SANDBOX_STORLETS}:ro`],
         NetworkMode: 'none',
         ReadonlyRootfs: true,
         Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${parseSize(c.container_tmpfs_size)}` },
