@@ -448,7 +448,12 @@ static void accept_pending(listener_t *l) {
 static void on_readable(uv_poll_t *handle, int status, int events) {
   listener_t *l = (listener_t *)handle->data;
   (void)events;
-  if (status < 0) return;
+  // libuv reports EPOLLERR as an error status and stops the handle: on a connected socket that is
+  // the peer gone with our message unread (ECONNRESET), an EOF like any other.
+  if (status < 0) {
+    if (l->connected) report_closed(l);
+    return;
+  }
   union {
     char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
     struct cmsghdr align;

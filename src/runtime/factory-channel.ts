@@ -25,6 +25,9 @@ export class FactoryChannel implements Transport {
   private acceptor: { close(): void } | undefined;
   private conn: Connection | undefined;
   private lost = false;
+  private readonly socketPath: string;
+  /** The socket file as bound, so close() removes ours and never a successor's. */
+  private socketIno = 0;
   private wake: (() => void) | undefined;
   /** Called once when an established connection closes: the factory is gone. */
   onLost: (why: string) => void = () => {};
@@ -35,6 +38,7 @@ export class FactoryChannel implements Transport {
    */
   constructor(scope: string, socketPath: string, logger: Logger, owner?: { uid: number; gid: number }) {
     this.scope = scope;
+    this.socketPath = socketPath;
     this.name = `factory connection of scope ${scope}`;
     this.log = logger.child({ scope, channel: socketPath });
     let fd: number;
@@ -52,6 +56,7 @@ export class FactoryChannel implements Transport {
     try {
       if (owner) fs.chownSync(socketPath, owner.uid, owner.gid);
       fs.chmodSync(socketPath, 0o600);
+      this.socketIno = fs.statSync(socketPath).ino;
       this.acceptor = native.acceptOn(fd, (conn) => this.onConnection(conn));
     } catch (err) {
       closeQuietly([fd]);
@@ -93,6 +98,14 @@ export class FactoryChannel implements Transport {
   }
 
   close(): void {
+    if (this.acceptor) {
+      // The addon closes the socket a loop turn later: the file goes now, so a new listener can bind.
+      try {
+        if (fs.statSync(this.socketPath).ino === this.socketIno) fs.unlinkSync(this.socketPath);
+      } catch {
+        // already gone
+      }
+    }
     this.acceptor?.close();
     this.acceptor = undefined;
     this.dropConnection();

@@ -28,6 +28,7 @@ let root = '';
 const config: SandletConfigInput = {
   backend: 'docker',
   container_prefix: `sltest-${id}-`,
+  default_container_image_name: ENGINE_IMAGE,
   image_namespace: `sandlet-test-${id}`,
   container_mem_limit: '256m',
   container_pids_limit: 128,
@@ -103,7 +104,7 @@ describe.skipIf(skipDocker)('docker backend', () => {
     expect(h.CpuPeriod).toBe(100_000);
     expect(h.Ulimits).toEqual([{ Name: 'nofile', Soft: 4096, Hard: 4096 }]);
     expect(Object.keys(h.Tmpfs ?? {})).toEqual(['/tmp']);
-    expect(h.Binds).toEqual([`${path.join(root, 'pipes', 'alpha')}:/mnt/channels:rw`, `${path.join(root, 'storlets', 'alpha')}:/home/storlet:ro`]);
+    expect(h.Binds).toEqual([`${path.join(root, 'pipes', 'alpha')}:/mnt/channels:ro`, `${path.join(root, 'storlets', 'alpha')}:/home/storlet:ro`]);
   });
 
   it('keeps storlets off the network', async () => {
@@ -125,7 +126,8 @@ describe.skipIf(skipDocker)('docker backend', () => {
     const seen = await probe('alpha', 'view', { otherPath: path.join(root, 'storlets', 'beta') });
     expect(seen.otherScope).toBe(false);
     expect(seen.storlets).not.toContain('beta');
-    expect((seen.channels as string[]).every((n) => ['factory_pipe', ...SAMPLES, 'probe.mjs', 'misbehave.mjs'].includes(n))).toBe(true);
+    // The channel dir is the gateway's: the sandbox may reach its socket but not even list it.
+    expect(seen.channels).toBe('EACCES');
     expect(fs.readdirSync(path.join(root, 'pipes', 'beta'))).not.toContain('probe.mjs');
   });
 
