@@ -66,6 +66,8 @@ export const configSchema = z
     image_namespace: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, 'must be a lowercase image repository path').default('sandlet-tenant'),
     container_prefix: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must be a valid start of a container name').default('sandlet-'),
     sandbox_user: z.string().regex(/^\d+(:\d+)?$/, 'must be UID or UID:GID').default('1000:1000'),
+    // runsc (gVisor) is the stronger tier; Docker must know it (--add-runtime runsc=..., README § gVisor).
+    container_runtime: z.enum(['runc', 'runsc']).default('runc'),
     container_mem_limit: z.string().regex(SIZE_RE, 'must be a size such as 512m or 1g').default('512m'),
     container_cpu_period: z.coerce.number().int().min(1000).max(1_000_000).default(100_000),
     container_cpu_quota: z.coerce.number().int().min(0).default(0),
