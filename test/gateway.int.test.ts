@@ -8,7 +8,7 @@ import { collect } from './helpers/streams.js';
 import { SBusClient } from '../src/sbus/client.js';
 import { childPids, isAlive, openFds, wallFds } from './helpers/fs.js';
 import { deploy, FIXTURES, testGateway } from './helpers/gateway.js';
-import { ENGINE_IMAGE, requireDocker, runId, skipDocker } from './helpers/docker.js';
+import { ENGINE_IMAGE, requireDocker, runId, skipDocker, TEST_RUNTIME } from './helpers/docker.js';
 
 const text = async (body: NodeJS.ReadableStream): Promise<string> => (await collect(body)).toString();
 
@@ -24,7 +24,7 @@ for (const backend of ['process', 'docker'] as const) {
         backend,
         storlet_timeout_ms: 1500,
         storlet_log_max_bytes: 64 * 1024,
-        ...(backend === 'docker' ? { container_prefix: `sltest-${runId()}-`, default_container_image_name: ENGINE_IMAGE } : {}),
+        ...(backend === 'docker' ? { container_prefix: `sltest-${runId()}-`, default_container_image_name: ENGINE_IMAGE, container_runtime: TEST_RUNTIME } : {}),
       }));
     });
     afterAll(async () => {

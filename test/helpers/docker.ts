@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { connectDocker, inspectImage, pingEngine } from '../../src/runtime/docker-engine.js';
 
 export const ENGINE_IMAGE = process.env.SANDLET_TEST_IMAGE ?? 'sandlet/engine:latest';
+/** The OCI runtime the Docker tests run sandboxes under (CI runs the suite once per runtime). */
+export const TEST_RUNTIME = (process.env.SANDLET_TEST_RUNTIME ?? 'runc') as 'runc' | 'runsc';
 export const docker = connectDocker('/var/run/docker.sock');
 
 /** Why Docker tests cannot run here, or undefined when they can. */

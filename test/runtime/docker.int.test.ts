@@ -11,7 +11,7 @@ import { LABEL_ROOT } from '../../src/runtime/backends/docker.js';
 import { collect } from '../helpers/streams.js';
 import { deploy, FIXTURES, SAMPLES } from '../helpers/gateway.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
-import { docker, ENGINE_IMAGE, requireDocker, runId, skipDocker } from '../helpers/docker.js';
+import { docker, ENGINE_IMAGE, requireDocker, runId, skipDocker, TEST_RUNTIME } from '../helpers/docker.js';
 
 const id = runId();
 
@@ -29,6 +29,7 @@ const config: SandletConfigInput = {
   backend: 'docker',
   container_prefix: `sltest-${id}-`,
   default_container_image_name: ENGINE_IMAGE,
+  container_runtime: TEST_RUNTIME,
   image_namespace: `sandlet-test-${id}`,
   container_mem_limit: '256m',
   container_pids_limit: 128,
