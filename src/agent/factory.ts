@@ -1,5 +1,6 @@
-// The daemon factory: the sandbox's one listener on factory_pipe. It starts, checks and stops
-// storlet daemons. Each daemon lives in this process, on its own SBus pipe, and runs its tasks in
+// The daemon factory: the sandbox's one listener (its connection to the gateway, or factory_pipe in
+// Storlets' layout). It starts, checks and stops storlet daemons. Each daemon lives in this
+// process, reached through the factory's connection (or on its own SBus pipe), and runs its tasks in
 // worker threads: one Node boot per sandbox instead of one per storlet, which is most of a cold
 // start on a small machine. The container is the isolation boundary; the storlets in it belong to
 // one scope, and a storlet that kills the process restarts the scope's sandbox.

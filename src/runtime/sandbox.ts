@@ -583,8 +583,9 @@ export class Sandbox {
     // Gateway-owned, searchable but not writable by the sandbox's user: nothing in it is theirs.
     fs.mkdirSync(this.paths.hostPipeDir, { recursive: true, mode: 0o711 });
     fs.chmodSync(this.paths.hostPipeDir, 0o711);
-    fs.writeFileSync(marker, `${backend}\n`, { mode: 0o644 });
     this.channel = new FactoryChannel(this.scope, this.paths.hostChannelSocket, this.opts.logger, this.opts.backend.fileOwner);
+    // Only once the channel is ours: a refused start touches nothing.
+    fs.writeFileSync(marker, `${backend}\n`, { mode: 0o644 });
     if (handle) this.watchChannel(handle);
   }
 
