@@ -145,6 +145,7 @@ export const TOOL_ENV_VARS: Record<string, string> = {
   SANDLET_SERVER: 'where the operator commands find `sandlet serve`',
   SANDLET_NODE18: "Debian's Node 18, for the tests that run the agent on it",
   SANDLET_TEST_IMAGE: 'the engine image Docker tests run',
+  SANDLET_TEST_RUNTIME: 'the OCI runtime(s) Docker tests run sandboxes under: runc (default), runsc, or runc,runsc',
   SANDLET_TEST_LOG: 'log level of the tests\' gateways',
   SANDLET_NATIVE_ADDON: 'path of the SBus addon to load instead of build/Release',
   SANDLET_REBUILD_BASE: 'scripts/build-base-image.sh rebuilds an existing base image',

@@ -15,7 +15,10 @@ export function pathTransport(path: string): Transport {
   return { name: path, send: (body, fds) => native.send(path, body, fds) };
 }
 
+/** The errno name a transport with no peer throws with; SBusClient maps it to ENOLISTENER. */
+const NOT_CONNECTED = 'ENOTCONN';
+
 /** An errno-coded error for a transport with no peer (a connection that is gone or not yet made). */
 export function notConnected(name: string): Error & { code: string } {
-  return Object.assign(new Error(`${name}: not connected`), { code: 'ENOTCONN' });
+  return Object.assign(new Error(`${name}: not connected`), { code: NOT_CONNECTED });
 }

@@ -1,7 +1,7 @@
 // The wall, through real Docker, as a hostile storlet would push on it: nothing under its channel
 // dir can be replaced, redirected or filled; dialling the gateway again (as another scope) is
 // refused and logged; other scopes never notice; fds and processes stay flat through 2,000
-// invocations. Runs once per runtime in SANDLET_TEST_RUNTIMES (default runc; CI adds runsc).
+// invocations. Runs once per runtime in SANDLET_TEST_RUNTIME (runc, runsc or runc,runsc; default runc).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,13 +12,12 @@ import { LABEL_ROOT } from '../../src/runtime/backends/docker.js';
 import { collect } from '../helpers/streams.js';
 import { deploy, FIXTURES } from '../helpers/gateway.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
-import { docker, ENGINE_IMAGE, requireDocker, runId, skipDocker } from '../helpers/docker.js';
+import { docker, ENGINE_IMAGE, requireDocker, runId, skipDocker, TEST_RUNTIMES } from '../helpers/docker.js';
 import { openFds } from '../helpers/fs.js';
 
-const runtimes = (process.env.SANDLET_TEST_RUNTIMES ?? process.env.SANDLET_TEST_RUNTIME ?? 'runc').split(',').filter(Boolean) as ('runc' | 'runsc')[];
 const text = async (body: NodeJS.ReadableStream): Promise<string> => (await collect(body)).toString();
 
-describe.skipIf(skipDocker).each(runtimes)('the wall around a scope (%s)', (runtime) => {
+describe.skipIf(skipDocker).each(TEST_RUNTIMES)('the wall around a scope (%s)', (runtime) => {
   const id = runId();
   let root = '';
   let gw: Gateway;
