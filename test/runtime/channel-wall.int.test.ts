@@ -8,7 +8,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGateway, type Gateway } from '../../src/gateway.js';
-import { LABEL_ROOT } from '../../src/runtime/backends/docker.js';
+import { CONTAINER_LOG, LABEL_ROOT } from '../../src/runtime/backends/docker.js';
 import { collect } from '../helpers/streams.js';
 import { deploy, FIXTURES } from '../helpers/gateway.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
@@ -98,6 +98,21 @@ describe.skipIf(skipDocker).each(TEST_RUNTIMES)('the wall around a scope (%s)', 
     const added = listTree(root).filter((f) => !before.includes(f));
     expect(added.every((f) => /^(pipes|storlets|logs)\/writer(\/|$)/.test(f))).toBe(true);
     expect(added.filter((f) => f.startsWith('pipes/')).sort()).toEqual(['pipes/writer', 'pipes/writer/backend', 'pipes/writer/sandlet.sock']);
+  });
+
+  it('caps what a storlet prints: the engine keeps no more than the log cap on the host', async () => {
+    expect(JSON.parse(await invoke('printer', 'probe.mjs', '', { mode: 'flood', mib: '40' }))).toEqual({ printed: 40 });
+    const container = docker.getContainer(gw.sandbox('printer').describe().id!);
+    // All of it reached the engine (its last line did), so an uncapped log would hold 40 MiB and more.
+    const tail = async () => ((await container.logs({ stdout: true, stderr: true, tail: 3 })) as unknown as Buffer).toString();
+    await expect.poll(tail, { timeout: 60_000, interval: 200 }).toContain('flood done');
+    const info = await container.inspect();
+    expect(info.HostConfig.LogConfig).toEqual(CONTAINER_LOG);
+    const dir = path.dirname(info.LogPath);
+    const kept = fs.readdirSync(dir).filter((f) => f.includes('-json.log')).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
+    // 2 files of 8 MiB at most (JSON-wrapped lines; a file may run over by one write).
+    expect(kept).toBeGreaterThan(1024 * 1024);
+    expect(kept).toBeLessThan(18 * 1024 * 1024);
   });
 
   it('keeps the gateway\'s fds and the sandbox\'s processes flat through 2,000 invocations', async () => {

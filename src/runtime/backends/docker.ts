@@ -20,6 +20,11 @@ export const LABEL_AGENT = 'io.sandlet.agent.version';
 export const LABEL_ROOT = 'io.sandlet.root';
 export const SANDBOX_PIPES = '/mnt/channels';
 export const SANDBOX_STORLETS = '/home/storlet';
+/**
+ * The engine keeps a container's output (the agent's log, and whatever a storlet prints) on the
+ * host's disk: capped, so a storlet printing without end cannot fill it.
+ */
+export const CONTAINER_LOG = { Type: 'json-file', Config: { 'max-size': '8m', 'max-file': '2' } };
 /** Lines of a container's log kept in the scope's agent.log when the container is removed. */
 export const AGENT_LOG_KEEP_LINES = 5000;
 
@@ -206,6 +211,7 @@ export class DockerBackend implements SandboxBackend {
       StopTimeout: c.restart_linux_container_timeout,
       HostConfig: {
         Runtime: image.runtime,
+        LogConfig: CONTAINER_LOG,
         // Only the scope's own channel dir and storlets, both read-only: nothing of the host is
         // writable from the sandbox except the fds an invocation hands it (connect() needs no
         // write access to the mount, only to the socket, which the gateway chowned to the sandbox user).
