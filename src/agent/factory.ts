@@ -97,7 +97,8 @@ export class DaemonFactory {
   /**
    * Connects to the gateway, says hello and serves the connection. When the gateway is not there
    * (yet, or any more: it restarted) it dials again with back-off; daemons and tasks run on
-   * meanwhile, so a restarted gateway adopts the sandbox as it was.
+   * meanwhile, so a restarted gateway adopts the sandbox as it was. A connection the gateway hangs
+   * up on at once (it refused it) counts as a failed dial: no tight loop of refusals.
    */
   private dial(target: { path: string; scope: string }): void {
     if (this.halting) return;
@@ -108,17 +109,23 @@ export class DaemonFactory {
     } catch (err) {
       closeQuietly([fd]);
       this.log.debug({ err: oneLine(err), retryMs: this.redialMs }, 'gateway not reachable; dialling again');
-      // No event tells that a listener appeared: back off and try again (at most once a second).
-      setTimeout(() => this.dial(target), this.redialMs);
-      this.redialMs = Math.min(this.redialMs * 2, 1000);
+      this.redialLater(target);
       return;
     }
-    this.redialMs = 20;
+    const connectedAt = Date.now();
     this.server.serve(fd, () => {
+      // A connection that served a while was accepted: the next gateway is dialled at once.
+      if (Date.now() - connectedAt > 2000) this.redialMs = 20;
       this.log.warn('the gateway closed the connection; dialling again');
-      this.dial(target);
+      this.redialLater(target);
     });
     this.log.info({ connect: target.path, scope: target.scope, version: AGENT_VERSION }, 'daemon factory connected');
+  }
+
+  // No event tells that a listener appeared: back off and try again (at most once a second).
+  private redialLater(target: { path: string; scope: string }): void {
+    setTimeout(() => this.dial(target), this.redialMs);
+    this.redialMs = Math.min(this.redialMs * 2, 1000);
   }
 
   /** A daemon's command that came on the factory's connection, passed to the daemon it names. */

@@ -12,6 +12,8 @@ import { notConnected, type Transport } from '../sbus/transport.js';
 
 export { CHANNEL_SOCKET_NAME };
 
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
 interface Connection {
   fd: number;
   listener: { close(): void };
@@ -25,6 +27,8 @@ export class FactoryChannel implements Transport {
   private acceptor: { close(): void } | undefined;
   private conn: Connection | undefined;
   private lost = false;
+  private refused = 0;
+  private lastRefusalLog = 0;
   private readonly socketPath: string;
   /** The socket file as bound, so close() removes ours and never a successor's. */
   private socketIno = 0;
@@ -115,7 +119,13 @@ export class FactoryChannel implements Transport {
   private onConnection(fd: number): void {
     if (this.conn || this.lost) {
       // One connection per sandbox start: whoever dials again is not the factory we started.
-      this.log.warn({ established: this.connected }, 'refused a second factory connection');
+      this.refused++;
+      if (Date.now() - this.lastRefusalLog >= REFUSAL_LOG_INTERVAL_MS) {
+        // Logged at most once per interval, with the count: dialling cannot flood the log.
+        this.log.warn({ established: this.connected, refused: this.refused }, 'refused a second factory connection');
+        this.lastRefusalLog = Date.now();
+        this.refused = 0;
+      }
       closeQuietly([fd]);
       return;
     }

@@ -227,6 +227,7 @@ export class Sandbox {
 
   /** Restart, unless the sandbox is flapping: then fail fast until its back-off ends. */
   private async startAfterBackoff(): Promise<void> {
+    await this.settleLostConnection();
     const wait = this.backoffUntil - Date.now();
     if (wait > 0) {
       throw new SandletError(
@@ -236,6 +237,18 @@ export class Sandbox {
     }
     if (this._state === 'stopped') await this.doRestart('first use', 'start');
     else await this.doRestart(`sandbox died${this.lastExit ? `: ${this.lastExit}` : ''}`, 'crash');
+  }
+
+  /**
+   * The factory's connection closed while the engine still reports the sandbox alive: its exit
+   * event usually trails. Wait for it briefly, so the death is counted once, with its reason (an
+   * OOM kill, say); a sandbox still alive without its factory is a death all the same.
+   */
+  private async settleLostConnection(): Promise<void> {
+    const handle = this.handle;
+    if (this._state !== 'running' || !handle || this.channel?.connected) return;
+    if (handle.isAlive()) await exitedWithin(handle, 2000);
+    if (this.handle === handle && this._state === 'running') this.noteDeath('its factory closed the control connection');
   }
 
   private noteCrash(reason: string): void {
