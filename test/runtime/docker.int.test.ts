@@ -7,7 +7,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SandletConfigInput } from '../../src/config.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
-import { LABEL_ROOT } from '../../src/runtime/backends/docker.js';
+import { CONTAINER_LOG, LABEL_ROOT } from '../../src/runtime/backends/docker.js';
 import { collect } from '../helpers/streams.js';
 import { deploy, FIXTURES, SAMPLES } from '../helpers/gateway.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
@@ -37,6 +37,7 @@ const config: SandletConfigInput = {
   sandbox_ready_timeout_ms: 20_000,
 };
 const gvisor = TEST_RUNTIME === 'runsc';
+const runscKnown = skipDocker ? false : 'runsc' in ((await docker.info()) as { Runtimes?: Record<string, unknown> }).Runtimes!;
 const logger = pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' });
 const text = async (body: NodeJS.ReadableStream): Promise<string> => (await collect(body)).toString();
 
@@ -98,6 +99,8 @@ describe.skipIf(skipDocker)('docker backend', () => {
     expect(info.Config.Labels).toMatchObject({ 'io.sandlet.managed': 'true', 'io.sandlet.scope': 'alpha', 'io.sandlet.image': ENGINE_IMAGE });
     expect(h.NetworkMode).toBe('none');
     expect(h.ReadonlyRootfs).toBe(true);
+    expect(h.Runtime).toBe(TEST_RUNTIME);
+    expect(h.LogConfig).toEqual(CONTAINER_LOG);
     expect(h.CapDrop).toEqual(['ALL']);
     expect(h.SecurityOpt).toEqual(['no-new-privileges:true']);
     expect(h.PidsLimit).toBe(128);
@@ -199,6 +202,29 @@ describe.skipIf(skipDocker)('docker backend', () => {
     await expect(call()).rejects.toThrow(/sandbox of scope flappy exited with code 3 before it was ready; last agent log lines: tenant image refuses to run/);
     await expect(call()).rejects.toThrow(/exited with code 3 before it was ready/);
     await expect(call()).rejects.toThrow(/^scope flappy is backing off after 2 crashes; next try in 1 s/);
+  });
+
+  // A tenant image may ask for the stronger runtime; under runsc there is nothing stronger to ask for.
+  it.skipIf(gvisor || !runscKnown)('runs a scope under runsc when its tenant image asks for it, and never the reverse', async () => {
+    const build = async (scope: string, runtime: string) => {
+      const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-img-'));
+      fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${ENGINE_IMAGE}\nLABEL io.sandlet.container-runtime=${runtime}\n`);
+      const stream = await docker.buildImage({ context: ctx, src: ['Dockerfile'] }, { t: `sandlet-test-${id}/${scope}:latest` });
+      await new Promise((resolve, reject) => docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve(null))));
+      fs.rmSync(ctx, { recursive: true, force: true });
+    };
+    await build('strong', 'runsc');
+    expect(await text((await gw.invoke({ scope: 'strong', storlet: 'identity.mjs', input: Buffer.from('g') })).body)).toBe('g');
+    expect((await docker.getContainer(gw.sandbox('strong').describe().id!).inspect()).HostConfig.Runtime).toBe('runsc');
+    await gw.sandbox('strong').stop('test');
+    const strict = newGateway({ host_root: fs.mkdtempSync(path.join(os.tmpdir(), 'sl-')), container_runtime: 'runsc' });
+    await build('weak', 'runc');
+    try {
+      expect(await text((await strict.invoke({ scope: 'weak', storlet: 'identity.mjs', input: Buffer.from('w') })).body)).toBe('w');
+      expect((await docker.getContainer(strict.sandbox('weak').describe().id!).inspect()).HostConfig.Runtime).toBe('runsc');
+    } finally {
+      await strict.close({ stopSandboxes: true });
+    }
   });
 
   it('names the missing default image and the command that builds it', async () => {
