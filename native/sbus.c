@@ -161,6 +161,70 @@ static int get_sender(void) {
   return fd;
 }
 
+// The body and fds arguments of send() and sendOn() (argv[1], argv[2]). Returns 0 with an
+// exception pending when they are wrong.
+static int get_send_args(napi_env env, napi_value *argv, void **data, size_t *length, int *fds, uint32_t *nfds) {
+  bool is_buffer = false;
+  if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer) {
+    napi_throw_type_error(env, NULL, "body must be a Buffer");
+    return 0;
+  }
+  if (napi_get_buffer_info(env, argv[1], data, length) != napi_ok) return 0;
+  bool is_array = false;
+  if (napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array) {
+    napi_throw_type_error(env, NULL, "fds must be an array of integers");
+    return 0;
+  }
+  if (napi_get_array_length(env, argv[2], nfds) != napi_ok) return 0;
+  if (*nfds > MAX_FDS) {
+    napi_throw_range_error(env, NULL, "too many fds in one datagram (max 253)");
+    return 0;
+  }
+  for (uint32_t i = 0; i < *nfds; i++) {
+    napi_value item;
+    if (napi_get_element(env, argv[2], i, &item) != napi_ok || napi_get_value_int32(env, item, &fds[i]) != napi_ok ||
+        fds[i] < 0) {
+      napi_throw_type_error(env, NULL, "fds must be non-negative integers");
+      return 0;
+    }
+  }
+  return 1;
+}
+
+// One sendmsg with fds as SCM_RIGHTS, to addr (a datagram) or on a connected socket (addr NULL).
+// Returns 0 or an errno. Never blocks, never raises SIGPIPE.
+static int send_with_fds(int sock, const struct sockaddr_un *addr, void *data, size_t length, const int *fds,
+                         uint32_t nfds) {
+  struct iovec iov = {.iov_base = data, .iov_len = length};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  if (addr != NULL) {
+    msg.msg_name = (void *)addr;
+    msg.msg_namelen = sizeof *addr;
+  }
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (nfds > 0) {
+    memset(control.buf, 0, CMSG_SPACE(sizeof(int) * nfds));
+    msg.msg_control = control.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+  }
+  ssize_t sent;
+  do {
+    sent = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (sent < 0 && errno == EINTR);
+  return sent < 0 ? errno : 0;
+}
+
 // send(path, body: Buffer, fds: number[]) -> undefined. Throws with .code EAGAIN when the
 // receiver's queue is full, so the caller can back off and retry.
 static napi_value Send(napi_env env, napi_callback_info info) {
@@ -175,75 +239,111 @@ static napi_value Send(napi_env env, napi_callback_info info) {
   if (!get_path_arg(env, argv[0], path, sizeof path)) return NULL;
   void *data = NULL;
   size_t length = 0;
-  bool is_buffer = false;
-  CHECK(napi_is_buffer(env, argv[1], &is_buffer));
-  if (!is_buffer) {
-    napi_throw_type_error(env, NULL, "body must be a Buffer");
-    return NULL;
-  }
-  CHECK(napi_get_buffer_info(env, argv[1], &data, &length));
-  bool is_array = false;
-  CHECK(napi_is_array(env, argv[2], &is_array));
-  if (!is_array) {
-    napi_throw_type_error(env, NULL, "fds must be an array of integers");
-    return NULL;
-  }
-  uint32_t nfds = 0;
-  CHECK(napi_get_array_length(env, argv[2], &nfds));
-  if (nfds > MAX_FDS) {
-    napi_throw_range_error(env, NULL, "too many fds in one datagram (max 253)");
-    return NULL;
-  }
   int fds[MAX_FDS];
-  for (uint32_t i = 0; i < nfds; i++) {
-    napi_value item;
-    CHECK(napi_get_element(env, argv[2], i, &item));
-    if (napi_get_value_int32(env, item, &fds[i]) != napi_ok || fds[i] < 0) {
-      napi_throw_type_error(env, NULL, "fds must be non-negative integers");
-      return NULL;
-    }
-  }
-
+  uint32_t nfds = 0;
+  if (!get_send_args(env, argv, &data, &length, fds, &nfds)) return NULL;
   struct sockaddr_un addr;
   if (!fill_addr(&addr, path)) {
     throw_errno(env, ENAMETOOLONG, "sendmsg", path);
     return NULL;
-  }
-  struct iovec iov = {.iov_base = data, .iov_len = length};
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-    struct cmsghdr align;
-  } control;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_name = &addr;
-  msg.msg_namelen = sizeof addr;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (nfds > 0) {
-    memset(control.buf, 0, CMSG_SPACE(sizeof(int) * nfds));
-    msg.msg_control = control.buf;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
   }
   int sock = get_sender();
   if (sock < 0) {
     throw_errno(env, errno, "socket", path);
     return NULL;
   }
-  ssize_t sent;
-  do {
-    sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
-  } while (sent < 0 && errno == EINTR);
-  if (sent < 0) {
-    throw_errno(env, errno, "sendmsg", path);
+  int err = send_with_fds(sock, &addr, data, length, fds, nfds);
+  if (err != 0) throw_errno(env, err, "sendmsg", path);
+  return NULL;
+}
+
+// sendOn(fd, body: Buffer, fds: number[]) -> undefined: one message on a connected SOCK_SEQPACKET
+// socket. Throws with .code EAGAIN when the peer's queue is full, EPIPE/ECONNRESET when it is gone.
+static napi_value SendOn(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t sock = -1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &sock) != napi_ok || sock < 0) {
+    napi_throw_type_error(env, NULL, "sendOn(fd, body, fds): bad arguments");
     return NULL;
   }
+  void *data = NULL;
+  size_t length = 0;
+  int fds[MAX_FDS];
+  uint32_t nfds = 0;
+  if (!get_send_args(env, argv, &data, &length, fds, &nfds)) return NULL;
+  int err = send_with_fds(sock, NULL, data, length, fds, nfds);
+  if (err != 0) throw_errno(env, err, "sendmsg", NULL);
   return NULL;
+}
+
+// listenSeqpacket(path) -> fd: a listening AF_UNIX SOCK_SEQPACKET socket, non-blocking and
+// close-on-exec. A stale socket file is replaced; a live one is EADDRINUSE (another process owns it).
+static napi_value ListenSeqpacket(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  if (argc < 1 || !get_path_arg(env, argv[0], path, sizeof path)) return NULL;
+  struct sockaddr_un addr;
+  if (!fill_addr(&addr, path)) {
+    throw_errno(env, ENAMETOOLONG, "bind", path);
+    return NULL;
+  }
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, errno, "socket", path);
+    return NULL;
+  }
+  int err = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : errno;
+  if (err == EADDRINUSE && socket_file_is_stale(&addr)) {
+    unlink(path);
+    err = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : errno;
+  }
+  if (err == 0 && listen(fd, 8) != 0) err = errno;
+  if (err != 0) {
+    close(fd);
+    throw_errno(env, err, err == EADDRINUSE ? "bind" : "listen", path);
+    return NULL;
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, fd, &result));
+  return result;
+}
+
+// connectSeqpacket(path) -> fd: a connected, non-blocking, close-on-exec SOCK_SEQPACKET socket.
+// Throws with .code EAGAIN when the listener's backlog is full, ENOENT/ECONNREFUSED when nobody
+// listens: the caller retries.
+static napi_value ConnectSeqpacket(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  if (argc < 1 || !get_path_arg(env, argv[0], path, sizeof path)) return NULL;
+  struct sockaddr_un addr;
+  if (!fill_addr(&addr, path)) {
+    throw_errno(env, ENAMETOOLONG, "connect", path);
+    return NULL;
+  }
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, errno, "socket", path);
+    return NULL;
+  }
+  int rc;
+  do {
+    rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, "connect", path);
+    return NULL;
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, fd, &result));
+  return result;
 }
 
 // A receiving socket under a libuv poll handle. Each readable event drains the queue and calls
@@ -258,6 +358,11 @@ typedef struct {
   size_t capacity;
   char *buffer;
   int closing;
+  // A connected socket: recvmsg's 0 is the peer's EOF, reported once through `closed`.
+  int connected;
+  napi_ref closed;
+  // A listening socket: each readable event accepts connections, calling back with their fds.
+  int accepting;
 } listener_t;
 
 static void on_listener_closed(uv_handle_t *handle) {
@@ -291,14 +396,72 @@ static void deliver(listener_t *l, size_t len, const int *fds, int nfds, int tru
   napi_close_handle_scope(env, scope);
 }
 
+// The peer of a connected socket is gone: polling stops and `closed` is called once. The fd stays
+// open until JS calls close(), so its number is never reused while JS may still name it.
+static void report_closed(listener_t *l) {
+  if (l->closing) return;
+  l->closing = 1;
+  uv_poll_stop(&l->poll);
+  if (l->closed == NULL) return;
+  napi_env env = l->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, result;
+  napi_get_reference_value(env, l->closed, &cb);
+  napi_get_global(env, &recv);
+  if (napi_make_callback(env, l->async, recv, cb, 0, NULL, &result) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+// Accepts every pending connection (bounded per wake-up) and calls back with each new fd, which
+// is non-blocking, close-on-exec and the callback's to own.
+static void accept_pending(listener_t *l) {
+  for (int round = 0; round < 16 && !l->closing; round++) {
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return;  // EAGAIN: none left. EMFILE and the like: the next wake-up tries again.
+    }
+    napi_env env = l->env;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) {
+      close(fd);
+      return;
+    }
+    napi_value argv[1], cb, recv, result;
+    napi_create_int32(env, fd, &argv[0]);
+    napi_get_reference_value(env, l->callback, &cb);
+    napi_get_global(env, &recv);
+    if (napi_make_callback(env, l->async, recv, cb, 1, argv, &result) == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);
+    }
+    napi_close_handle_scope(env, scope);
+  }
+}
+
 static void on_readable(uv_poll_t *handle, int status, int events) {
   listener_t *l = (listener_t *)handle->data;
   (void)events;
-  if (status < 0) return;
+  // libuv reports EPOLLERR as an error status and stops the handle: on a connected socket that is
+  // the peer gone with our message unread (ECONNRESET), an EOF like any other.
+  if (status < 0) {
+    if (l->connected) report_closed(l);
+    return;
+  }
   union {
     char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
     struct cmsghdr align;
   } control;
+  if (l->accepting) {
+    accept_pending(l);
+    return;
+  }
   // Bounded drain, so one flooding peer cannot starve the rest of the loop.
   for (int round = 0; round < 64 && !l->closing; round++) {
     struct iovec iov = {.iov_base = l->buffer, .iov_len = l->capacity};
@@ -309,10 +472,12 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     msg.msg_control = control.buf;
     msg.msg_controllen = sizeof control.buf;
     ssize_t n = recvmsg(l->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;  // EAGAIN: drained. Other errors: nothing to deliver.
+    if (n < 0 && errno == EINTR) continue;
+    if (l->connected && (n == 0 || (n < 0 && errno != EAGAIN))) {
+      report_closed(l);
+      return;
     }
+    if (n < 0) return;  // EAGAIN: drained. Other errors: nothing to deliver.
     int fds[MAX_FDS];
     int nfds = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
@@ -335,6 +500,7 @@ static napi_value ListenerClose(napi_env env, napi_callback_info info) {
   l->closing = 1;
   uv_poll_stop(&l->poll);
   napi_delete_reference(env, l->callback);
+  if (l->closed != NULL) napi_delete_reference(env, l->closed);
   napi_async_destroy(env, l->async);
   uv_close((uv_handle_t *)&l->poll, on_listener_closed);
   return NULL;
@@ -378,14 +544,10 @@ static napi_value make_handle(napi_env env, napi_value callback, const char *res
   return self;
 }
 
-// listen(fd, maxDatagramBytes, callback) -> { close() }. Takes ownership of fd: close() closes it.
-static napi_value Listen(napi_env env, napi_callback_info info) {
-  int32_t fd;
-  uint32_t max_bytes;
-  napi_value callback;
-  if (!get_poll_args(env, info, "listen(fd, maxDatagramBytes, callback): bad arguments", 0, &fd, &max_bytes, &callback)) {
-    return NULL;
-  }
+// Drives fd under a poll handle: datagrams (or messages of a connected socket, with EOF reported
+// to `closed` when it is not NULL), or connections when `accepting`. Takes ownership of fd.
+static napi_value start_listener(napi_env env, int32_t fd, uint32_t max_bytes, napi_value callback, napi_value closed,
+                                 int accepting) {
   uv_loop_t *loop = NULL;
   CHECK(napi_get_uv_event_loop(env, &loop));
   listener_t *l = calloc(1, sizeof *l);
@@ -400,6 +562,7 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
   l->buffer = malloc(l->capacity);
   l->fd = fd;
   l->env = env;
+  l->accepting = accepting;
   if (l->buffer == NULL) {
     free(l);
     napi_throw_error(env, "ENOMEM", "out of memory");
@@ -416,6 +579,10 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
   napi_value close_fn;
   napi_value self = make_handle(env, callback, "sandlet.sbus.listener", l, "close", ListenerClose, &l->callback, &l->async, &close_fn);
   if (self == NULL) return NULL;
+  if (closed != NULL) {
+    l->connected = 1;
+    CHECK(napi_create_reference(env, closed, 1, &l->closed));
+  }
   rc = uv_poll_start(&l->poll, UV_READABLE, on_readable);
   if (rc != 0) {
     napi_value tmp;
@@ -424,6 +591,48 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return self;
+}
+
+// listen(fd, maxDatagramBytes, callback[, closed]) -> { close() }. Takes ownership of fd: close()
+// closes it. With `closed`, fd is a connected socket whose EOF calls closed() once.
+static napi_value Listen(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  uint32_t max_bytes;
+  napi_value callback;
+  if (!get_poll_args(env, info, "listen(fd, maxDatagramBytes, callback[, closed]): bad arguments", 0, &fd, &max_bytes, &callback)) {
+    return NULL;
+  }
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_value closed = NULL;
+  if (argc >= 4) {
+    napi_valuetype t = napi_undefined;
+    CHECK(napi_typeof(env, argv[3], &t));
+    if (t == napi_function) {
+      closed = argv[3];
+    } else if (t != napi_undefined) {
+      napi_throw_type_error(env, NULL, "listen: closed must be a function");
+      return NULL;
+    }
+  }
+  return start_listener(env, fd, max_bytes, callback, closed, 0);
+}
+
+// acceptOn(fd, callback) -> { close() }: accepts connections on a listening socket, calling
+// back with each connection's fd (the callback's to own). Takes ownership of fd.
+static napi_value AcceptOn(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd = -1;
+  napi_valuetype cb_type = napi_undefined;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_typeof(env, argv[1], &cb_type) != napi_ok || cb_type != napi_function) {
+    napi_throw_type_error(env, NULL, "acceptOn(fd, callback): bad arguments");
+    return NULL;
+  }
+  return start_listener(env, fd, 1, argv[1], NULL, 1);
 }
 
 // pipe() -> [readFd, writeFd], both close-on-exec. Optional size asks the kernel for a larger
@@ -1000,6 +1209,10 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"bind", NULL, Bind, NULL, NULL, NULL, napi_enumerable, NULL},
       {"send", NULL, Send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listen", NULL, Listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendOn", NULL, SendOn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listenSeqpacket", NULL, ListenSeqpacket, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"connectSeqpacket", NULL, ConnectSeqpacket, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"acceptOn", NULL, AcceptOn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pipe", NULL, Pipe, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readToEnd", NULL, ReadToEnd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"cancelRead", NULL, CancelRead, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -66,6 +66,8 @@ export const configSchema = z
     image_namespace: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, 'must be a lowercase image repository path').default('sandlet-tenant'),
     container_prefix: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must be a valid start of a container name').default('sandlet-'),
     sandbox_user: z.string().regex(/^\d+(:\d+)?$/, 'must be UID or UID:GID').default('1000:1000'),
+    // runsc (gVisor) is the stronger tier; Docker must know it (--add-runtime runsc=..., README § gVisor).
+    container_runtime: z.enum(['runc', 'runsc']).default('runc'),
     container_mem_limit: z.string().regex(SIZE_RE, 'must be a size such as 512m or 1g').default('512m'),
     container_cpu_period: z.coerce.number().int().min(1000).max(1_000_000).default(100_000),
     container_cpu_quota: z.coerce.number().int().min(0).default(0),
@@ -165,6 +167,7 @@ export const TOOL_ENV_VARS: Record<string, string> = {
   SANDLET_SERVER: 'where the operator commands find `sandlet serve`',
   SANDLET_NODE18: "Debian's Node 18, for the tests that run the agent on it",
   SANDLET_TEST_IMAGE: 'the engine image Docker tests run',
+  SANDLET_TEST_RUNTIME: 'the OCI runtime(s) Docker tests run sandboxes under: runc (default), runsc, or runc,runsc',
   SANDLET_TEST_LOG: 'log level of the tests\' gateways',
   SANDLET_NATIVE_ADDON: 'path of the SBus addon to load instead of build/Release',
   SANDLET_REBUILD_BASE: 'scripts/build-base-image.sh rebuilds an existing base image',

@@ -427,6 +427,7 @@ export class Gateway {
     this.closed = true;
     const stop = opts.stopSandboxes ?? (this.config.stop_sandboxes_on_close || this.backend?.name !== 'docker');
     if (stop) await Promise.all([...this.sandboxes.values()].map((s) => s.stop('gateway closed').catch(() => {})));
+    else for (const s of this.sandboxes.values()) s.release(); // their factories dial the next gateway
     await this.backend?.close?.();
     this.sandboxes.clear();
     this.logs.closeAll();

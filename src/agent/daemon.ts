@@ -16,7 +16,8 @@ import { TaskWorker } from './task-thread.js';
 const CANCEL_GRACE_MS = 200;
 
 export interface DaemonOptions {
-  pipe: string;
+  /** The daemon's own socket; none when the factory passes its commands on (see handle()). */
+  pipe?: string;
   modulePath: string;
   exportName: string | undefined;
   poolSize: number;
@@ -68,7 +69,7 @@ export class StorletDaemon {
     this.opts = opts;
     this.log = opts.logger;
     this.queue = new PQueue({ concurrency: Math.max(1, opts.poolSize) });
-    this.server = new SBusServer(opts.pipe, { logger: opts.logger, maxDatagramBytes: opts.maxDatagramBytes });
+    this.server = new SBusServer(opts.pipe ?? 'factory connection', { logger: opts.logger, maxDatagramBytes: opts.maxDatagramBytes });
     this.server
       .on(Command.PING, () => ({ status: true, message: 'daemon is running', version: { agent: AGENT_VERSION, protocol: PROTOCOL_VERSION } }))
       .on(Command.EXECUTE, (req) => this.execute(req))
@@ -96,7 +97,7 @@ export class StorletDaemon {
       throw new Error('daemon was stopped while it started');
     }
     this.idle.push(first);
-    this.server.listen();
+    if (this.opts.pipe !== undefined) this.server.listen();
     this.log.info({ pipe: this.opts.pipe, module: this.opts.modulePath, poolSize: this.opts.poolSize }, 'storlet daemon listening');
   }
 
@@ -112,8 +113,13 @@ export class StorletDaemon {
       await runtime.stop();
       throw new Error('daemon was stopped while it started');
     }
-    this.server.listen();
+    if (this.opts.pipe !== undefined) this.server.listen();
     this.log.info({ pipe: this.opts.pipe, poolSize: this.opts.poolSize }, 'storlet daemon listening');
+  }
+
+  /** A command for this daemon that reached its factory (on the gateway's connection). */
+  handle(req: SBusRequest): Promise<Reply> {
+    return this.server.handle(req);
   }
 
   async halt(): Promise<void> {

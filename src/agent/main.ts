@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { oneLine } from '../errors.js';
 import { TaskWorker } from './task-thread.js';
 
-const USAGE = `usage: sandlet agent factory --pipe PATH [--log-level L]
+const USAGE = `usage: sandlet agent factory (--pipe PATH | --connect PATH --scope SCOPE) [--log-level L]
        sandlet agent daemon --pipe PATH --storlet-path DIR --storlet-name FILE[:EXPORT] [--pool-size N] [--log-level L]`;
 
 export async function runAgent(argv: string[]): Promise<void> {
@@ -18,6 +18,8 @@ export async function runAgent(argv: string[]): Promise<void> {
     args: rest,
     options: {
       pipe: { type: 'string' },
+      connect: { type: 'string' },
+      scope: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'storlet-path': { type: 'string' },
       'storlet-name': { type: 'string' },
@@ -30,10 +32,14 @@ export async function runAgent(argv: string[]): Promise<void> {
   const level = values['log-level']!;
 
   if (role === 'factory') {
-    if (!values.pipe) throw new Error(`--pipe is required\n${USAGE}`);
+    // --connect wins over --pipe: the engine image's entrypoint names factory_pipe (Storlets' way)
+    // and sandlet's backends add --connect to dial out instead.
+    if (values.connect && !values.scope) throw new Error(`--connect needs --scope\n${USAGE}`);
+    const connect = values.connect ? { path: values.connect, scope: values.scope! } : undefined;
+    if (!connect && !values.pipe) throw new Error(`--pipe or --connect is required\n${USAGE}`);
     const spare = new TaskWorker();
     const { runFactory } = await import('./factory-main.js');
-    runFactory({ pipe: values.pipe, level, maxDatagramBytes, spare });
+    runFactory({ pipe: connect ? undefined : values.pipe, connect, level, maxDatagramBytes, spare });
     return;
   }
   if (role === 'daemon') {

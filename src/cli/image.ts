@@ -13,6 +13,7 @@ import { buildEngineImage, DEFAULT_BASE_IMAGE } from '../runtime/engine-image.js
 
 interface ImageFlags {
   config?: string;
+  runtime?: string;
 }
 
 export function registerImage(program: Command): void {
@@ -45,6 +46,7 @@ export function registerImage(program: Command): void {
     .description('start a throwaway sandbox from IMAGE, PING it, run the identity sample, report version, start-up time and hardening')
     .argument('<image>', 'engine image to check')
     .option('--config <file>', 'YAML or JSON config file (its container limits apply)')
+    .option('--runtime <runtime>', 'OCI runtime to check it under: runc or runsc (default: the config\'s container_runtime)')
     .action(async (imageRef: string, flags: ImageFlags) => {
       const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sandlet-check-'));
       const base = loadConfig(flags.config);
@@ -57,6 +59,7 @@ export function registerImage(program: Command): void {
         // A namespace no tenant image lives in: the check runs IMAGE itself.
         image_namespace: `sandlet-check-${run}`,
         container_prefix: `${base.container_prefix}check-${run}-`,
+        ...(flags.runtime ? { container_runtime: flags.runtime as 'runc' | 'runsc' } : {}),
       });
       const gateway = createGateway(config, { logger: pino({ level: 'silent' }) });
       const out = (k: string, v: string): boolean => process.stdout.write(`${k.padEnd(18)} ${v}\n`);
@@ -85,6 +88,7 @@ export function registerImage(program: Command): void {
         const info = await connectDocker(config.docker_socket).getContainer(sandbox.describe().id!).inspect();
         const h = info.HostConfig;
         out('user', info.Config.User || '(image default)');
+        out('runtime', String(h.Runtime ?? 'runc'));
         out('network', String(h.NetworkMode));
         out('read-only root', String(h.ReadonlyRootfs));
         out('capabilities', `dropped ${(h.CapDrop ?? []).join(',')}`);

@@ -9,9 +9,14 @@ import { Availability } from './availability.js';
 import { identity, sameIdentity, type FileIdentity } from '../cache/file-identity.js';
 import { SandletError, oneLine } from '../errors.js';
 import { SBusClient } from '../sbus/client.js';
+import { notConnected, type Transport } from '../sbus/transport.js';
+import { FactoryChannel } from './factory-channel.js';
 import type { Codec } from '../sbus/protocol.js';
 import type { SandboxBackend, SandboxHandle } from './sandbox-backend.js';
 import type { ScopePaths } from './scope-paths.js';
+
+/** In a scope's channel dir: which backend runs its sandbox, so another refuses it untouched. */
+const BACKEND_MARKER = 'backend';
 
 export type SandboxState = 'stopped' | 'starting' | 'running' | 'dead';
 
@@ -87,7 +92,12 @@ export class Sandbox {
   private storletsDirIno: number | undefined;
   /** Invocations in a row per storlet that timed out on its daemon (reset by any answer). */
   private readonly timeouts = new Map<string, number>();
-  private readonly clients = new Map<string, SBusClient>();
+  /** Per storlet: a client routed to its daemon by main, through the factory's connection. */
+  private readonly clients = new Map<string, { main: string; client: SBusClient }>();
+  /** The control channel of the running sandbox (a new one per start). */
+  private channel: FactoryChannel | undefined;
+  /** Commands go over the current channel, whichever start made it. */
+  private readonly transport: Transport;
   private readonly logPaths = new Map<string, string>();
   private _state: SandboxState = 'stopped';
   /** True when the factory's PING reply carried a sandlet version (it understands TASK_STATUS). */
@@ -118,7 +128,15 @@ export class Sandbox {
     this.paths = opts.paths;
     this.scope = opts.paths.scope;
     this.log = opts.logger.child({ scope: this.scope });
-    this.factory = new SBusClient(opts.paths.hostFactoryPipe, {
+    const name = `factory of scope ${this.scope}`;
+    this.transport = {
+      name,
+      send: (body, fds) => {
+        if (!this.channel) throw notConnected(name);
+        this.channel.send(body, fds);
+      },
+    };
+    this.factory = new SBusClient(this.transport, {
       timeoutMs: opts.sbusTimeoutMs,
       codec: opts.codec,
       maxDatagramBytes: opts.maxDatagramBytes,
@@ -126,25 +144,29 @@ export class Sandbox {
   }
 
   get state(): SandboxState {
-    if (this._state === 'running' && !this.handle?.isAlive()) return 'dead';
+    if (this._state === 'running' && (!this.handle?.isAlive() || !this.channel?.connected)) return 'dead';
     return this._state;
   }
 
   /**
-   * A client for a storlet daemon's pipe, with this scope's codec and bounds. Clients are
-   * stateless and a pipe's path never changes: one per storlet, kept (asked per invocation).
+   * A client for a storlet's daemon, with this scope's codec and bounds: its commands go over the
+   * factory's connection, addressed to the daemon by the main it was started with. Clients are
+   * stateless: one per storlet, kept (asked per invocation) until its main changes.
    */
   daemonClient(storlet: string): SBusClient {
-    let client = this.clients.get(storlet);
-    if (!client) {
-      client = new SBusClient(this.paths.hostStorletPipe(storlet), {
+    const main = this.daemons.get(storlet)?.main ?? storlet;
+    let kept = this.clients.get(storlet);
+    if (!kept || kept.main !== main) {
+      const client = new SBusClient(this.transport, {
         timeoutMs: this.opts.sbusTimeoutMs,
         codec: this.opts.codec,
         maxDatagramBytes: this.opts.maxDatagramBytes,
+        daemon: main,
       });
-      this.clients.set(storlet, client);
+      kept = { main, client };
+      this.clients.set(storlet, kept);
     }
-    return client;
+    return kept.client;
   }
 
   /** The storlet's invocation log on the host, kept per storlet as daemonClient() is. */
@@ -184,8 +206,10 @@ export class Sandbox {
   async adopt(handle: SandboxHandle): Promise<boolean> {
     const adopted = await this.lifecycle.add(async () => {
       try {
+        this.openChannel(handle);
         await this.wait(handle, Math.min(this.opts.readyTimeoutMs, 3000));
       } catch {
+        this.closeChannel();
         return false;
       }
       this.handle = handle;
@@ -203,6 +227,7 @@ export class Sandbox {
 
   /** Restart, unless the sandbox is flapping: then fail fast until its back-off ends. */
   private async startAfterBackoff(): Promise<void> {
+    await this.settleLostConnection();
     const wait = this.backoffUntil - Date.now();
     if (wait > 0) {
       throw new SandletError(
@@ -212,6 +237,18 @@ export class Sandbox {
     }
     if (this._state === 'stopped') await this.doRestart('first use', 'start');
     else await this.doRestart(`sandbox died${this.lastExit ? `: ${this.lastExit}` : ''}`, 'crash');
+  }
+
+  /**
+   * The factory's connection closed while the engine still reports the sandbox alive: its exit
+   * event usually trails. Wait for it briefly, so the death is counted once, with its reason (an
+   * OOM kill, say); a sandbox still alive without its factory is a death all the same.
+   */
+  private async settleLostConnection(): Promise<void> {
+    const handle = this.handle;
+    if (this._state !== 'running' || !handle || this.channel?.connected) return;
+    if (handle.isAlive()) await exitedWithin(handle, 2000);
+    if (this.handle === handle && this._state === 'running') this.noteDeath('its factory closed the control connection');
   }
 
   private noteCrash(reason: string): void {
@@ -475,7 +512,8 @@ export class Sandbox {
       if (handle.isAlive()) await this.haltGracefully(handle);
     } finally {
       await handle.kill();
-      // Sockets of a stopped sandbox are stale: its pipe dir goes with it.
+      this.closeChannel();
+      // The channel of a stopped sandbox is stale: its dir goes with it.
       fs.rmSync(this.paths.hostPipeDir, { recursive: true, force: true });
     }
   }
@@ -497,15 +535,14 @@ export class Sandbox {
 
   private async doRestart(reason: string, kind: RestartKind): Promise<void> {
     await this.doStop();
-    await this.refuseForeignFactory();
+    // The channel first: a live one of another gateway on this root refuses the start here.
+    this.closeChannel();
+    this.openChannel(undefined);
     this._state = 'starting';
     this.record(reason, kind);
     this.log.info({ reason }, 'starting sandbox');
-    fs.mkdirSync(this.paths.hostPipeDir, { recursive: true, mode: 0o770 });
     fs.mkdirSync(this.paths.hostStorletsDir, { recursive: true });
     this.storletsDirIno = inodeOf(this.paths.hostStorletsDir);
-    // A factory_pipe left by a dead sandbox would make wait() talk to nobody.
-    fs.rmSync(this.paths.hostFactoryPipe, { force: true });
     this.startedAt = new Date();
     let handle: SandboxHandle;
     try {
@@ -516,15 +553,18 @@ export class Sandbox {
       });
     } catch (err) {
       this._state = 'dead'; // never 'starting' with nothing started
+      this.closeChannel();
       throw err;
     }
     this.handle = handle;
+    this.watchChannel(handle);
     try {
       await this.wait(handle, this.opts.readyTimeoutMs);
     } catch (err) {
       this._state = 'dead';
       this.noteCrash((err as Error).message);
       await handle.kill();
+      this.closeChannel();
       throw err;
     }
     this.startedAt = new Date();
@@ -534,67 +574,79 @@ export class Sandbox {
   }
 
   /**
-   * A factory this gateway did not start may hold the scope's pipe dir: a sandbox of another
-   * backend or another gateway on the same root (e.g. Docker left it running and this gateway
-   * runs `process`). Its socket answers (or is bound and silent, e.g. paused): refuse, touching
-   * nothing. A socket nobody is bound to is a dead sandbox's leftover and may go.
+   * The scope's channel: a listening socket the gateway owns in a dir it owns, which the sandbox
+   * sees read-only. A live socket there (another gateway or backend on this root runs the scope)
+   * refuses with ESANDBOX, touching nothing.
    */
-  private async refuseForeignFactory(): Promise<void> {
-    if (!fs.existsSync(this.paths.hostFactoryPipe)) return;
+  private openChannel(handle: SandboxHandle | undefined): void {
+    const backend = this.opts.backend.name;
+    const marker = path.join(this.paths.hostPipeDir, BACKEND_MARKER);
+    let owner: string | undefined;
     try {
-      await this.factory.ping(1000);
-    } catch (err) {
-      if (err instanceof SandletError && err.code === 'ENOLISTENER') return;
+      owner = fs.readFileSync(marker, 'utf8').trim();
+    } catch {
+      owner = undefined;
     }
-    throw new SandletError(
-      'ESANDBOX',
-      `scope ${this.scope} has a sandbox this gateway did not start (its factory at ${this.paths.hostFactoryPipe} is live): another gateway or backend on this root runs it; stop it there (or with \`sandlet scopes stop --all\` and that backend) first`,
-    );
+    if (owner !== undefined && owner !== backend) {
+      throw new SandletError(
+        'ESANDBOX',
+        `scope ${this.scope} has a sandbox this gateway did not start (the ${owner} backend left it at ${this.paths.hostPipeDir}): another gateway or backend on this root runs it; stop it there (or with \`sandlet scopes stop --all\` and that backend) first`,
+      );
+    }
+    // Gateway-owned, searchable but not writable by the sandbox's user: nothing in it is theirs.
+    fs.mkdirSync(this.paths.hostPipeDir, { recursive: true, mode: 0o711 });
+    fs.chmodSync(this.paths.hostPipeDir, 0o711);
+    this.channel = new FactoryChannel(this.scope, this.paths.hostChannelSocket, this.opts.logger, this.opts.backend.fileOwner);
+    // Only once the channel is ours: a refused start touches nothing.
+    fs.writeFileSync(marker, `${backend}\n`, { mode: 0o644 });
+    if (handle) this.watchChannel(handle);
   }
 
   /**
-   * Resolves once the factory answers PING. Event driven: each change in the pipe dir (the
-   * factory binding its socket) triggers a PING; the sandbox's exit or the deadline ends it.
+   * The factory's connection closing makes the sandbox 'dead' (see state) at once; its exit, which
+   * usually follows, is what counts the death (watchExit), with the engine's reason.
    */
+  private watchChannel(handle: SandboxHandle): void {
+    const channel = this.channel;
+    if (!channel) return;
+    channel.onLost = (why) => {
+      if (this.channel === channel && this.handle === handle) this.log.warn({ why }, 'lost the factory connection');
+    };
+  }
+
+  /**
+   * Lets go of a sandbox left running for the next gateway (Docker, on close): its channel closes,
+   * its factory dials again until a gateway listens at the same path and adopts it.
+   */
+  release(): void {
+    this.closeChannel();
+  }
+
+  private closeChannel(): void {
+    this.channel?.close();
+    this.channel = undefined;
+  }
+
+  /** Resolves once the factory dialled in, said hello and answers PING; the sandbox's exit or the deadline ends it. */
   private async wait(handle: SandboxHandle, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    let wake: () => void = () => {};
-    const watcher = fs.watch(this.paths.hostPipeDir, () => wake());
-    watcher.on('error', () => wake());
-    let exited = false;
-    void handle.exited.then(() => {
-      exited = true;
-      wake();
-    });
+    const channel = this.channel;
+    if (!channel) throw new SandletError('ESANDBOX', `scope ${this.scope} has no channel to wait on`);
     try {
-      for (;;) {
-        const changed = new Promise<void>((resolve) => (wake = resolve));
-        if (fs.existsSync(this.paths.hostFactoryPipe)) {
-          try {
-            const reply = await this.factory.ping(Math.max(1, Math.min(2000, deadline - Date.now())));
-            if (reply.status) {
-              this.agentVersion = reply.version;
-              this.agentIsSandlet = typeof reply.version === 'object' && reply.version !== null;
-              return;
-            }
-          } catch (err) {
-            if (!(err instanceof SandletError) || (err.code !== 'ENOLISTENER' && err.code !== 'ETIMEDOUT')) throw err;
-          }
-        }
-        if (exited) {
-          const exit = await handle.exited;
-          throw new SandletError('ESANDBOX', `sandbox of scope ${this.scope} ${exit.reason} before it was ready${await tail(handle)}`);
-        }
-        const left = deadline - Date.now();
-        if (left <= 0) {
-          throw new SandletError('ESANDBOX', `sandbox of scope ${this.scope} was not ready within ${timeoutMs / 1000} s${await tail(handle)}`);
-        }
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([changed, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
-        clearTimeout(timer);
+      await channel.waitConnected(timeoutMs, handle.exited);
+      const reply = await this.factory.ping(Math.max(1, deadline - Date.now()));
+      if (!reply.status) throw new SandletError('ESANDBOX', `factory of scope ${this.scope} answered PING with failure: ${reply.message}`);
+      this.agentVersion = reply.version;
+      this.agentIsSandlet = typeof reply.version === 'object' && reply.version !== null;
+    } catch (err) {
+      if (!handle.isAlive()) {
+        const exit = await handle.exited;
+        throw new SandletError('ESANDBOX', `sandbox of scope ${this.scope} ${exit.reason} before it was ready${await tail(handle)}`);
       }
-    } finally {
-      watcher.close();
+      if (err instanceof SandletError && err.code === 'ETIMEDOUT') {
+        throw new SandletError('ESANDBOX', `sandbox of scope ${this.scope} was not ready within ${timeoutMs / 1000} s${await tail(handle)}`);
+      }
+      throw err;
     }
   }
 

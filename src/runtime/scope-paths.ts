@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { SandletError } from '../errors.js';
 import { validateScopeName, validateStorletName } from '../names.js';
+import { CHANNEL_SOCKET_NAME } from '../sbus/hello.js';
 
 /** sun_path holds 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH = 107;
@@ -36,6 +37,15 @@ export class ScopePaths {
     // Identity mapping unless the backend mounts the dirs elsewhere (docker: /mnt/channels, /home/storlet).
     this.sandbox = sandbox ?? { pipesDir: this.hostPipeDir, storletsDir: this.hostStorletsDir };
     checkSocketPath(this.hostFactoryPipe, `factory pipe of scope ${this.scope}`);
+  }
+
+  /** The gateway's listening socket that the scope's factory dials (see FactoryChannel). */
+  get hostChannelSocket(): string {
+    return path.join(this.hostPipeDir, CHANNEL_SOCKET_NAME);
+  }
+
+  get sandboxChannelSocket(): string {
+    return path.join(this.sandbox.pipesDir, CHANNEL_SOCKET_NAME);
   }
 
   get hostFactoryPipe(): string {

@@ -4,6 +4,7 @@ import { encodeDatagram, decodeValue, HEADER_BYTES } from './codec.js';
 import { closeQuietly, native, type ErrnoError } from './native.js';
 import { formatBytes, formatMs } from './fd-io.js';
 import { readPipeToEnd } from './read-pipe.js';
+import { pathTransport, type Transport } from './transport.js';
 import {
   Command,
   DEFAULT_MAX_DATAGRAM_BYTES,
@@ -20,6 +21,11 @@ export interface ClientOptions {
   timeoutMs?: number;
   codec?: Codec;
   maxDatagramBytes?: number;
+  /**
+   * sandlet-only: the daemon a command is for, when it goes over the factory's connection (the
+   * factory routes EXECUTE, CANCEL and PING to it). Storlets agents never see it.
+   */
+  daemon?: string;
 }
 
 /** One fd to pass with a command, with its per-fd metadata. The client never closes it. */
@@ -45,13 +51,18 @@ export interface StartDaemonParams {
  * apart from its options, so one client serves any number of concurrent commands.
  */
 export class SBusClient {
+  /** Names the peer (the socket path, or the connection) in errors. */
   readonly path: string;
+  private readonly transport: Transport;
+  private readonly daemon: string | undefined;
   readonly timeoutMs: number;
   readonly codec: Codec;
   readonly maxDatagramBytes: number;
 
-  constructor(path: string, opts: ClientOptions = {}) {
-    this.path = path;
+  constructor(target: string | Transport, opts: ClientOptions = {}) {
+    this.transport = typeof target === 'string' ? pathTransport(target) : target;
+    this.path = this.transport.name;
+    this.daemon = opts.daemon;
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.codec = opts.codec ?? 'msgpack';
     this.maxDatagramBytes = opts.maxDatagramBytes ?? DEFAULT_MAX_DATAGRAM_BYTES;
@@ -99,6 +110,7 @@ export class SBusClient {
     const cmd: CommandParams = { command };
     if (opts.params && Object.keys(opts.params).length > 0) cmd.params = opts.params;
     if (opts.taskId) cmd.task_id = opts.taskId;
+    if (this.daemon !== undefined) cmd.daemon = this.daemon;
     const extra = opts.fds ?? [];
     const meta: FdMetadata[] = [{ storlets: { type: FdType.SERVICE_OUT }, storage: {} }];
     for (const f of extra) meta.push({ storlets: { ...f.storlets, type: f.type }, storage: f.storage ?? {} });
@@ -141,11 +153,13 @@ export class SBusClient {
     let backoff = 1;
     for (;;) {
       try {
-        native.send(this.path, body, fds);
+        this.transport.send(body, fds);
         return;
       } catch (err) {
         const code = (err as ErrnoError).code;
-        if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTSOCK') {
+        // A path nobody is bound to, or a connection that is gone: either way no listener.
+        const gone = ['ENOENT', 'ECONNREFUSED', 'ENOTSOCK', 'ENOTCONN', 'EPIPE', 'ECONNRESET'];
+        if (gone.includes(code)) {
           throw new SandletError('ENOLISTENER', `no sandbox is listening at ${this.path}`, { cause: err });
         }
         if (code !== 'EAGAIN' && code !== 'ENOBUFS') {

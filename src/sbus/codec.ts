@@ -16,6 +16,8 @@ export interface DecodedDatagram {
   command: string;
   params: Record<string, unknown>;
   taskId: string | undefined;
+  /** sandlet-only routing key on the factory's connection (see SBusClient's `daemon`). */
+  daemon?: string;
   fdMetadata: FdMetadata[];
 }
 
@@ -104,6 +106,7 @@ export function decodeDatagram(body: Buffer, fdCount: number): DecodedDatagram {
   const inner = params.params ?? {};
   if (!isRecord(inner)) throw bad('"params" is not an object');
   if (params.task_id !== undefined && typeof params.task_id !== 'string') throw bad('"task_id" is not a string');
+  if (params.daemon !== undefined && typeof params.daemon !== 'string') throw bad('"daemon" is not a string');
 
   let fdMetadata: FdMetadata[] = [];
   if (metaLen > 0) {
@@ -119,7 +122,9 @@ export function decodeDatagram(body: Buffer, fdCount: number): DecodedDatagram {
     });
   }
   if (fdMetadata.length !== nFds) throw bad(`${nFds} fds but ${fdMetadata.length} metadata entries`);
-  return { codec, command: params.command, params: inner, taskId: params.task_id as string | undefined, fdMetadata };
+  const decoded: DecodedDatagram = { codec, command: params.command, params: inner, taskId: params.task_id as string | undefined, fdMetadata };
+  if (params.daemon !== undefined) decoded.daemon = params.daemon as string;
+  return decoded;
 }
 
 export function encodeValue(value: unknown, codec: Codec): Buffer {

@@ -8,12 +8,25 @@ export interface NativeSbus {
   bind(path: string): number;
   /** sendmsg of body to path, with fds as SCM_RIGHTS. Throws with .code EAGAIN on a full queue. */
   send(path: string, body: Buffer, fds: number[]): void;
-  /** Drives fd with a libuv poll handle; calls back once per datagram. Owns fd: close() closes it. */
+  /**
+   * Drives fd with a libuv poll handle; calls back once per datagram. Owns fd: close() closes it.
+   * With onClosed, fd is a connected SOCK_SEQPACKET socket: its peer's EOF stops polling and calls
+   * onClosed once (the fd stays open until close(), so its number is not reused meanwhile).
+   */
   listen(
     fd: number,
     maxDatagramBytes: number,
     onDatagram: (body: Buffer, fds: number[], truncated: boolean) => void,
+    onClosed?: () => void,
   ): { close(): void };
+  /** One message on a connected SOCK_SEQPACKET socket. Throws .code EAGAIN (queue full), EPIPE (peer gone). */
+  sendOn(fd: number, body: Buffer, fds: number[]): void;
+  /** A listening SOCK_SEQPACKET socket at path; a stale file is replaced, a live one is EADDRINUSE. */
+  listenSeqpacket(path: string): number;
+  /** Connects a SOCK_SEQPACKET socket; throws ENOENT/ECONNREFUSED (nobody listens) or EAGAIN (backlog full). */
+  connectSeqpacket(path: string): number;
+  /** Accepts connections on a listening fd (owned: close() closes it); onConnection owns each new fd. */
+  acceptOn(fd: number, onConnection: (fd: number) => void): { close(): void };
   /** pipe2(O_CLOEXEC) → [read, write]; size asks for a larger pipe buffer. */
   pipe(size?: number): [number, number];
   /**

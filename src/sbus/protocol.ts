@@ -39,6 +39,8 @@ export interface CommandParams {
   command: string;
   params?: Record<string, unknown>;
   task_id?: string;
+  /** sandlet-only: the daemon a command on the factory's connection is for (see SBusClient). */
+  daemon?: string;
 }
 
 /** The reply written on SBUS_FD_SERVICE_OUT. Extra keys are sandlet-only; Storlets ignores them. */

@@ -33,11 +33,13 @@ export interface ServerOptions {
  * handler claimed it. No datagram a peer can send makes it throw.
  */
 export class SBusServer {
+  /** The socket path it binds (listen), or a name for the connection it serves (serve). */
   readonly path: string;
   private readonly handlers = new Map<string, Handler>();
   private readonly maxDatagramBytes: number;
   private readonly log: Logger;
   private fd = -1;
+  private connected = false;
   private listener: { close(): void } | undefined;
 
   constructor(path: string, opts: ServerOptions) {
@@ -59,14 +61,60 @@ export class SBusServer {
     );
   }
 
+  /**
+   * Serves a connected SOCK_SEQPACKET socket (owned from now on) instead of a bound path: the
+   * gateway's end of a connection the sandbox dialled. onClosed runs once when the peer hangs up;
+   * the fd is closed by then.
+   */
+  serve(fd: number, onClosed: () => void): void {
+    this.connected = true;
+    this.fd = fd;
+    const listener = native.listen(
+      fd,
+      HEADER_BYTES + this.maxDatagramBytes + 1,
+      (body, fds, truncated) => this.onDatagram(body, fds, truncated),
+      () => {
+        if (this.listener !== listener) return;
+        this.close();
+        onClosed();
+      },
+    );
+    this.listener = listener;
+  }
+
+  /** The connection served, while it is open (to send the hello on, say). */
+  get connectionFd(): number | undefined {
+    return this.connected && this.fd >= 0 ? this.fd : undefined;
+  }
+
   close(): void {
     if (this.fd < 0) return;
     this.listener?.close(); // closes the socket fd too
+    this.listener = undefined;
     this.fd = -1;
+    if (this.connected) {
+      this.connected = false;
+      return; // nothing bound: no file to remove
+    }
     try {
       fs.unlinkSync(this.path);
     } catch {
       // already gone
+    }
+  }
+
+  /**
+   * Runs the handler of a request another server received (the factory passes a daemon's
+   * commands on to it). The reply is the caller's to write; fds follow req.claimFds() as usual.
+   */
+  async handle(req: SBusRequest): Promise<Reply> {
+    const handler = this.handlers.get(req.command);
+    if (!handler) return { status: false, message: `unknown command ${JSON.stringify(req.command)}` };
+    try {
+      return await handler(req);
+    } catch (err) {
+      this.log.error({ err: oneLine(err), command: req.command }, 'SBus handler failed');
+      return { status: false, message: oneLine(err) };
     }
   }
 
@@ -113,24 +161,14 @@ export class SBusServer {
       command: decoded.command,
       params: decoded.params,
       taskId: decoded.taskId,
+      daemon: decoded.daemon,
       fds: rest,
       claimFds: () => {
         claimed = true;
         return rest;
       },
     };
-    let reply: Reply;
-    const handler = this.handlers.get(decoded.command);
-    if (!handler) {
-      reply = { status: false, message: `unknown command ${JSON.stringify(decoded.command)}` };
-    } else {
-      try {
-        reply = await handler(req);
-      } catch (err) {
-        this.log.error({ err: oneLine(err), command: decoded.command }, 'SBus handler failed');
-        reply = { status: false, message: oneLine(err) };
-      }
-    }
+    const reply = await this.handle(req);
     if (!claimed) closeQuietly(rest.map((r) => r.fd));
     this.replyAndClose(serviceOut, decoded.codec, reply);
   }

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { HttpStore } from '../../src/cache/http-store.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
-import { requireDocker, runId, skipDocker } from '../helpers/docker.js';
+import { ENGINE_IMAGE, requireDocker, runId, skipDocker } from '../helpers/docker.js';
 import { FIXTURES, versionedStorlet } from '../helpers/gateway.js';
 import { collect } from '../helpers/streams.js';
 import { requireSwift, skipSwift, startSwift, swiftToken, SWIFT_USERS, type TestSwift } from '../helpers/swift.js';
@@ -38,7 +38,7 @@ for (const backend of ['process', 'docker'] as const) {
     const prefix = `sltest-${runId()}-`;
     const make = (extra: Record<string, unknown> = {}): Gateway => {
       const g = createGateway(
-        { host_root: fs.mkdtempSync(path.join(root, 'g')), backend, storlet_store: account, store_token: token, storlet_container: containers.storlet, storlet_dependency: containers.dependency, container_prefix: prefix, ...extra },
+        { host_root: fs.mkdtempSync(path.join(root, 'g')), backend, storlet_store: account, store_token: token, storlet_container: containers.storlet, storlet_dependency: containers.dependency, container_prefix: prefix, default_container_image_name: ENGINE_IMAGE, ...extra },
         { logger: pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' }) },
       );
       gateways.push(g);

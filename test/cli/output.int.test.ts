@@ -65,8 +65,8 @@ describe('a reader that closes after the first line', () => {
     expectQuiet(r, /^\{\}\n$/); // the metadata line only
     expect(r.code).toBe(EXIT_OUTPUT_CLOSED);
     expect(r.firstLine).toBe('line of an object that is read by head -1 only');
-    // The process sandbox went with the CLI: its factory socket is gone.
-    expect(fs.existsSync(path.join(root, 'pipes', 'big', 'factory_pipe'))).toBe(false);
+    // The process sandbox went with the CLI: its channel socket is gone.
+    expect(fs.existsSync(path.join(root, 'pipes', 'big', 'sandlet.sock'))).toBe(false);
   });
 
   it('every other command: demo, deploy, cache, token, help, version', async () => {

@@ -2,6 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { connectDocker, inspectImage, pingEngine } from '../../src/runtime/docker-engine.js';
 
 export const ENGINE_IMAGE = process.env.SANDLET_TEST_IMAGE ?? 'sandlet/engine:latest';
+/**
+ * The OCI runtimes the Docker tests run sandboxes under (CI runs the suites once per runtime). The
+ * wall tests run under each one listed; the other Docker suites under the first.
+ */
+export const TEST_RUNTIMES = (process.env.SANDLET_TEST_RUNTIME ?? 'runc').split(',').filter(Boolean) as ('runc' | 'runsc')[];
+export const TEST_RUNTIME = TEST_RUNTIMES[0] ?? 'runc';
 export const docker = connectDocker('/var/run/docker.sock');
 
 /** Why Docker tests cannot run here, or undefined when they can. */

@@ -127,7 +127,7 @@ describe('a scope another gateway runs on the same root', () => {
     const other = gateway({ host_root: root });
     await expect(run(other.gw, 'shared')).rejects.toMatchObject({
       code: 'ESANDBOX',
-      message: expect.stringMatching(/^scope shared has a sandbox this gateway did not start \(its factory at .*factory_pipe is live\)/),
+      message: expect.stringMatching(/^scope shared has a sandbox this gateway did not start \(its channel .*sandlet\.sock is live\)/),
     });
     expect(fs.readdirSync(pipeDir).sort()).toEqual(before);
     expect(isAlive(pid)).toBe(true);

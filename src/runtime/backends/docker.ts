@@ -20,6 +20,11 @@ export const LABEL_AGENT = 'io.sandlet.agent.version';
 export const LABEL_ROOT = 'io.sandlet.root';
 export const SANDBOX_PIPES = '/mnt/channels';
 export const SANDBOX_STORLETS = '/home/storlet';
+/**
+ * The engine keeps a container's output (the agent's log, and whatever a storlet prints) on the
+ * host's disk: capped, so a storlet printing without end cannot fill it.
+ */
+export const CONTAINER_LOG = { Type: 'json-file', Config: { 'max-size': '8m', 'max-file': '2' } };
 /** Lines of a container's log kept in the scope's agent.log when the container is removed. */
 export const AGENT_LOG_KEEP_LINES = 5000;
 
@@ -28,8 +33,12 @@ type DockerConfig = Pick<
   | 'default_container_image_name' | 'image_namespace' | 'container_prefix' | 'sandbox_user' | 'container_mem_limit'
   | 'container_cpu_period' | 'container_cpu_quota' | 'container_cpuset_cpus' | 'container_cpuset_mems'
   | 'container_pids_limit' | 'container_nofile_limit' | 'container_tmpfs_size' | 'restart_linux_container_timeout'
-  | 'pipes_dir'
+  | 'pipes_dir' | 'container_runtime'
 >;
+
+/** A tenant image may ask for the stronger runtime (never a weaker one than the config's). */
+export const LABEL_RUNTIME = 'io.sandlet.container-runtime';
+export type ContainerRuntime = 'runc' | 'runsc';
 
 interface Watched {
   resolve: (exit: SandboxExit) => void;
@@ -68,17 +77,20 @@ export class DockerBackend implements SandboxBackend {
   }
 
   /** The scope's tenant image (names.ts: tenantImage) when it exists, else the default image. */
-  async imageFor(scope: string): Promise<{ ref: string; id: string }> {
+  async imageFor(scope: string): Promise<{ ref: string; id: string; runtime: ContainerRuntime }> {
     const tenant = tenantImage(this.cfg.image_namespace, scope);
     const own = await inspectImage(this.docker, tenant);
-    if (own) return { ref: tenant, id: own.id };
+    if (own) {
+      const runtime = own.labels[LABEL_RUNTIME] === 'runsc' ? 'runsc' : this.cfg.container_runtime;
+      return { ref: tenant, id: own.id, runtime };
+    }
     const ref = this.cfg.default_container_image_name;
     const fallback = await inspectImage(this.docker, ref);
     if (!fallback) {
       throw new SandletError('ESANDBOX', `default image ${ref} is missing: build it with \`sandlet image build --tag ${ref}\``);
     }
     this.log.debug({ scope, tenant, image: ref }, 'no tenant image; using the default image');
-    return { ref, id: fallback.id };
+    return { ref, id: fallback.id, runtime: this.cfg.container_runtime };
   }
 
   async start(spec: SandboxStartSpec): Promise<SandboxHandle> {
@@ -101,7 +113,7 @@ export class DockerBackend implements SandboxBackend {
       throw new SandletError('ESANDBOX', `cannot start container ${name}: ${oneLine(err)}`);
     }
     this.checkStillRunning(container.id);
-    this.log.info({ scope: paths.scope, container: container.id.slice(0, 12), image: image.ref }, 'started sandbox container');
+    this.log.info({ scope: paths.scope, container: container.id.slice(0, 12), image: image.ref, runtime: image.runtime }, 'started sandbox container');
     return handle;
   }
 
@@ -117,7 +129,7 @@ export class DockerBackend implements SandboxBackend {
     const labels = info.Config.Labels ?? {};
     if (labels[LABEL_MANAGED] !== 'true' || labels[LABEL_ROOT] !== this.cfg.pipes_dir || !info.State.Running) return undefined;
     const wanted = await this.imageFor(paths.scope).catch(() => undefined);
-    if (!wanted || info.Image !== wanted.id) return undefined;
+    if (!wanted || info.Image !== wanted.id || (info.HostConfig.Runtime ?? 'runc') !== wanted.runtime) return undefined;
     await this.watchEvents();
     const handle = this.handleFor(info.Id, wanted.ref, paths);
     this.checkStillRunning(info.Id);
@@ -167,15 +179,12 @@ export class DockerBackend implements SandboxBackend {
   }
 
   private prepareDirs(paths: ScopePaths): void {
-    // The agent runs as sandbox_user and binds its sockets in the pipe dir.
-    const { uid, gid } = this.fileOwner;
-    fs.mkdirSync(paths.hostPipeDir, { recursive: true, mode: 0o770 });
+    // The channel dir is the gateway's (Sandbox made it, with the socket the agent dials): the
+    // sandbox sees it read-only and owns nothing in it.
     fs.mkdirSync(paths.hostStorletsDir, { recursive: true, mode: 0o755 });
-    fs.chownSync(paths.hostPipeDir, uid, gid);
-    fs.chmodSync(paths.hostPipeDir, 0o770);
   }
 
-  private containerSpec(name: string, image: { ref: string }, spec: SandboxStartSpec): ContainerCreateOptions {
+  private containerSpec(name: string, image: { ref: string; runtime: ContainerRuntime }, spec: SandboxStartSpec): ContainerCreateOptions {
     const c = this.cfg;
     const memory = parseSize(c.container_mem_limit);
     const nofile = c.container_nofile_limit;
@@ -184,7 +193,11 @@ export class DockerBackend implements SandboxBackend {
       Image: image.ref,
       User: c.sandbox_user,
       Env: ['HOME=/tmp'],
-      Cmd: ['--log-level', spec.logLevel, '--max-datagram-bytes', String(spec.maxDatagramBytes)],
+      // --connect: the factory dials the gateway's socket instead of binding factory_pipe.
+      Cmd: [
+        '--connect', spec.paths.sandboxChannelSocket, '--scope', spec.paths.scope,
+        '--log-level', spec.logLevel, '--max-datagram-bytes', String(spec.maxDatagramBytes),
+      ],
       Labels: {
         [LABEL_MANAGED]: 'true',
         [LABEL_ROOT]: this.cfg.pipes_dir,
@@ -197,8 +210,12 @@ export class DockerBackend implements SandboxBackend {
       StopSignal: 'SIGTERM',
       StopTimeout: c.restart_linux_container_timeout,
       HostConfig: {
-        // Only the scope's own pipes (rw) and storlets (ro): nothing else of the host.
-        Binds: [`${spec.paths.hostPipeDir}:${SANDBOX_PIPES}:rw`, `${spec.paths.hostStorletsDir}:${SANDBOX_STORLETS}:ro`],
+        Runtime: image.runtime,
+        LogConfig: CONTAINER_LOG,
+        // Only the scope's own channel dir and storlets, both read-only: nothing of the host is
+        // writable from the sandbox except the fds an invocation hands it (connect() needs no
+        // write access to the mount, only to the socket, which the gateway chowned to the sandbox user).
+        Binds: [`${spec.paths.hostPipeDir}:${SANDBOX_PIPES}:ro`, `${spec.paths.hostStorletsDir}:${SANDBOX_STORLETS}:ro`],
         NetworkMode: 'none',
         ReadonlyRootfs: true,
         Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${parseSize(c.container_tmpfs_size)}` },

@@ -26,7 +26,7 @@ export class ProcessBackend implements SandboxBackend {
     fs.mkdirSync(spec.paths.hostLogDir, { recursive: true });
     const logFd = fs.openSync(logPath, 'a');
     const args = [
-      AGENT_MAIN, 'factory', '--pipe', spec.paths.sandboxFactoryPipe,
+      AGENT_MAIN, 'factory', '--connect', spec.paths.sandboxChannelSocket, '--scope', spec.paths.scope,
       '--log-level', spec.logLevel, '--max-datagram-bytes', String(spec.maxDatagramBytes),
     ];
     // The IPC channel ties the factory's life to the gateway's: no orphan survives a crash.
