@@ -32,6 +32,15 @@ export interface ProxyHandlerOptions {
  */
 export function proxyHandler(opts: ProxyHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
+    // An upload the answer did not need (Swift refused it, a storlet stopped reading) is read to
+    // its end and dropped, so the client is not left blocked mid-body on a kept-alive connection.
+    res.once('finish', () => {
+      if (!req.complete && !req.destroyed) {
+        req.unpipe();
+        req.removeAllListeners('data');
+        req.resume();
+      }
+    });
     if (opts.inflight) {
       const counter = opts.inflight;
       counter.enter();

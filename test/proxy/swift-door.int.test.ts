@@ -61,7 +61,7 @@ describe.skipIf(skipSwift)('Swift front door', () => {
     cleanup = root.cleanup;
     rootDir = root.dir;
     // One task thread and a long storlet timeout: a task that is not cancelled holds the daemon.
-    const config = resolveConfig({ host_root: root.dir, backend: 'process', upstream: swift.url, proxy_listen: '127.0.0.1:0', cache_ttl: 1, storlet_daemon_thread_pool_size: 1, storlet_timeout_ms: 600_000 });
+    const config = resolveConfig({ host_root: root.dir, backend: 'process', upstream: swift.url, proxy_listen: '127.0.0.1:0', cache_ttl: 1, storlet_daemon_thread_pool_size: 1, storlet_timeout_ms: 600_000, output_stall_timeout_ms: 600_000 });
     // Every log line is kept: no credential may ever reach one.
     const sink = new Writable({ write(chunk: Buffer, _enc, cb) { logLines.push(chunk.toString()); cb(); } });
     gateway = createGateway(config, { logger: pino({ level: 'debug' }, sink) });
@@ -274,6 +274,16 @@ describe.skipIf(skipSwift)('Swift front door', () => {
       const allowed = await api('/v1/AUTH_test/data/hello.txt', { token: readerToken, headers: { 'X-Run-Storlet': 'uppercase.mjs' } });
       expect(allowed.status).toBe(200);
       expect(await allowed.text()).toBe('HELLO, SWIFT\n');
+    });
+
+    it('Swift refusing the transformed upload is relayed, and the storlet is not left holding its thread', async () => {
+      // The reader may run the storlet and read data, but not write it: Swift answers the PUT 403.
+      const big = Buffer.alloc(4 * 1024 * 1024, 97);
+      const put = await api('/v1/AUTH_test/data/not-yours.txt', { method: 'PUT', token: readerToken, body: big, headers: { 'X-Run-Storlet': 'uppercase.mjs' } });
+      expect(put.status).toBe(403);
+      // One task thread and no stall timeout to speak of: only a stopped output frees it.
+      const next = await api('/v1/AUTH_test/data/hello.txt', { headers: { 'X-Run-Storlet': 'uppercase.mjs' } });
+      expect(await next.text()).toBe('HELLO, SWIFT\n');
     });
 
     it('another account cannot run this account’s storlets or read its objects', async () => {

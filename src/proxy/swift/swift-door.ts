@@ -254,6 +254,8 @@ export class SwiftDoor {
     // The log is saved before Swift's answer is relayed: when the caller hears back, it is there.
     await this.saveLog(ctx);
     await relayResponse(req, res, up, ctx.log ? { ...extra, 'x-storlet-generated-log': ctx.log.name } : extra);
+    // Swift may answer (a refusal) before it read the whole output: the storlet is not left waiting.
+    if (!result.body.readableEnded) result.body.destroy();
     return up.statusCode < 300 ? 'ok' : 'store_refused';
   }
 
