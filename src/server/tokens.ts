@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { atomicWriteFileSync } from '../cache/atomic-file.js';
 import { SandletError } from '../errors.js';
 import { validateScopeName } from '../names.js';
+import { fileStamp } from '../util/file-stamp.js';
 
 export const ROLES = ['invoke', 'operate', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -145,13 +146,7 @@ export class TokenVerifier {
     if (!this.dirty && this.watcher && now - this.checkedAt < 1000) return;
     this.dirty = false;
     this.checkedAt = now;
-    let stamp = 'absent';
-    try {
-      const st = fs.statSync(this.file);
-      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
-    } catch {
-      /* no file: no tokens */
-    }
+    const stamp = fileStamp(this.file);
     if (stamp === this.stamp) return;
     this.entries = new Map(readEntries(this.file).map((e) => [e.id, e]));
     this.stamp = stamp;

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { atomicWriteFileSync } from '../../cache/atomic-file.js';
 import { SandletError } from '../../errors.js';
+import { fileStamp } from '../../util/file-stamp.js';
 
 /** Reads the file's JSON, or undefined when it does not exist. */
 export function readJsonFile(file: string, what: string): unknown {
@@ -49,13 +50,7 @@ export class LiveFile<T> {
   private reload(): void {
     // One stat per read (microseconds): a writer's rename gives a new inode, so every edit is
     // seen by the very next request, with no watch to miss or to wait for.
-    let stamp = 'absent';
-    try {
-      const st = fs.statSync(this.file);
-      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
-    } catch {
-      /* no file: empty */
-    }
+    const stamp = fileStamp(this.file);
     if (stamp === this.stamp) return;
     // A file that does not parse fails the requests that read it (closed, never open) until it is fixed.
     this.value = this.parse(readJsonFile(this.file, path.basename(this.file)));

@@ -19,7 +19,13 @@ export class GeneratedLog {
     fs.mkdirSync(tmpDir, { recursive: true, mode: 0o700 });
     const file = path.join(tmpDir, `storlet-log-${randomBytes(8).toString('hex')}`);
     this.fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-    fs.unlinkSync(file);
+    try {
+      fs.unlinkSync(file);
+    } catch (err) {
+      fs.closeSync(this.fd); // never an open fd, nor a file, left behind by a failed start
+      fs.rmSync(file, { force: true });
+      throw err;
+    }
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     this.name = `${container}/${storlet}-${stamp}-${randomBytes(3).toString('hex')}.log`;
   }

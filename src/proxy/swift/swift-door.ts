@@ -2,7 +2,7 @@
 // storlet on the object, everything else passes through. Objects, storlets and dependencies are
 // read with the caller's own credentials, so Swift's ACLs decide what a caller may run on what.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { isSandletError, oneLine, SandletError } from '../../errors.js';
 import type { Gateway, InvokeResult } from '../../gateway.js';
@@ -18,7 +18,7 @@ import type { ProxyMetrics } from '../proxy-metrics.js';
 import { clientGone, relayResponse, sendStream, sendText } from '../relay.js';
 import type { Upstream, UpstreamResponse } from '../upstream.js';
 import { GeneratedLog } from './generated-log.js';
-import { AccountStorlets, callerCredentials, type CallerCredentials, type Refusal } from './account-storlets.js';
+import { callerCredentials, type AccountStorlets, type CallerCredentials, type Refusal } from './account-storlets.js';
 import { parseStorletRequest, type StorletRequest } from './storlet-request.js';
 import { objectPath, parseContainerObject, parseSwiftPath, type ObjectPath } from './swift-path.js';
 
