@@ -3,13 +3,12 @@
 //   1 GiB GetObject: direct to the upstream, through an identity access point
 //   1 KiB GetObject p50/p99 for both
 //   targets: access point ≥ 80 % of direct throughput and ≤ 2 ms added p50
-// Both paths are presigned GETs (SigV4 query auth) on keep-alive connections, so the client's
-// work is the same and the difference is sandlet's: verifying the signature, reading the
+// Both paths are presigned GETs (SigV4 query auth) on keep-alive connections from a client process
+// of its own, so the client's work is the same and the difference is sandlet's: verifying the signature, reading the
 // upstream with its own signed request, and streaming the object through the storlet.
 // Needs Debian's Swift (see README, "Storlets on Swift"). Options (env): BENCH_N (1 KiB GETs per
 // path, default 1000), BENCH_BIG_MB (default 1024), BENCH_ROUNDS (big GETs per path, default 2).
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -24,6 +23,7 @@ import { startFrontDoor } from '../dist/proxy/front-door.js';
 import { createAccessPoint } from '../dist/proxy/s3/access-points.js';
 import { createS3Key } from '../dist/proxy/s3/s3-keys.js';
 import { startSwift, SWIFT_USERS } from '../scripts/local-swift.mjs';
+import { startClientProcess } from './client-process-driver.js';
 
 const N = Number(process.env.BENCH_N ?? 1000);
 const BIG = Number(process.env.BENCH_BIG_MB ?? 1024) * 1024 * 1024;
@@ -40,7 +40,7 @@ const config = resolveConfig({
 });
 const gw = createGateway(config, { logger: pino({ level: 'warn' }) });
 const door = await startFrontDoor({ gateway: gw, config, registry: new Registry(), logger: gw.logger });
-const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+const client = startClientProcess();
 const clients = [];
 const s3 = (endpoint, credentials) => {
   // Checksums only when required: Swift 2.30's s3api refuses the aws-chunked uploads they bring.
@@ -48,18 +48,6 @@ const s3 = (endpoint, credentials) => {
   clients.push(c);
   return c;
 };
-
-function get(url) {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent }, (res) => {
-      let bytes = 0;
-      res.on('data', (c) => (bytes += c.length));
-      res.on('end', () => (res.statusCode < 300 ? resolve(bytes) : reject(new Error(`GET ${url.split('?')[0]}: ${res.statusCode}`))));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
-}
 
 try {
   await gw.deploy(fs.readFileSync(path.join(SAMPLES_DIR, 'identity.mjs')), { kind: 'storlet', name: 'identity.mjs', language: 'js', interfaceVersion: '1.0', objectMetadata: 'no', main: 'identity.mjs', dependencies: [] });
@@ -79,24 +67,20 @@ try {
     direct: { small: await presign(direct, 'bench', 'small'), big: await presign(direct, 'bench', 'big') },
     'access point': { small: await presign(viaDoor, 'same', 'small'), big: await presign(viaDoor, 'same', 'big') },
   };
-  for (let i = 0; i < 200; i++) for (const u of Object.values(urls)) await get(u.small); // warm: daemon, JIT, sockets
+  // Timed requests come from a client process of its own (bench/client-process.js), as real
+  // clients do: sandlet's process then does only sandlet's work.
+  const targets = (size) => Object.values(urls).map((u) => ({ url: u[size], headers: {} }));
+  await client.series(targets('small'), 200); // warm: daemon, JIT, sockets
   const rates = { direct: [], 'access point': [] };
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, u] of Object.entries(urls)) {
-      const t = process.hrtime.bigint();
-      const bytes = await get(u.big);
-      if (bytes !== BIG) throw new Error(`${name}: got ${bytes} bytes of ${BIG}`);
-      rates[name].push(BIG / (Number(process.hrtime.bigint() - t) / 1e9) / 1e6);
+      const got = await client.get(u.big);
+      if (got.bytes !== BIG) throw new Error(`${name}: got ${got.bytes} bytes of ${BIG} (status ${got.status})`);
+      rates[name].push(BIG / (got.ms / 1e3) / 1e6);
     }
   }
-  const times = { direct: [], 'access point': [] };
-  for (let i = 0; i < N; i++) {
-    for (const [name, u] of Object.entries(urls)) {
-      const t = process.hrtime.bigint();
-      await get(u.small);
-      times[name].push(Number(process.hrtime.bigint() - t) / 1e6);
-    }
-  }
+  const series = await client.series(targets('small'), N);
+  const times = Object.fromEntries(Object.keys(urls).map((name, k) => [name, series[k]]));
   const best = Object.fromEntries(Object.entries(rates).map(([name, v]) => [name, Math.max(...v)]));
   const lat = Object.fromEntries(Object.entries(times).map(([name, v]) => {
     const s = [...v].sort((a, b) => a - b);
@@ -112,7 +96,7 @@ try {
     console.log(`  identity access point                    ${best['access point'].toFixed(0)} MB/s = ${pct.toFixed(0)} % (target ≥ 80 %)   p50 ${ms(lat['access point'].p50)} (+${ms(added)}, target ≤ 2 ms)  p99 ${ms(lat['access point'].p99)}`);
   }
 } finally {
-  agent.destroy();
+  client.close();
   for (const c of clients) c.destroy();
   await door.close();
   await gw.close({ stopSandboxes: true });
