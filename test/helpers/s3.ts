@@ -27,6 +27,17 @@ export function requireS3(): void {
   if (awsReason) throw new Error(`S3 tests are required in CI: ${awsReason}`);
 }
 
+/** The S3 error code (and status) of a failed SDK call. */
+export async function s3Error(p: Promise<unknown>): Promise<{ name: string; status: number | undefined; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = err as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
+    return { name: e.name, status: e.$metadata?.httpStatusCode, message: e.message };
+  }
+  throw new Error('the request succeeded');
+}
+
 /** Swift's s3api credentials of the tempauth admin user (its S3 key is `account:user`). */
 export const UPSTREAM_KEY = { accessKeyId: SWIFT_USERS.admin.user, secretAccessKey: SWIFT_USERS.admin.key };
 

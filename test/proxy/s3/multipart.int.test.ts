@@ -22,23 +22,12 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { multipartSpoolDir } from '../../../src/proxy/s3/multipart-spool.js';
 import { openFds, tempDir } from '../../helpers/fs.js';
-import { requireS3, skipS3, startS3Env, UPSTREAM_KEY, type S3Env } from '../../helpers/s3.js';
+import { requireS3, s3Error, skipS3, startS3Env, UPSTREAM_KEY, type S3Env } from '../../helpers/s3.js';
 import { startTap } from '../../helpers/s3-tap.js';
 
 const run = promisify(execFile);
 
 const MiB = 1024 * 1024;
-
-/** The S3 error code (and status) of a failed SDK call. */
-async function s3Error(p: Promise<unknown>): Promise<{ name: string; status: number | undefined; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
-    return { name: e.name, status: e.$metadata?.httpStatusCode, message: e.message };
-  }
-  throw new Error('the request succeeded');
-}
 
 /** Lower-case text whose numbered lines show any part out of place after upper-casing. */
 function text(bytes: number): Buffer {
