@@ -134,6 +134,7 @@ export class MultipartSpool {
    * ServiceUnavailable and leaves nothing. `length`, when the client announced it, fails it at once.
    */
   async writePart(upload: UploadMeta, number: number, body: Readable, length?: number): Promise<SpooledPart> {
+    this.notCompleting(upload);
     if (length !== undefined) {
       if (length > MAX_PART_BYTES || length > this.o.maxBytes) throw new S3Error('EntityTooLarge', `Your proposed upload exceeds the maximum allowed size: a part holds at most ${Math.min(MAX_PART_BYTES, this.o.maxBytes)} bytes here`);
       if (this.used + length > this.o.maxBytes) throw this.full();
@@ -164,7 +165,9 @@ export class MultipartSpool {
       await pipeline(body, count, fs.createWriteStream(tmp, { fd }));
       const etag = md5.digest('hex');
       const name = `part-${String(number).padStart(5, '0')}-${etag}`;
-      // Synchronous from here: two uploads of one part number commit one after the other.
+      // Synchronous from here: two uploads of one part number commit one after the other, and
+      // none changes the parts a Complete is reading.
+      this.notCompleting(upload);
       const replaced = this.partsIn(upload.id).filter((p) => p.number === number);
       fs.renameSync(tmp, path.join(dir, name));
       for (const p of replaced) {
@@ -209,7 +212,7 @@ export class MultipartSpool {
 
   /** Marks a Complete running (one at a time per upload); release with `endComplete`. */
   beginComplete(upload: UploadMeta): void {
-    if (this.completing.has(upload.id)) throw new S3Error('OperationAborted', 'A conflicting operation is in progress on this upload: it is being completed. Please try again.');
+    this.notCompleting(upload);
     this.completing.add(upload.id);
     this.hold(upload.id, 1);
   }
@@ -220,8 +223,12 @@ export class MultipartSpool {
 
   /** Abort: removes the upload and its parts. A Complete in progress keeps it. */
   abort(upload: UploadMeta): void {
-    if (this.completing.has(upload.id)) throw new S3Error('OperationAborted', 'A conflicting operation is in progress on this upload: it is being completed.');
+    this.notCompleting(upload);
     this.remove(upload.id);
+  }
+
+  private notCompleting(upload: UploadMeta): void {
+    if (this.completing.has(upload.id)) throw new S3Error('OperationAborted', 'A conflicting operation is in progress on this upload: it is being completed. Please try again.');
   }
 
   /** Removes an upload's directory (parts, temp files) and its bytes from the count. */

@@ -113,11 +113,20 @@ describe('MultipartSpool', () => {
     expect(await code(() => spool.chosenParts(up, [{ number: 4, etag: p1.etag }]))).toBe('InvalidPart');
     expect(await code(() => spool.chosenParts(up, [{ number: 2, etag: p2.etag }, { number: 3, etag: p3.etag }]))).toBe('EntityTooSmall');
     expect(await code(() => spool.chosenParts(up, []))).toBe('MalformedXML');
-    // One Complete at a time; an Abort waits for it.
+    // One Complete at a time; an Abort or a new part waits for it, and a part that was being
+    // written when it began does not change what it reads.
+    const slow = new Readable({ read() {} });
+    const writing = spool.writePart(up, 2, slow);
+    slow.push('changed');
     spool.beginComplete(up);
+    slow.push(null);
+    expect(await code(writing)).toBe('OperationAborted');
     expect(await code(() => spool.beginComplete(up))).toBe('OperationAborted');
     expect(await code(() => spool.abort(up))).toBe('OperationAborted');
+    expect(await code(spool.writePart(up, 4, Readable.from([Buffer.from('x')])))).toBe('OperationAborted');
     spool.endComplete(up);
+    expect(spool.parts(up).map((p) => p.etag)).toEqual([p1.etag, p2.etag, p3.etag]);
+    expect(files().filter((f) => f.includes('.tmp-'))).toEqual([]);
     spool.abort(up);
   });
 
