@@ -112,6 +112,8 @@ export const configSchema = z
     upstream_s3_secret_key_file: z.string().min(1).optional(),
     s3_region: z.string().regex(/^[a-z0-9-]{1,32}$/, 'must be a region name such as us-east-1').default('us-east-1'),
     s3_virtual_host: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must be a domain such as s3.example.com').optional(),
+    s3_multipart_spool_max_bytes: z.string().regex(SIZE_RE, 'must be a size such as 10g').default('10g'),
+    s3_multipart_ttl: z.coerce.number().positive().default(86_400),
   })
   .strict();
 

@@ -28,7 +28,7 @@ export function registerAccessPoint(program: Command): void {
       .requiredOption('--storlet <name>', 'the storlet to run (from the configured store)')
       .option('--param <k=v>', 'a fixed storlet param (repeatable)', collectPair, {})
       .option('--scope <scope>', 'the sandbox scope the storlet runs in (default: the access point name)')
-      .option('--on <ops>', 'what it serves: get, or get,put', 'get')
+      .option('--on <ops>', 'what it serves, comma-separated: get (reads, listings), put (PutObject, multipart uploads), delete (DeleteObject)', 'get')
       .option('--range <mode>', 'output: a Range applies to the output; storlet: the storlet gets it as its input range', 'output')
       .option('--replace', 'replace an access point of the same name'),
   ).action((name: string, flags: FileFlags & { bucket: string; storlet: string; param: Record<string, string>; scope?: string; on: string; range: string; replace?: boolean }) => {

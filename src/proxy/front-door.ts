@@ -2,13 +2,14 @@
 // proxy server on its own listener (`proxy_listen`), apart from sandlet's own API.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { SandletConfig } from '../config.js';
+import { parseSize, type SandletConfig } from '../config.js';
 import { SandletError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { ProxyMetrics } from './proxy-metrics.js';
 import { proxyHandler } from './proxy-server.js';
 import { bindListeners, type Listeners } from '../server/listeners.js';
 import { AccessPointRegistry } from './s3/access-points.js';
+import { multipartSpoolDir } from './s3/multipart-spool.js';
 import { S3Door } from './s3/s3-door.js';
 import { S3KeyStore } from './s3/s3-keys.js';
 import { upstreamS3Credentials, UpstreamS3 } from './s3/upstream-signer.js';
@@ -45,6 +46,8 @@ export interface FrontDoorOptions {
   /** Bound earlier by bindFrontDoor(); else bound here. */
   listeners?: Listeners;
   inflight?: { enter(): void; leave(): void };
+  /** When a long CompleteMultipartUpload starts its keep-alive 200 (tests shorten it). */
+  s3CompleteKeepAliveMs?: number;
 }
 
 export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor> {
@@ -85,6 +88,12 @@ export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor>
     ...(c.s3_virtual_host ? { virtualHost: c.s3_virtual_host } : {}),
     logger,
     metrics,
+    multipart: {
+      dir: multipartSpoolDir(c.host_root),
+      maxBytes: parseSize(c.s3_multipart_spool_max_bytes),
+      ttlMs: c.s3_multipart_ttl * 1000,
+      ...(opts.s3CompleteKeepAliveMs !== undefined ? { keepAliveMs: opts.s3CompleteKeepAliveMs } : {}),
+    },
   });
   listeners.serve(proxyHandler({ upstream, swift, s3, metrics, logger, ...(opts.inflight ? { inflight: opts.inflight } : {}) }));
   const url = listeners.addresses[0]!;
@@ -95,6 +104,7 @@ export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor>
     stopAccepting: () => listeners.stopAccepting(),
     close: async () => {
       listeners.close();
+      s3.close();
       await upstream.close();
     },
   };

@@ -27,6 +27,17 @@ export function requireS3(): void {
   if (awsReason) throw new Error(`S3 tests are required in CI: ${awsReason}`);
 }
 
+/** The S3 error code (and status) of a failed SDK call. */
+export async function s3Error(p: Promise<unknown>): Promise<{ name: string; status: number | undefined; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = err as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
+    return { name: e.name, status: e.$metadata?.httpStatusCode, message: e.message };
+  }
+  throw new Error('the request succeeded');
+}
+
 /** Swift's s3api credentials of the tempauth admin user (its S3 key is `account:user`). */
 export const UPSTREAM_KEY = { accessKeyId: SWIFT_USERS.admin.user, secretAccessKey: SWIFT_USERS.admin.key };
 
@@ -46,8 +57,11 @@ export interface S3Env {
   close(): Promise<void>;
 }
 
-/** `logs`: every log line (debug and up) is kept there, for tests that check what is logged. */
-export async function startS3Env(extra: SandletConfigInput = {}, opts: { logs?: string[] } = {}): Promise<S3Env> {
+/**
+ * `logs`: every log line (debug and up) is kept there, for tests that check what is logged.
+ * `completeKeepAliveMs`: when a CompleteMultipartUpload starts its keep-alive 200.
+ */
+export async function startS3Env(extra: SandletConfigInput = {}, opts: { logs?: string[]; completeKeepAliveMs?: number } = {}): Promise<S3Env> {
   const swift = await startSwift();
   const { dir: root, cleanup } = tempDir();
   const config = resolveConfig({
@@ -65,7 +79,7 @@ export async function startS3Env(extra: SandletConfigInput = {}, opts: { logs?: 
   for (const name of ['identity.mjs', 'uppercase.mjs', 'metadata-echo.mjs']) deploy(gateway, path.join(SAMPLES_DIR, name));
   deploy(gateway, path.join(FIXTURES, 'misbehave.mjs'));
   const registry = new Registry();
-  const door = await startFrontDoor({ gateway, config, registry, logger: gateway.logger });
+  const door = await startFrontDoor({ gateway, config, registry, logger: gateway.logger, ...(opts.completeKeepAliveMs !== undefined ? { s3CompleteKeepAliveMs: opts.completeKeepAliveMs } : {}) });
   const clients: S3Client[] = [];
   const client = (creds: { accessKeyId: string; secretAccessKey: string }, more: Partial<S3ClientConfig> = {}, endpoint = door.url): S3Client => {
     const c = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: creds, ...more });

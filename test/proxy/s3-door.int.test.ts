@@ -23,21 +23,10 @@ import { createChecksum } from '../../src/proxy/s3/checksums.js';
 import { revokeS3Key } from '../../src/proxy/s3/s3-keys.js';
 import { chunkStringToSign, sha256Hex, signHex, signingKey, trailerStringToSign } from '../../src/proxy/s3/sigv4.js';
 import { tempDir } from '../helpers/fs.js';
-import { requireS3, skipS3, startS3Env, UPSTREAM_KEY, type S3Env } from '../helpers/s3.js';
+import { requireS3, s3Error, skipS3, startS3Env, UPSTREAM_KEY, type S3Env } from '../helpers/s3.js';
 import { startTap } from '../helpers/s3-tap.js';
 
 const run = promisify(execFile);
-
-/** The S3 error code (and status) of a failed SDK call. */
-async function s3Error(p: Promise<unknown>): Promise<{ name: string; status: number | undefined; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
-    return { name: e.name, status: e.$metadata?.httpStatusCode, message: e.message };
-  }
-  throw new Error('the request succeeded');
-}
 
 /** curl's status line and body. */
 async function curl(url: string, ...args: string[]): Promise<{ status: number; body: string }> {

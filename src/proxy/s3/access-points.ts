@@ -1,11 +1,12 @@
 // Access points: a name S3 clients use as a bucket, bound to an upstream bucket, a storlet with
-// fixed params, the scope it runs in, and what it serves (get, put). Kept in one JSON file
+// fixed params, the scope it runs in, and what it serves (get, put, delete). Kept in one JSON file
 // (config access_points_file) that the CLI and the admin API edit and a running server follows.
 import { SandletError } from '../../errors.js';
 import { validateBucketName, validateScopeName, validateStorletName } from '../../names.js';
 import { RecordFile } from './live-file.js';
 
-export const OPERATIONS = ['get', 'put'] as const;
+/** get: GetObject, HeadObject, listings; put: PutObject and multipart uploads; delete: DeleteObject. */
+export const OPERATIONS = ['get', 'put', 'delete'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 /** `output`: a Range applies to the storlet's output; `storlet`: it is handed to the storlet as its input range. */
 export const RANGE_MODES = ['output', 'storlet'] as const;

@@ -1,8 +1,9 @@
 // The S3 front door: requests whose bucket is an access point's name are served by sandlet —
 // GetObject and HeadObject return the storlet's output on the upstream object, ListObjects[V2]
-// list the upstream bucket, PutObject (when the access point allows it) stores the storlet's
-// output of the upload. Clients sign with S3 keys sandlet issued; the upstream is read and
-// written with sandlet's own credentials. Every other S3 request passes through unchanged.
+// list the upstream bucket, PutObject and multipart uploads (when the access point allows put)
+// store the storlet's output of the upload, DeleteObject (when it allows delete) deletes.
+// Clients sign with S3 keys sandlet issued; the upstream is read and written with sandlet's own
+// credentials. Every other S3 request passes through unchanged.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -13,7 +14,10 @@ import type { ProxyMetrics } from '../proxy-metrics.js';
 import { clientGone } from '../relay.js';
 import type { UpstreamResponse } from '../upstream.js';
 import type { AccessPoint, AccessPointRegistry } from './access-points.js';
+import { MultipartDoor } from './multipart-door.js';
+import { MultipartSpool } from './multipart-spool.js';
 import { verifiedBody } from './payload.js';
+import { readAtMost } from './read-body.js';
 import { requestId, S3Error, sendS3Error, toS3Error } from './s3-errors.js';
 import type { S3KeyStore } from './s3-keys.js';
 import { ByteSlice, parseRangeHeader, resolveRange } from './s3-range.js';
@@ -31,6 +35,8 @@ export interface S3DoorOptions {
   virtualHost?: string;
   logger: Logger;
   metrics: ProxyMetrics;
+  /** Where and how much multipart uploads spool (config s3_multipart_*). */
+  multipart: { dir: string; maxBytes: number; ttlMs: number; keepAliveMs?: number };
 }
 
 /** An access point request: the access point and the object key (decoded), if any. */
@@ -45,7 +51,9 @@ const KEPT_SOURCE_HEADERS = ['last-modified', 'etag', 'cache-control', 'content-
 const LIST_PARAMS = new Set(['list-type', 'prefix', 'delimiter', 'max-keys', 'continuation-token', 'start-after', 'fetch-owner', 'encoding-type', 'marker']);
 const RESPONSE_OVERRIDES = ['response-content-type', 'response-content-language', 'response-expires', 'response-cache-control', 'response-content-disposition', 'response-content-encoding'];
 /** Presigned-URL parameters and the ones S3 allows on GetObject beside them. */
-const OBJECT_QUERY = /^([Xx]-[Aa]mz-[A-Za-z0-9-]+|x-id|partNumber|response-[a-z-]+)$/;
+const OBJECT_QUERY = /^([Xx]-[Aa]mz-[A-Za-z0-9-]+|x-id|partNumber|response-[a-z-]+|uploads|uploadId|max-parts|part-number-marker)$/;
+/** How long a CompleteMultipartUpload runs before its 200 and keep-alive spaces start. */
+const COMPLETE_KEEPALIVE_MS = 5000;
 const AMZ_META = 'x-amz-meta-';
 const SMALL_OBJECT_BYTES = 64 * 1024;
 const MAX_KEY_BYTES = 1024;
@@ -87,18 +95,8 @@ function discard(body: Readable): void {
   body.destroy();
 }
 
-async function readBody(up: UpstreamResponse, max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of up.body as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > max) {
-      discard(up.body);
-      throw new S3Error('InternalError', 'the upstream answer is too large');
-    }
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
+function readBody(up: UpstreamResponse, max: number): Promise<Buffer> {
+  return readAtMost(up.body, max, () => new S3Error('InternalError', 'the upstream answer is too large'));
 }
 
 /** Counts a stream's bytes to its end. */
@@ -114,9 +112,24 @@ function countBytes(body: Readable): Promise<number> {
 export class S3Door {
   private readonly o: S3DoorOptions;
   private readonly lengths = new Map<string, { total: number; until: number }>();
+  private readonly spool: MultipartSpool;
+  private readonly multipart: MultipartDoor;
 
+  /** Starts the multipart spool (its directory, a sweep of expired uploads, the sweep timer). */
   constructor(opts: S3DoorOptions) {
     this.o = opts;
+    this.spool = new MultipartSpool({ ...opts.multipart, logger: opts.logger });
+    this.spool.start();
+    this.multipart = new MultipartDoor({
+      spool: this.spool,
+      store: (ap, key, input, headers, signal) => this.storeTransformed(ap, key, this.o.upstream!, input, headers, signal),
+      keepAliveMs: opts.multipart.keepAliveMs ?? COMPLETE_KEEPALIVE_MS,
+      logger: opts.logger,
+    });
+  }
+
+  close(): void {
+    this.spool.close();
   }
 
   /** The access point this request addresses (virtual-host or path style), or undefined. */
@@ -179,18 +192,24 @@ export class S3Door {
       const up = this.o.upstream;
       if (route.key === undefined) {
         storletRun = false; // a listing runs no storlet
-        outcome = await this.bucketRequest(req, res, route.ap, up, query, reqId);
+        outcome = await this.bucketRequest(req, res, route.ap, up, v, query, reqId);
         return;
       }
       checkKey(route.key);
       for (const k of query.keys()) if (!OBJECT_QUERY.test(k)) throw new S3Error('NotImplemented', `an access point does not serve the ${k.slice(0, 40)} subresource`);
-      if (method === 'GET' || method === 'HEAD') outcome = await this.getObject(req, res, route.ap, route.key, up, query, reqId);
+      if (query.has('uploads') || query.has('uploadId')) {
+        storletRun = method === 'POST' && query.has('uploadId'); // only Complete runs the storlet
+        outcome = await this.multipart.handle(req, res, route.ap, route.key, v, query, pathname, reqId);
+      } else if (method === 'GET' || method === 'HEAD') outcome = await this.getObject(req, res, route.ap, route.key, up, query, reqId);
       else if (method === 'PUT') {
         if (!route.ap.on.includes('put')) throw new S3Error('AccessDenied', `Access Denied: access point ${route.ap.name} does not allow PutObject`);
-        if (req.headers['x-amz-copy-source'] !== undefined) throw new S3Error('NotImplemented', 'an access point does not serve CopyObject');
+        if (req.headers['x-amz-copy-source'] !== undefined) throw new S3Error('NotImplemented', 'an access point does not serve CopyObject: GET the object and PUT it instead');
         body = verifiedBody(req, v);
         outcome = await this.putObject(req, res, route.ap, route.key, up, body, reqId);
-      } else throw new S3Error('NotImplemented', `an access point serves GET, HEAD and PUT of objects, not ${method}`);
+      } else if (method === 'DELETE') {
+        storletRun = false;
+        outcome = await this.deleteObject(req, res, route.ap, route.key, up, reqId);
+      } else throw new S3Error('NotImplemented', `an access point serves GET, HEAD, PUT and DELETE of objects and multipart uploads, not ${method}`);
     } catch (err) {
       // A body that failed its checks is why the storlet's input (and the store) failed.
       const cause = body?.errored instanceof S3Error ? body.errored : err;
@@ -206,7 +225,7 @@ export class S3Door {
     }
   }
 
-  private async bucketRequest(req: IncomingMessage, res: ServerResponse, ap: AccessPoint, up: UpstreamS3, query: URLSearchParams, reqId: string): Promise<string> {
+  private async bucketRequest(req: IncomingMessage, res: ServerResponse, ap: AccessPoint, up: UpstreamS3, v: Verified, query: URLSearchParams, reqId: string): Promise<string> {
     const method = req.method ?? 'GET';
     const common = { 'x-amz-request-id': reqId };
     if (method === 'HEAD') {
@@ -219,6 +238,7 @@ export class S3Door {
       return 'ok';
     }
     if (method !== 'GET') throw new S3Error('NotImplemented', `an access point serves GET and HEAD of itself, not ${method}`);
+    if (query.has('uploads')) return this.multipart.listUploads(res, ap, v, query, reqId);
     if (query.has('location')) {
       const body = `<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${this.o.region === 'us-east-1' ? '' : this.o.region}</LocationConstraint>`;
       res.writeHead(200, { ...common, 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(body)) });
@@ -419,11 +439,25 @@ export class S3Door {
 
   private async putObject(req: IncomingMessage, res: ServerResponse, ap: AccessPoint, key: string, up: UpstreamS3, body: Readable, reqId: string): Promise<string> {
     const gone = clientGone(res);
-    // An upload that fails its checks cancels the storlet at once (it may be waiting for more input).
+    const etag = await this.storeTransformed(ap, key, up, body, req.headers, gone.signal);
+    const out: Record<string, string> = { 'x-amz-request-id': reqId, 'content-length': '0' };
+    if (etag !== undefined) out.etag = etag;
+    res.writeHead(200, out);
+    res.end();
+    return 'ok';
+  }
+
+  /**
+   * Runs the storlet on `input` (an upload, or a multipart upload's parts in order) and stores
+   * its output at `key` with one upstream PUT; resolves with the stored object's ETag.
+   * `inputHeaders`: the upload's Content-Type and x-amz-meta-*, the storlet's input metadata.
+   */
+  private async storeTransformed(ap: AccessPoint, key: string, up: UpstreamS3, input: Readable, inputHeaders: Record<string, string | string[] | undefined>, clientSignal: AbortSignal): Promise<string | undefined> {
+    // An input that fails its checks cancels the storlet at once (it may be waiting for more input).
     const failed = new AbortController();
-    body.once('error', (err) => failed.abort(err));
-    const signal = AbortSignal.any([gone.signal, failed.signal]);
-    const result = await this.invoke(ap, body, inputMetadataOf(req.headers), signal);
+    input.once('error', (err) => failed.abort(err));
+    const signal = AbortSignal.any([clientSignal, failed.signal]);
+    const result = await this.invoke(ap, input, inputMetadataOf(inputHeaders), signal);
     let headers: Record<string, string>;
     try {
       headers = outputHeaders(result.metadata);
@@ -431,7 +465,8 @@ export class S3Door {
       discard(result.body);
       throw err;
     }
-    if (!headers['content-type'] && typeof req.headers['content-type'] === 'string') headers['content-type'] = req.headers['content-type'];
+    const type = inputHeaders['content-type'];
+    if (!headers['content-type'] && typeof type === 'string') headers['content-type'] = type;
     let stored: UpstreamResponse;
     try {
       stored = await up.request({ method: 'PUT', bucket: ap.bucket, key, headers, body: result.body, signal });
@@ -441,9 +476,17 @@ export class S3Door {
     }
     const text = (await readBody(stored, 64 * 1024)).toString('utf8');
     if (stored.statusCode >= 300) throw this.upstreamError(stored.statusCode, text);
-    const out: Record<string, string> = { 'x-amz-request-id': reqId, 'content-length': '0' };
-    if (typeof stored.headers.etag === 'string') out.etag = stored.headers.etag;
-    res.writeHead(200, out);
+    return typeof stored.headers.etag === 'string' ? stored.headers.etag : undefined;
+  }
+
+  /** DeleteObject, on an access point whose `on` includes delete. S3 answers 204 for a key that was not there. */
+  private async deleteObject(req: IncomingMessage, res: ServerResponse, ap: AccessPoint, key: string, up: UpstreamS3, reqId: string): Promise<string> {
+    if (!ap.on.includes('delete')) throw new S3Error('AccessDenied', `Access Denied: access point ${ap.name} does not allow DeleteObject`);
+    req.resume();
+    const r = await up.request({ method: 'DELETE', bucket: ap.bucket, key });
+    const text = (await readBody(r, 64 * 1024)).toString('utf8');
+    if (r.statusCode >= 300 && !(r.statusCode === 404 && /<Code>NoSuchKey<\/Code>/.test(text))) throw this.upstreamError(r.statusCode, text);
+    res.writeHead(204, { 'x-amz-request-id': reqId });
     res.end();
     return 'ok';
   }

@@ -11,19 +11,25 @@ export const S3_STATUS = {
   AuthorizationQueryParametersError: 400,
   BadDigest: 400,
   EntityTooLarge: 400,
+  EntityTooSmall: 400,
   IncompleteBody: 400,
   InternalError: 500,
   InvalidAccessKeyId: 403,
   InvalidArgument: 400,
+  InvalidPart: 400,
   InvalidPartNumber: 416,
+  InvalidPartOrder: 400,
   InvalidRange: 416,
   InvalidRequest: 400,
   KeyTooLongError: 400,
+  MalformedXML: 400,
   MethodNotAllowed: 405,
   MissingContentLength: 411,
   NoSuchBucket: 404,
   NoSuchKey: 404,
+  NoSuchUpload: 404,
   NotImplemented: 501,
+  OperationAborted: 409,
   PreconditionFailed: 412,
   RequestTimeTooSkewed: 403,
   ServiceUnavailable: 503,
@@ -53,7 +59,7 @@ export class S3Error extends Error {
   }
 }
 
-const xmlEscape = (s: string): string => s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+export const xmlEscape = (s: string): string => s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
 
 export function requestId(): string {
   return randomBytes(8).toString('hex').toUpperCase();
@@ -73,9 +79,12 @@ export function toS3Error(err: unknown): S3Error {
   return new S3Error('InternalError', 'We encountered an internal error. Please try again.');
 }
 
-export function errorXml(err: S3Error, resource: string, reqId: string): string {
+export const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n';
+
+/** The error's XML; `declaration: false` when it follows one already sent (a kept-alive 200). */
+export function errorXml(err: S3Error, resource: string, reqId: string, declaration = true): string {
   const extra = Object.entries(err.extra).map(([k, v]) => `<${k}>${xmlEscape(v)}</${k}>`).join('');
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${err.code}</Code><Message>${xmlEscape(err.message)}</Message>${extra}<Resource>${xmlEscape(resource)}</Resource><RequestId>${reqId}</RequestId></Error>`;
+  return `${declaration ? XML_DECLARATION : ''}<Error><Code>${err.code}</Code><Message>${xmlEscape(err.message)}</Message>${extra}<Resource>${xmlEscape(resource)}</Resource><RequestId>${reqId}</RequestId></Error>`;
 }
 
 /** Sends the error; after the headers went out, cuts the connection instead (never a clean short body). */

@@ -13,7 +13,7 @@ import { uriEncode } from './sigv4.js';
 import type { Upstream, UpstreamResponse } from '../upstream.js';
 
 export interface UpstreamS3Request {
-  method: 'GET' | 'HEAD' | 'PUT';
+  method: 'GET' | 'HEAD' | 'PUT' | 'DELETE';
   bucket: string;
   /** Object key, or undefined for the bucket itself. */
   key?: string;

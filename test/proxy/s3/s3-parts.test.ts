@@ -87,7 +87,8 @@ describe('access points and S3 keys files', () => {
     expect(validateAccessPoint({ name: 'thumbs', bucket: 'photos', storlet: 'thumb.mjs' })).toMatchObject({ scope: 'thumbs', on: ['get'], range: 'output', params: {} });
     for (const name of ['ab', 'Upper', 'a_b', '-ab', 'auth', 'info', '1.2.3.4', 'a..b', 'x'.repeat(64)]) expect(() => validateBucketName(name), name).toThrow(SandletError);
     expect(() => validateAccessPoint({ name: 'thumbs', bucket: 'photos', storlet: '../x' })).toThrow(/storlet name/);
-    expect(() => validateAccessPoint({ name: 'thumbs', bucket: 'photos', storlet: 's', on: 'get,delete' })).toThrow(/on must/);
+    expect(() => validateAccessPoint({ name: 'thumbs', bucket: 'photos', storlet: 's', on: 'get,copy' })).toThrow(/on must list operations out of get, put, delete/);
+    expect(validateAccessPoint({ name: 'thumbs', bucket: 'photos', storlet: 's', on: 'get, delete' }).on).toEqual(['get', 'delete']);
     expect(() => validateAccessPoint({ name: 'thumbs', bucket: 'photos', storlet: 's', params: { storlet_x: '1' } })).toThrow(/reserved/);
   });
 
