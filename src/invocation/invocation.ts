@@ -41,7 +41,8 @@ export interface InvocationSpec {
   logPath: string;
   /** The caller's own log fd for this invocation instead of the storlet's log (sent, never closed here). */
   logFd?: number;
-  logMaxBytes: number;
+  /** What one invocation may write to the log, told to sandlet's agent; absent for a Storlets agent (sent as Storlets sends it). */
+  logMaxBytes?: number;
   logs: InvocationLogs;
   /** Ask the agent for the task's outcome on a status pipe (sandlet agents only). */
   withStatus: boolean;
@@ -192,7 +193,7 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
       { fd: first!.remote, type: FdType.INPUT_OBJECT, storlets: rangeMeta, storage: first!.metadata },
       { fd: ow, type: FdType.OUTPUT_OBJECT },
       { fd: mw, type: FdType.OUTPUT_OBJECT_METADATA },
-      { fd: logFd, type: FdType.LOGGER, storlets: { max_bytes: String(spec.logMaxBytes) } },
+      { fd: logFd, type: FdType.LOGGER, storlets: spec.logMaxBytes === undefined ? {} : { max_bytes: String(spec.logMaxBytes) } },
       ...extras.map((e) => ({ fd: e.remote, type: FdType.INPUT_OBJECT, storage: e.metadata })),
     ];
     if (sw >= 0) fds.push({ fd: sw, type: FdType.TASK_STATUS });
