@@ -101,12 +101,12 @@ export class StorletsAgent {
    * sends START_DAEMON. A daemon that cannot start (its module fails to import, say) fails with
    * ESTORLET and the agent's message.
    */
-  start(storlet: PythonStorlet): Promise<void> {
+  async start(storlet: PythonStorlet): Promise<void> {
     const main = checkMain(storlet.main);
     const files = [storlet.storlet, ...(storlet.dependencies ?? [])];
     for (const f of files) validateDependencyName(f.name);
     const digest = digestOf(files);
-    return this.lifecycle.add(async () => {
+    await this.lifecycle.add(async () => {
       if (this.running.get(main) === digest && (await this.factory.daemonStatus(main)).status) return;
       await this.stopIfRunning(main);
       await replaceDir(this.layout.hostStorletDir(main), async (stage) => {
@@ -128,13 +128,13 @@ export class StorletsAgent {
       if (!reply.status) throw new SandletError('ESTORLET', `storlet ${main} could not start on the Storlets agent: ${reply.message}`);
       this.running.set(main, digest);
       this.log.info({ storlet: main }, 'storlet daemon started on the Storlets agent');
-    }) as Promise<void>;
+    });
   }
 
   /** STOP_DAEMON, when the agent runs a daemon of that main. */
-  stop(main: string): Promise<void> {
+  async stop(main: string): Promise<void> {
     checkMain(main);
-    return this.lifecycle.add(() => this.stopIfRunning(main)) as Promise<void>;
+    await this.lifecycle.add(() => this.stopIfRunning(main));
   }
 
   private async stopIfRunning(main: string): Promise<void> {
@@ -152,7 +152,7 @@ export class StorletsAgent {
    * its metadata pipe closing empty (its traceback is in the agent's syslog), and one that fails
    * after it ends the output early, unnoticed.
    */
-  invoke(main: string, req: StorletsInvocation): Promise<InvocationResult> {
+  async invoke(main: string, req: StorletsInvocation): Promise<InvocationResult> {
     checkMain(main);
     let client = this.clients.get(main);
     if (!client) {
