@@ -58,6 +58,8 @@ export interface InvocationSpec {
   /** The task timed out waiting on its storlet (true), or the storlet answered with metadata (false). */
   onDaemonTimeout?: (timedOut: boolean) => void;
   onDone: (err: Error | null) => void;
+  /** A CANCEL is being sent for the task (a Storlets daemon ends its main loop after one). */
+  onCancel?: () => void;
   /** Why the daemon may have died when a task ends without an outcome (e.g. an OOM kill). */
   explainFailure?: () => Promise<string | undefined>;
 }
@@ -233,6 +235,7 @@ async function runTask(
   const cancel = (why: string): void => {
     if (cancelled) return;
     cancelled = true;
+    spec.onCancel?.();
     log.debug({ storlet: spec.storlet, task: taskId, why }, 'cancelling task');
     spec.client.cancel(taskId).then(
       (reply) => {

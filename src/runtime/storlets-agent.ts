@@ -145,7 +145,9 @@ export class StorletsAgent {
   }
 
   /**
-   * One invocation of a started storlet: EXECUTE on its daemon's pipe with Storlets' fds (input,
+   * One invocation of a started storlet (call start() before each, as Storlets' gateway activates
+   * the daemon before each invocation: one DAEMON_STATUS when it runs; a daemon gone, or ended by
+   * a CANCEL, is started again): EXECUTE on its daemon's pipe with Storlets' fds (input,
    * output, output metadata, logger, then extra inputs), params plus `storlet_execution_path`.
    * The output metadata and the output stream come back as from sandlet's own agent, except that
    * a Storlets agent reports no outcome: a storlet that fails before its metadata is known only by
@@ -176,6 +178,8 @@ export class StorletsAgent {
       withStatus: false,
       logger: this.log,
       ...(req.signal ? { signal: req.signal } : {}),
+      // Storlets' daemon leaves its main loop after answering CANCEL: the next start() starts it afresh.
+      onCancel: () => this.running.delete(main),
       onDone: (err) => {
         if (err) this.log.debug({ storlet: main, err: oneLine(err) }, 'invocation failed');
       },

@@ -6,7 +6,7 @@
 // storlets/agent/common/server.py does (json.dumps of status, message and, for EXECUTE, task_id).
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StorletsAgent } from '../../src/runtime/storlets-agent.js';
 import { SBusClient } from '../../src/sbus/client.js';
 import { readInt } from '../../src/sbus/codec.js';
@@ -115,6 +115,8 @@ describe('StorletsAgent and a Storlets agent', () => {
   let daemonGot: (Received & { fdKinds: string[]; loggerIno: number })[];
   let running: boolean;
   let standIns: { close(): void }[];
+  /** Fds of a task the daemon stand-in keeps running (not closed with the datagram's). */
+  let held: number[];
 
   const sentBy = (list: Received[]): string[] => list.map((r) => String(r.params.command));
   const readAll = (fd: number): Buffer => {
@@ -140,7 +142,7 @@ describe('StorletsAgent and a Storlets agent', () => {
           params: JSON.parse(body.subarray(12 + metaLen, 12 + metaLen + paramsLen).toString('utf8')) as Record<string, unknown>,
         };
         fs.writeSync(fds[0]!, Buffer.from(pythonJson(act(got, fds)), 'utf8'));
-        for (const f of fds) fs.closeSync(f);
+        for (const f of fds) if (!held.includes(f)) fs.closeSync(f);
       }),
     );
   };
@@ -153,6 +155,7 @@ describe('StorletsAgent and a Storlets agent', () => {
     daemonGot = [];
     running = false;
     standIns = [];
+    held = [];
     // Storlets' daemon_factory/server.py: DAEMON_STATUS, STOP_DAEMON and START_DAEMON by storlet_name.
     standIn(path.join(pipes, 'factory_pipe'), (got) => {
       factoryGot.push(got);
@@ -173,6 +176,18 @@ describe('StorletsAgent and a Storlets agent', () => {
     // Storlets' daemon/server.py: EXECUTE answers a task id; its forked child reads the input,
     // writes the metadata (StorletOutputFile.set_metadata), the output and a log line.
     standIn(path.join(pipes, MAIN), (got, fds) => {
+      if (got.params.command === 'SBUS_CMD_CANCEL') {
+        daemonGot.push({ ...got, fdKinds: [], loggerIno: 0 });
+        // The task is killed, and the daemon leaves its main loop (CommandSuccess(..., False)); the
+        // factory notices only when it next reaps it, so DAEMON_STATUS may still say it runs.
+        for (const f of held.splice(0)) fs.closeSync(f);
+        return { status: true, message: `Cancelled task ${String(got.params.task_id)}` };
+      }
+      if ((got.params.params as Record<string, string>).sleep) {
+        held.push(...fds.slice(1)); // a task that never answers
+        daemonGot.push({ ...got, fdKinds: [], loggerIno: 0 });
+        return { status: true, message: 'OK', task_id: 'sleeping' };
+      }
       const [, input, output, meta, logger] = fds as [number, number, number, number, number];
       daemonGot.push({ ...got, fdKinds: fds.slice(1).map(kind), loggerIno: fs.fstatSync(logger).ino });
       const data = readAll(input);
@@ -185,6 +200,7 @@ describe('StorletsAgent and a Storlets agent', () => {
   });
   afterEach(() => {
     for (const s of standIns) s.close();
+    for (const f of held) fs.closeSync(f);
   });
 
   it('installs a Python storlet where the agent looks and starts it with Storlets\' START_DAEMON', async () => {
@@ -268,6 +284,22 @@ describe('StorletsAgent and a Storlets agent', () => {
     await new Promise((r) => res.body.on('close', r));
     const input = (daemonGot[0]!.metadata as unknown[])[1];
     expect(JSON.stringify(input)).toBe('{"storlets":{"start":"2","end":"5","type":"SBUS_FD_INPUT_OBJECT"},"storage":{}}');
+    agent.close();
+  });
+
+  it('sends CANCEL as Storlets does when a task times out, and starts the daemon that CANCEL ended again', async () => {
+    const agent = new StorletsAgent(roots);
+    const storlet = { main: MAIN, storlet: { name: 'simple.py', content: 'class SimpleStorlet: pass\n' } };
+    await agent.start(storlet);
+    await expect(agent.invoke(MAIN, { input: Buffer.from('x'), params: { sleep: '1' }, timeoutMs: 300 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    await vi.waitFor(() => expect(daemonGot).toHaveLength(2), { timeout: 10_000 });
+    const params = '{"command":"SBUS_CMD_CANCEL","task_id":"sleeping"}';
+    const meta = `[${SERVICE_OUT}]`;
+    expect(daemonGot[1]!.body).toEqual(Buffer.concat([int32(1), int32(meta.length), int32(params.length), Buffer.from(meta), Buffer.from(params)]));
+    // Same files, but the daemon is not trusted to run after a CANCEL: started again.
+    factoryGot.length = 0;
+    await agent.start(storlet);
+    expect(sentBy(factoryGot)).toEqual(['SBUS_CMD_DAEMON_STATUS', 'SBUS_CMD_STOP_DAEMON', 'SBUS_CMD_START_DAEMON']);
     agent.close();
   });
 
