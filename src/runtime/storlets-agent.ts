@@ -11,7 +11,7 @@ import pino, { type Logger } from 'pino';
 import { replaceDir } from '../cache/scope-installer.js';
 import { SandletError, oneLine } from '../errors.js';
 import { InvocationLogs } from '../invocation/invocation-log.js';
-import { invokeStorlet, type ByteRange, type ExtraInput, type InvocationInput, type InvocationResult } from '../invocation/invocation.js';
+import { invokeStorlet, type InputWatch, type ByteRange, type ExtraInput, type InvocationInput, type InvocationResult } from '../invocation/invocation.js';
 import { SBusClient } from '../sbus/client.js';
 import { validateDependencyName } from '../names.js';
 import { StorletsLayout, checkMain, type StorletsLayoutRoots } from './storlets-layout.js';
@@ -35,6 +35,8 @@ export interface StorletsAgentOptions extends StorletsLayoutRoots {
   pipeBufferBytes?: number;
   /** Invocation logs rotate at this size (Storlets' agent does not bound what one task writes). Default 1 MiB. */
   logMaxBytes?: number;
+  /** Open log fds shared with other agents (closed by their owner); default: this driver's own. */
+  logs?: InvocationLogs;
 }
 
 /** One file of a storlet: the storlet's module, or a dependency beside it. */
@@ -56,6 +58,20 @@ export interface PythonStorlet {
   languageVersion?: string;
 }
 
+/** What activate() needs of a storlet, however its files are installed. */
+export interface StorletsDaemonSpec {
+  main: string;
+  /** Changes whenever the files change: another version stops the running daemon and reinstalls. */
+  version: string;
+  /** The storlet's file name and its dependencies' (START_DAEMON's class path). */
+  storletFile: string;
+  dependencies: string[];
+  /** START_DAEMON's daemon_language_version. Default '3'. */
+  languageVersion?: string;
+  /** Puts the files into `stage`, a fresh dir then swapped in for the storlet's dir. */
+  install: (stage: string) => Promise<unknown>;
+}
+
 export interface StorletsInvocation {
   input: InvocationInput;
   inputMetadata?: Record<string, string>;
@@ -64,6 +80,10 @@ export interface StorletsInvocation {
   extraInputs?: (InvocationInput | ExtraInput)[];
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** This invocation's log goes to this fd instead of the storlet's log (the caller's; never closed here). */
+  logFd?: number;
+  /** Watches the caller's input streams from the start of its call (made here when absent). */
+  inputWatch?: InputWatch;
 }
 
 /** The agent's lifecycle commands of one scope, and invocations, as Storlets' gateway sends them. */
@@ -77,13 +97,15 @@ export class StorletsAgent {
   private readonly running = new Map<string, string>();
   private readonly lifecycle = new PQueue({ concurrency: 1 });
   private readonly logs: InvocationLogs;
+  private readonly ownLogs: boolean;
 
   constructor(opts: StorletsAgentOptions) {
     this.opts = opts;
     this.layout = new StorletsLayout(opts);
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ storletsAgent: this.layout.hostFactoryPipe });
     this.factory = this.client(this.layout.hostFactoryPipe);
-    this.logs = new InvocationLogs(opts.logMaxBytes ?? 1024 * 1024, 1);
+    this.ownLogs = opts.logs === undefined;
+    this.logs = opts.logs ?? new InvocationLogs(opts.logMaxBytes ?? 1024 * 1024, 1);
   }
 
   private client(pipe: string): SBusClient {
@@ -95,39 +117,52 @@ export class StorletsAgent {
     return (await this.factory.ping(timeoutMs)).status;
   }
 
-  /**
-   * Makes the storlet's daemon run these files: cheap when it already does. Otherwise stops the
-   * daemon of that main if the agent runs one, puts the files in `<storlets dir>/<main>/`, and
-   * sends START_DAEMON. A daemon that cannot start (its module fails to import, say) fails with
-   * ESTORLET and the agent's message.
-   */
+  /** start() with the storlet's files given as bytes. */
   async start(storlet: PythonStorlet): Promise<void> {
-    const main = checkMain(storlet.main);
     const files = [storlet.storlet, ...(storlet.dependencies ?? [])];
     for (const f of files) validateDependencyName(f.name);
-    const digest = digestOf(files);
+    await this.activate({
+      main: storlet.main,
+      version: digestOf(files),
+      storletFile: storlet.storlet.name,
+      dependencies: (storlet.dependencies ?? []).map((d) => d.name),
+      ...(storlet.languageVersion ? { languageVersion: storlet.languageVersion } : {}),
+      install: async (stage) => {
+        for (const f of files) await fs.writeFile(path.join(stage, f.name), f.content, { mode: (f.mode ?? 0o600) & 0o700 });
+      },
+    });
+  }
+
+  /**
+   * Makes the storlet's daemon run this version: cheap when it already does (one DAEMON_STATUS).
+   * Otherwise stops the daemon of that main if the agent runs one, installs the files in
+   * `<storlets dir>/<main>/`, and sends START_DAEMON. A daemon that cannot start (its module
+   * fails to import, say) fails with ESTORLET and the agent's message.
+   */
+  async activate(spec: StorletsDaemonSpec): Promise<void> {
+    const main = checkMain(spec.main);
     await this.lifecycle.add(async () => {
-      if (this.running.get(main) === digest && (await this.factory.daemonStatus(main)).status) return;
+      if (this.running.get(main) === spec.version && (await this.factory.daemonStatus(main)).status) return;
       await this.stopIfRunning(main);
       await replaceDir(this.layout.hostStorletDir(main), async (stage) => {
         await fs.chmod(stage, 0o700); // as Storlets makes it: the agent runs as the gateway's user
-        for (const f of files) await fs.writeFile(path.join(stage, f.name), f.content, { mode: (f.mode ?? 0o600) & 0o700 });
+        await spec.install(stage);
       });
       const reply = await this.factory.startDaemon(
         {
           daemon_language: 'python',
-          storlet_path: this.layout.sandboxClassPath(main, storlet.storlet.name, (storlet.dependencies ?? []).map((d) => d.name)),
+          storlet_path: this.layout.sandboxClassPath(main, spec.storletFile, spec.dependencies),
           storlet_name: main,
           uds_path: this.layout.sandboxStorletPipe(main),
           log_level: this.opts.logLevel ?? 'DEBUG',
           pool_size: this.opts.poolSize ?? 5,
-          daemon_language_version: storlet.languageVersion ?? '3',
+          daemon_language_version: spec.languageVersion ?? '3',
         },
         this.opts.startTimeoutMs ?? 30_000,
       );
       if (!reply.status) throw new SandletError('ESTORLET', `storlet ${main} could not start on the Storlets agent: ${reply.message}`);
-      this.running.set(main, digest);
-      this.log.info({ storlet: main }, 'storlet daemon started on the Storlets agent');
+      this.running.set(main, spec.version);
+      this.log.info({ storlet: main, version: spec.version }, 'storlet daemon started on the Storlets agent');
     });
   }
 
@@ -178,6 +213,8 @@ export class StorletsAgent {
       withStatus: false,
       logger: this.log,
       ...(req.signal ? { signal: req.signal } : {}),
+      ...(req.logFd !== undefined ? { logFd: req.logFd } : {}),
+      ...(req.inputWatch ? { inputWatch: req.inputWatch } : {}),
       // Storlets' daemon leaves its main loop after answering CANCEL: the next start() starts it afresh.
       onCancel: () => this.running.delete(main),
       onDone: (err) => {
@@ -188,7 +225,7 @@ export class StorletsAgent {
 
   /** Closes the invocation-log fds this driver keeps; the agent and its daemons are left running. */
   close(): void {
-    this.logs.closeAll();
+    if (this.ownLogs) this.logs.closeAll();
   }
 }
 

@@ -11,12 +11,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { createGateway } from '../../src/gateway.js';
 import { StorletsAgent } from '../../src/runtime/storlets-agent.js';
 import { ENGINE_IMAGE, docker, dockerReason, runId } from '../helpers/docker.js';
 import { tempDir } from '../helpers/fs.js';
 
 const SRC = process.env.SANDLET_STORLETS_SRC;
 const SAMPLES = 'StorletSamples/python/storlet_samples';
+const SCOPE = 'st';
 
 async function readBody(body: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
@@ -55,11 +58,12 @@ describe.skipIf(!SRC)('StorletsAgent and the real Storlets agent (SANDLET_STORLE
     const libsbus = path.join(src, 'src/c/sbus/libsbus.so');
     if (!fs.existsSync(libsbus)) throw new Error(`${libsbus} is missing: build Storlets' C libsbus first, as its install_libs.sh does`);
     ({ dir, cleanup } = tempDir('sl-storlets-'));
-    const roots = { hostPipeDir: path.join(dir, 'pipes'), hostStorletsDir: path.join(dir, 'storlets'), hostLogDir: path.join(dir, 'logs') };
+    // Scope `st` of a gateway rooted at `dir` (backend storlets-agent) finds its agent here.
+    const roots = { hostPipeDir: path.join(dir, 'pipes', SCOPE), hostStorletsDir: path.join(dir, 'storlets', SCOPE), hostLogDir: path.join(dir, 'logs', SCOPE) };
     // As Storlets' RunTimePaths.create_host_pipe_dir makes it.
-    fs.mkdirSync(roots.hostPipeDir, { mode: 0o777 });
+    fs.mkdirSync(roots.hostPipeDir, { recursive: true, mode: 0o777 });
     fs.chmodSync(roots.hostPipeDir, 0o777);
-    fs.mkdirSync(roots.hostStorletsDir, { mode: 0o755 });
+    fs.mkdirSync(roots.hostStorletsDir, { recursive: true, mode: 0o755 });
     const name = `sandlet-test-storlets-${runId()}`;
     const bind = (source: string, target: string, readOnly = false): Dockerode.MountSettings => ({ Type: 'bind', Source: source, Target: target, ReadOnly: readOnly });
     container = await docker.createContainer({
@@ -100,7 +104,7 @@ describe.skipIf(!SRC)('StorletsAgent and the real Storlets agent (SANDLET_STORLE
     expect(res.metadata).toEqual({ color: 'blue', test: 'simple' });
     expect(await readBody(res.body)).toBe(input);
     // Its logger wrote to the storlet's log in Storlets' layout.
-    expect(fs.readFileSync(path.join(dir, 'logs/simple.SimpleStorlet/storlet_invoke.log'), 'utf8')).toContain('simple.SimpleStorlet DEBUG: Complete');
+    expect(fs.readFileSync(path.join(dir, 'logs', SCOPE, 'simple.SimpleStorlet/storlet_invoke.log'), 'utf8')).toContain('simple.SimpleStorlet DEBUG: Complete');
     // Started again with the same files: nothing restarted, the same daemon answers.
     await agent.start({ main: 'simple.SimpleStorlet', storlet: { name: 'simple.py', content: sample('simple/simple.py') } });
     const again = await agent.invoke('simple.SimpleStorlet', { input: Buffer.from('x') });
@@ -163,5 +167,24 @@ describe.skipIf(!SRC)('StorletsAgent and the real Storlets agent (SANDLET_STORLE
     expect(await agent.ping()).toBe(true);
     const res = await agent.invoke('simple.SimpleStorlet', { input: Buffer.from('still here') });
     expect(await readBody(res.body)).toBe('still here');
+  });
+
+  it('is driven by a sandlet gateway (backend storlets-agent, sbus_codec json): deployed samples run from its store', async () => {
+    const gateway = createGateway({ host_root: dir, backend: 'storlets-agent', sbus_codec: 'json', storlet_daemon_log_level: 'debug' }, { logger: pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' }) });
+    try {
+      const reg = { kind: 'storlet' as const, language: 'python', languageVersion: '3', interfaceVersion: '1.0', objectMetadata: 'no' };
+      await gateway.deploy(sample('simple/simple.py'), { ...reg, name: 'simple.py', main: 'simple.SimpleStorlet', dependencies: [] });
+      await gateway.deploy(sample('exec_dep/get42.sh'), { kind: 'dependency', name: 'get42.sh', version: '1', permissions: '0755' });
+      await gateway.deploy(sample('exec_dep/exec_dep.py'), { ...reg, name: 'exec_dep.py', main: 'exec_dep.ExecDepStorlet', dependencies: ['get42.sh'] });
+      const input = 'through sandlet\n'.repeat(5000);
+      const res = await gateway.invoke({ scope: SCOPE, storlet: 'simple.py', input: Buffer.from(input), inputMetadata: { color: 'blue' } });
+      expect(res.metadata).toEqual({ color: 'blue', test: 'simple' });
+      expect(await readBody(res.body)).toBe(input);
+      const dep = await gateway.invoke({ scope: SCOPE, storlet: 'exec_dep.py', input: Buffer.from('d') });
+      expect(dep.metadata['depend-ret-code']).toBe('42');
+      expect(await readBody(dep.body)).toBe('d');
+    } finally {
+      await gateway.close();
+    }
   });
 });

@@ -7,6 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import pino from 'pino';
+import { createGateway } from '../../src/gateway.js';
 import { StorletsAgent } from '../../src/runtime/storlets-agent.js';
 import { SBusClient } from '../../src/sbus/client.js';
 import { readInt } from '../../src/sbus/codec.js';
@@ -148,9 +150,10 @@ describe('StorletsAgent and a Storlets agent', () => {
   };
 
   beforeEach(() => {
-    pipes = path.join(dir, 'pipes');
-    fs.mkdirSync(pipes);
-    roots = { hostPipeDir: pipes, hostStorletsDir: path.join(dir, 'storlets'), hostLogDir: path.join(dir, 'logs') };
+    // A gateway rooted at `dir` finds scope sc's agent here (backend storlets-agent).
+    pipes = path.join(dir, 'pipes', 'sc');
+    fs.mkdirSync(pipes, { recursive: true });
+    roots = { hostPipeDir: pipes, hostStorletsDir: path.join(dir, 'storlets', 'sc'), hostLogDir: path.join(dir, 'logs', 'sc') };
     factoryGot = [];
     daemonGot = [];
     running = false;
@@ -320,5 +323,42 @@ describe('StorletsAgent and a Storlets agent', () => {
     expect(factoryGot.at(-1)!.body.length).toBe(LIBSBUS_MAX_MSG);
     await expect(client.request('SBUS_CMD_PING', { params: { x: 'a'.repeat(LIBSBUS_MAX_MSG - fixed + 1) } })).rejects.toMatchObject({ code: 'ETOOLARGE' });
     expect(factoryGot).toHaveLength(1);
+  });
+
+  it('is what a gateway with backend storlets-agent (and sbus_codec json) runs a deployed Python storlet with', async () => {
+    expect(() => createGateway({ host_root: dir, backend: 'storlets-agent' })).toThrow(/backend storlets-agent drives OpenStack Storlets agents, which read JSON only: set sbus_codec: json/);
+    const gateway = createGateway({ host_root: dir, backend: 'storlets-agent', sbus_codec: 'json' }, { logger: pino({ level: 'silent' }) });
+    try {
+      const code = 'class SimpleStorlet(object):\n    pass\n';
+      await gateway.deploy(Buffer.from('#!/bin/sh\nexit 42\n'), { kind: 'dependency', name: 'get42.sh', version: '1', permissions: '0755' });
+      await gateway.deploy(Buffer.from(code), { kind: 'storlet', name: 'simple.py', language: 'python', languageVersion: '3', interfaceVersion: '1.0', objectMetadata: 'no', main: MAIN, dependencies: ['get42.sh'] });
+      const res = await gateway.invoke({ scope: 'sc', storlet: 'simple.py', input: Buffer.from('via the gateway'), inputMetadata: { color: 'blue' }, params: { p: 'q' } });
+      const chunks: Buffer[] = [];
+      for await (const c of res.body) chunks.push(c as Buffer);
+      expect(Buffer.concat(chunks).toString()).toBe('via the gateway');
+      expect(res.metadata).toEqual({ color: 'blue', test: 'simple' });
+      expect(gateway.backendName).toBe('storlets-agent');
+      expect(sentBy(factoryGot)).toEqual(['SBUS_CMD_DAEMON_STATUS', 'SBUS_CMD_START_DAEMON']);
+      expect(factoryGot[1]!.params.params).toEqual({
+        daemon_language: 'python',
+        storlet_path: '/var/lib/storlets/simple.SimpleStorlet/simple.py:/var/lib/storlets/simple.SimpleStorlet/get42.sh',
+        storlet_name: MAIN,
+        uds_path: '/mnt/channels/simple.SimpleStorlet',
+        log_level: 'INFO',
+        pool_size: 4,
+        daemon_language_version: '3',
+      });
+      expect(daemonGot[0]!.params).toEqual({ command: 'SBUS_CMD_EXECUTE', params: { p: 'q', storlet_execution_path: '/var/lib/storlets/simple.SimpleStorlet' } });
+      // The catalog installed the files in Storlets' layout: the module, the dependency executable.
+      const sdir = path.join(roots.hostStorletsDir, MAIN);
+      expect(fs.readFileSync(path.join(sdir, 'simple.py'), 'utf8')).toBe(code);
+      expect(fs.statSync(path.join(sdir, 'get42.sh')).mode & 0o100).toBe(0o100);
+      // A JS storlet cannot run there: said before anything is sent.
+      await gateway.deploy(Buffer.from('export function invoke() {}'), { kind: 'storlet', name: 'id.mjs', language: 'js', interfaceVersion: '1.0', objectMetadata: 'no', main: 'id.mjs', dependencies: [] });
+      await expect(gateway.invoke({ scope: 'sc', storlet: 'id.mjs', input: Buffer.from('x') })).rejects.toThrow(/storlet id\.mjs is js; a Storlets agent runs Python storlets only/);
+      expect(factoryGot).toHaveLength(2);
+    } finally {
+      await gateway.close();
+    }
   });
 });
