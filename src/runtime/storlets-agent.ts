@@ -117,7 +117,7 @@ export class StorletsAgent {
     return (await this.factory.ping(timeoutMs)).status;
   }
 
-  /** start() with the storlet's files given as bytes. */
+  /** activate() with the storlet's files given as bytes (the version is their digest). */
   async start(storlet: PythonStorlet): Promise<void> {
     const files = [storlet.storlet, ...(storlet.dependencies ?? [])];
     for (const f of files) validateDependencyName(f.name);
