@@ -23,10 +23,16 @@ const flag = z.preprocess((v) => {
   return v;
 }, z.boolean({ message: 'must be true or false' }));
 
+/**
+ * Sandbox backends. `storlets-agent` starts no sandbox: it drives OpenStack Storlets agents run by
+ * someone else, one per scope (src/runtime/backends/storlets-agent.ts).
+ */
+export const BACKENDS = ['auto', 'docker', 'process', 'storlets-agent'] as const;
+
 // Option names follow Storlets' gateway settings where one exists, so operators recognise them.
 export const configSchema = z
   .object({
-    backend: z.enum(['auto', 'docker', 'process']).default('auto'),
+    backend: z.enum(BACKENDS).default('auto'),
     host_root: z.string().min(1).default('/var/lib/sandlet'),
     pipes_dir: z.string().min(1).optional(),
     storlets_dir: z.string().min(1).optional(),
@@ -144,6 +150,9 @@ export function resolveConfig(input: SandletConfigInput = {}): SandletConfig {
     throw new SandletError('EBADCONFIG', `config: ${where}: ${issue.message}`);
   }
   const c = parsed.data;
+  if (c.backend === 'storlets-agent' && c.sbus_codec !== 'json') {
+    throw new SandletError('EBADCONFIG', 'config: backend storlets-agent drives OpenStack Storlets agents, which read JSON only: set sbus_codec: json');
+  }
   const root = path.resolve(c.host_root);
   return {
     ...c,
@@ -173,6 +182,7 @@ export const TOOL_ENV_VARS: Record<string, string> = {
   SANDLET_TEST_LOG: 'log level of the tests\' gateways',
   SANDLET_NATIVE_ADDON: 'path of the SBus addon to load instead of build/Release',
   SANDLET_REBUILD_BASE: 'scripts/build-base-image.sh rebuilds an existing base image',
+  SANDLET_STORLETS_SRC: 'an OpenStack Storlets source tree (libsbus built): the opt-in test against the real Storlets agent runs',
 };
 
 const envName = (option: string): string => `SANDLET_${option.toUpperCase()}`;

@@ -17,6 +17,7 @@ import { InvocationLogs } from './invocation/invocation-log.js';
 import { InputWatch, callerGone, invokeStorlet, isExtraInput, isFdInput, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
 import { ProcessBackend } from './runtime/backends/process.js';
 import { DockerBackend } from './runtime/backends/docker.js';
+import { StorletsAgentBackend } from './runtime/backends/storlets-agent.js';
 import { selectBackend } from './runtime/select-backend.js';
 import type { SandboxBackend } from './runtime/sandbox-backend.js';
 import { Sandbox } from './runtime/sandbox.js';
@@ -128,7 +129,7 @@ export class Gateway {
     this.readying ??= (async () => {
       this.catalog.open();
       if (!this.backend) {
-        const selected = await selectBackend(this.config, this.logger);
+        const selected = await selectBackend(this.config, this.logger, this.logs);
         this.backend = selected.backend;
         this.notice = selected.notice;
         if (selected.notice) this.logger.warn(selected.notice);
@@ -256,6 +257,12 @@ export class Gateway {
     const catalog = req.catalog ?? this.catalog;
     let resolved = await catalog.resolve(storlet);
     if (signal?.aborted) throw callerGone(storlet);
+    if (this.backend instanceof StorletsAgentBackend) {
+      const { input, extraInputs, range, timeoutMs, logFd } = req;
+      const opts = { input, inputMetadata, params, extraInputs, range, inputWatch, ...(timeoutMs ? { timeoutMs } : {}), ...(signal ? { signal } : {}), ...(logFd !== undefined ? { logFd } : {}) };
+      const { metadata, body } = await this.backend.invoke(req.scope, resolved, catalog, opts);
+      return { metadata, body };
+    }
     const sandbox = this.sandbox(req.scope);
     // Counted busy from here on, so neither the idle stop nor a release can take it meanwhile.
     sandbox.begin();

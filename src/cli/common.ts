@@ -1,5 +1,5 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { loadConfig, type SandletConfig } from '../config.js';
+import { BACKENDS, loadConfig, type SandletConfig } from '../config.js';
 import { parseByteRange } from '../http/byte-range.js';
 import { SandletError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
@@ -20,7 +20,7 @@ export interface CommonFlags {
 /** Every command that touches sandboxes or the store takes these. */
 export function addCommonOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--backend <name>', 'sandbox backend (auto: Docker when an engine answers and the default image exists)').choices(['auto', 'docker', 'process']))
+    .addOption(new Option('--backend <name>', 'sandbox backend (auto: Docker when an engine answers and the default image exists)').choices([...BACKENDS]))
     .option('--root <dir>', 'host root for pipes, storlets, logs and the store (config host_root)')
     .option('--config <file>', 'YAML or JSON config file')
     .addOption(new Option('--log-level <level>', 'gateway log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']));

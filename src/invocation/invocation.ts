@@ -41,7 +41,8 @@ export interface InvocationSpec {
   logPath: string;
   /** The caller's own log fd for this invocation instead of the storlet's log (sent, never closed here). */
   logFd?: number;
-  logMaxBytes: number;
+  /** What one invocation may write to the log, told to sandlet's agent; absent for a Storlets agent (sent as Storlets sends it). */
+  logMaxBytes?: number;
   logs: InvocationLogs;
   /** Ask the agent for the task's outcome on a status pipe (sandlet agents only). */
   withStatus: boolean;
@@ -57,6 +58,8 @@ export interface InvocationSpec {
   /** The task timed out waiting on its storlet (true), or the storlet answered with metadata (false). */
   onDaemonTimeout?: (timedOut: boolean) => void;
   onDone: (err: Error | null) => void;
+  /** A CANCEL is being sent for the task (a Storlets daemon ends its main loop after one). */
+  onCancel?: () => void;
   /** Why the daemon may have died when a task ends without an outcome (e.g. an OOM kill). */
   explainFailure?: () => Promise<string | undefined>;
 }
@@ -192,7 +195,7 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
       { fd: first!.remote, type: FdType.INPUT_OBJECT, storlets: rangeMeta, storage: first!.metadata },
       { fd: ow, type: FdType.OUTPUT_OBJECT },
       { fd: mw, type: FdType.OUTPUT_OBJECT_METADATA },
-      { fd: logFd, type: FdType.LOGGER, storlets: { max_bytes: String(spec.logMaxBytes) } },
+      { fd: logFd, type: FdType.LOGGER, storlets: spec.logMaxBytes === undefined ? {} : { max_bytes: String(spec.logMaxBytes) } },
       ...extras.map((e) => ({ fd: e.remote, type: FdType.INPUT_OBJECT, storage: e.metadata })),
     ];
     if (sw >= 0) fds.push({ fd: sw, type: FdType.TASK_STATUS });
@@ -232,6 +235,7 @@ async function runTask(
   const cancel = (why: string): void => {
     if (cancelled) return;
     cancelled = true;
+    spec.onCancel?.();
     log.debug({ storlet: spec.storlet, task: taskId, why }, 'cancelling task');
     spec.client.cancel(taskId).then(
       (reply) => {

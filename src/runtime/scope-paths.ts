@@ -84,7 +84,7 @@ export class ScopePaths {
   }
 }
 
-function checkSocketPath(p: string, what: string): void {
+export function checkSocketPath(p: string, what: string): void {
   const bytes = Buffer.byteLength(p);
   if (bytes > MAX_SOCKET_PATH) {
     throw new SandletError(

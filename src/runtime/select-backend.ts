@@ -3,6 +3,8 @@ import type { SandletConfig } from '../config.js';
 import { oneLine } from '../errors.js';
 import { DockerBackend } from './backends/docker.js';
 import { ProcessBackend } from './backends/process.js';
+import { StorletsAgentBackend } from './backends/storlets-agent.js';
+import type { InvocationLogs } from '../invocation/invocation-log.js';
 import { connectDocker, inspectImage, pingEngine } from './docker-engine.js';
 import type { SandboxBackend } from './sandbox-backend.js';
 
@@ -19,11 +21,12 @@ function fallback(logger: Logger, reason: string): SelectedBackend {
 }
 
 /**
- * `docker` needs an engine; `process` needs nothing; `auto` takes Docker when an engine answers
+ * `docker` needs an engine; `process` and `storlets-agent` need nothing; `auto` takes Docker when an engine answers
  * and the default image exists, else the process backend with a notice.
  */
-export async function selectBackend(config: SandletConfig, logger: Logger): Promise<SelectedBackend> {
+export async function selectBackend(config: SandletConfig, logger: Logger, logs?: InvocationLogs): Promise<SelectedBackend> {
   if (config.backend === 'process') return { backend: new ProcessBackend(logger) };
+  if (config.backend === 'storlets-agent') return { backend: new StorletsAgentBackend(config, logger, logs) };
   const docker = connectDocker(config.docker_socket);
   if (config.backend === 'docker') {
     await pingEngine(docker, config.docker_socket);

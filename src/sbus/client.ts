@@ -9,6 +9,7 @@ import {
   Command,
   DEFAULT_MAX_DATAGRAM_BYTES,
   FdType,
+  LIBSBUS_MAX_MSG_BYTES,
   MAX_REPLY_BYTES,
   type Codec,
   type CommandParams,
@@ -26,6 +27,11 @@ export interface ClientOptions {
    * factory routes EXECUTE, CANCEL and PING to it). Storlets agents never see it.
    */
   daemon?: string;
+  /**
+   * The peer is a Storlets agent (its C libsbus): a datagram longer than LIBSBUS_MAX_MSG_BYTES,
+   * header included, would reach it cut short, so it is refused here, before anything is sent.
+   */
+  libsbusPeer?: boolean;
 }
 
 /** One fd to pass with a command, with its per-fd metadata. The client never closes it. */
@@ -58,6 +64,7 @@ export class SBusClient {
   readonly timeoutMs: number;
   readonly codec: Codec;
   readonly maxDatagramBytes: number;
+  private readonly libsbusPeer: boolean;
 
   constructor(target: string | Transport, opts: ClientOptions = {}) {
     this.transport = typeof target === 'string' ? pathTransport(target) : target;
@@ -66,6 +73,7 @@ export class SBusClient {
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.codec = opts.codec ?? 'msgpack';
     this.maxDatagramBytes = opts.maxDatagramBytes ?? DEFAULT_MAX_DATAGRAM_BYTES;
+    this.libsbusPeer = opts.libsbusPeer ?? false;
   }
 
   ping(timeoutMs?: number): Promise<Reply> {
@@ -119,6 +127,12 @@ export class SBusClient {
       throw new SandletError(
         'ETOOLARGE',
         `${command} datagram is ${formatBytes(body.length - HEADER_BYTES)} of metadata and params; the bound is ${formatBytes(this.maxDatagramBytes)}`,
+      );
+    }
+    if (this.libsbusPeer && body.length > LIBSBUS_MAX_MSG_BYTES) {
+      throw new SandletError(
+        'ETOOLARGE',
+        `${command} datagram to ${this.path} is ${body.length} bytes, but a Storlets agent reads at most ${LIBSBUS_MAX_MSG_BYTES} of a datagram (libsbus MAX_MSG_LENGTH): send fewer or shorter params or metadata`,
       );
     }
 

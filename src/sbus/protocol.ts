@@ -52,5 +52,10 @@ export interface Reply {
 }
 
 export const DEFAULT_MAX_DATAGRAM_BYTES = 64 * 1024;
+/**
+ * What a Storlets agent reads of one datagram, header included: its C libsbus receives into a
+ * buffer of MAX_MSG_LENGTH bytes, and the kernel drops the rest of a longer datagram unseen.
+ */
+export const LIBSBUS_MAX_MSG_BYTES = 4096;
 /** A reply is written with one non-blocking write; up to PIPE_BUF it is atomic. */
 export const MAX_REPLY_BYTES = 4096;
