@@ -17,7 +17,6 @@ import { InvocationLogs } from './invocation/invocation-log.js';
 import { InputWatch, callerGone, invokeStorlet, isExtraInput, isFdInput, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
 import { ProcessBackend } from './runtime/backends/process.js';
 import { DockerBackend } from './runtime/backends/docker.js';
-import { StorletsAgentBackend } from './runtime/backends/storlets-agent.js';
 import { selectBackend } from './runtime/select-backend.js';
 import type { SandboxBackend } from './runtime/sandbox-backend.js';
 import { Sandbox } from './runtime/sandbox.js';
@@ -257,10 +256,11 @@ export class Gateway {
     const catalog = req.catalog ?? this.catalog;
     let resolved = await catalog.resolve(storlet);
     if (signal?.aborted) throw callerGone(storlet);
-    if (this.backend instanceof StorletsAgentBackend) {
+    const backend = this.backend;
+    if (backend?.invoke) {
       const { input, extraInputs, range, timeoutMs, logFd } = req;
       const opts = { input, inputMetadata, params, extraInputs, range, inputWatch, ...(timeoutMs ? { timeoutMs } : {}), ...(signal ? { signal } : {}), ...(logFd !== undefined ? { logFd } : {}) };
-      const { metadata, body } = await this.backend.invoke(req.scope, resolved, catalog, opts);
+      const { metadata, body } = await backend.invoke(req.scope, resolved, catalog, opts);
       return { metadata, body };
     }
     const sandbox = this.sandbox(req.scope);

@@ -1,4 +1,7 @@
+import type { ResolvedStorlet, StorletCatalog } from '../cache/catalog.js';
+import type { InvocationResult } from '../invocation/invocation.js';
 import type { ScopePaths, SandboxRoots } from './scope-paths.js';
+import type { StorletsInvocation } from './storlets-agent.js';
 
 export interface SandboxExit {
   code: number | null;
@@ -42,4 +45,9 @@ export interface SandboxBackend {
   adopt?(paths: ScopePaths): Promise<SandboxHandle | undefined>;
   /** Releases what the backend itself holds (event streams); sandboxes are left alone. */
   close?(): Promise<void>;
+  /**
+   * Present when the backend drives agents it does not start (storlets-agent): it runs the whole
+   * invocation itself, and the gateway keeps no sandbox for the scope.
+   */
+  invoke?(scope: string, resolved: ResolvedStorlet, catalog: StorletCatalog, req: StorletsInvocation): Promise<InvocationResult>;
 }
