@@ -12,7 +12,7 @@ import { createGateway, type Gateway } from '../src/gateway.js';
 import { LABEL_ROOT } from '../src/runtime/backends/docker.js';
 import { SAMPLES_DIR } from '../src/package-root.js';
 import { collect } from './helpers/streams.js';
-import { docker, ENGINE_IMAGE, requireDocker, runId, skipDocker } from './helpers/docker.js';
+import { docker, ENGINE_IMAGE, requireDocker, runId, skipDocker, TEST_RUNTIME } from './helpers/docker.js';
 import { FIXTURES, localStore } from './helpers/gateway.js';
 import { eventually } from './helpers/agent.js';
 import { openFds } from './helpers/fs.js';
@@ -39,7 +39,7 @@ describe.each(backends)('python and exec storlets on the $backend backend', ({ b
       host_root: root,
       storlet_timeout_ms: 4000,
       ...(backend === 'docker'
-        ? { default_container_image_name: ENGINE_IMAGE, container_prefix: `sllang-${id}-`, image_namespace: `sandlet-test-${id}`, container_pids_limit: 64, sandbox_ready_timeout_ms: 20_000 }
+        ? { default_container_image_name: ENGINE_IMAGE, container_prefix: `sllang-${id}-`, image_namespace: `sandlet-test-${id}`, container_pids_limit: 64, sandbox_ready_timeout_ms: 20_000, container_runtime: TEST_RUNTIME }
         : {}),
     };
     gw = createGateway(config, { logger: pino({ level: process.env.SANDLET_TEST_LOG ?? 'silent' }) });
