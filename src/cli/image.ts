@@ -93,7 +93,8 @@ export function registerImage(program: Command): void {
         out('read-only root', String(h.ReadonlyRootfs));
         out('capabilities', `dropped ${(h.CapDrop ?? []).join(',')}`);
         out('security', (h.SecurityOpt ?? []).join(','));
-        out('limits', `pids ${h.PidsLimit}, memory ${h.Memory} (swap ${h.MemorySwap}), cpu period ${h.CpuPeriod} quota ${h.CpuQuota || 'none'}, nofile ${h.Ulimits?.[0]?.Soft}`);
+        const nproc = h.Ulimits?.find((u) => u.Name === 'nproc')?.Soft; // runsc: gVisor enforces the pids limit (src/runtime/backends/docker.ts)
+        out('limits', `pids ${nproc === undefined ? h.PidsLimit : `${nproc} (in gVisor; host backstop ${h.PidsLimit})`}, memory ${h.Memory} (swap ${h.MemorySwap}), cpu period ${h.CpuPeriod} quota ${h.CpuQuota || 'none'}, nofile ${h.Ulimits?.find((u) => u.Name === 'nofile')?.Soft}`);
         out('mounts', (h.Binds ?? []).join(' '));
         if (!h.ReadonlyRootfs || !(h.CapDrop ?? []).includes('ALL') || h.NetworkMode !== 'none') {
           throw new SandletError('ESANDBOX', 'the sandbox is missing part of its hardening');

@@ -44,11 +44,11 @@ export function processUsage(pid: number): { fds: number; threads: number } {
  * Waits until check() passes or timeoutMs ran out (then throws its last failure). For states only
  * /proc shows, which no event announces: fds closed and threads ended by another process.
  */
-export async function eventually<T>(check: () => T, timeoutMs = 15_000): Promise<T> {
+export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      return check();
+      return await check();
     } catch (err) {
       if (Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 50));

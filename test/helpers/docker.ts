@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { connectDocker, inspectImage, pingEngine } from '../../src/runtime/docker-engine.js';
 
 export const ENGINE_IMAGE = process.env.SANDLET_TEST_IMAGE ?? 'sandlet/engine:latest';
@@ -34,4 +35,19 @@ export function requireDocker(): void {
 /** Names unique to one test run, so runs on a shared engine never meet. */
 export function runId(): string {
   return randomBytes(3).toString('hex');
+}
+
+/** Runs a command in a running container, as its user, through the engine (`docker exec`); its stdout. */
+export async function execIn(container: string, cmd: string[]): Promise<string> {
+  const exec = await docker.getContainer(container).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const stdout = new PassThrough().on('data', (c: Buffer) => out.push(c));
+  const stderr = new PassThrough().on('data', (c: Buffer) => err.push(c));
+  docker.modem.demuxStream(stream, stdout, stderr);
+  await new Promise((resolve, reject) => stream.on('end', resolve).on('close', resolve).on('error', reject));
+  const { ExitCode } = await exec.inspect();
+  if (ExitCode !== 0) throw new Error(`${cmd.join(' ')} in ${container} exited with ${ExitCode}: ${Buffer.concat(err).toString().trim()}`);
+  return Buffer.concat(out).toString();
 }

@@ -350,6 +350,7 @@ class Worker(object):
         self.pid = pid
         self.ctl = ctl
         self.task = None
+        self.killed = False  # by a cancel: never reused, even if its task's outcome was already sent
 
 
 class Host(object):
@@ -405,6 +406,7 @@ class Host(object):
         if msg.get('type') == 'cancel':
             worker = self.tasks.get(msg.get('id'))
             if worker:
+                worker.killed = True
                 kill_group(worker.pid)  # its control socket then reaches EOF: finish() reports it
         if msg.get('type') != 'task':
             for fd in fds:
@@ -469,7 +471,9 @@ class Host(object):
         self.poll.unregister(fd)
         del self.tasks[worker.task]
         task_id, worker.task = worker.task, None
-        if outcome is not None and not outcome.get('recycle') and len(self.idle) < self.pool_size:
+        # A worker killed by a cancel that came as its task ended may still have sent a clean
+        # outcome: it is dead all the same, and the next task sent to it would fail.
+        if outcome is not None and not outcome.get('recycle') and not worker.killed and len(self.idle) < self.pool_size:
             self.idle.append(worker)
         else:
             status = self.end_worker(worker)

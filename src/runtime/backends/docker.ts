@@ -188,6 +188,7 @@ export class DockerBackend implements SandboxBackend {
     const c = this.cfg;
     const memory = parseSize(c.container_mem_limit);
     const nofile = c.container_nofile_limit;
+    const pids = pidsLimits(image.runtime, c.container_pids_limit);
     return {
       name,
       Image: image.ref,
@@ -221,14 +222,14 @@ export class DockerBackend implements SandboxBackend {
         Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${parseSize(c.container_tmpfs_size)}` },
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges:true'],
-        PidsLimit: c.container_pids_limit,
+        PidsLimit: pids.cgroup,
         Memory: memory,
         MemorySwap: memory, // no swap beyond the memory limit
         CpuPeriod: c.container_cpu_period,
         ...(c.container_cpu_quota > 0 ? { CpuQuota: c.container_cpu_quota } : {}),
         ...(c.container_cpuset_cpus ? { CpusetCpus: c.container_cpuset_cpus } : {}),
         ...(c.container_cpuset_mems ? { CpusetMems: c.container_cpuset_mems } : {}),
-        Ulimits: [{ Name: 'nofile', Soft: nofile, Hard: nofile }],
+        Ulimits: [{ Name: 'nofile', Soft: nofile, Hard: nofile }, ...pids.ulimits],
         IpcMode: 'private',
         RestartPolicy: { Name: 'no' },
         // Docker's init as PID 1 reaps what a killed task group orphans (an exec storlet's or a
@@ -345,4 +346,23 @@ function exitOf(code: number | null, oom: boolean, verb: string): SandboxExit {
   if (oom) return { code, signal: 'SIGKILL', reason: 'was killed by the OOM killer (container_mem_limit)' };
   if (code === 137) return { code, signal: 'SIGKILL', reason: `${verb}: killed (SIGKILL)` };
   return { code, signal: null, reason: `${verb} with code ${code ?? 'unknown'}` };
+}
+
+/** Host pids the gVisor backstop allows per sandbox task, and for gVisor itself (measured: 200 sandbox processes took 1,072 host pids). */
+const GVISOR_HOST_PIDS_PER_TASK = 8;
+const GVISOR_HOST_PIDS_BASE = 512;
+
+/**
+ * How `container_pids_limit` is enforced. Under runc the container's pids cgroup counts exactly the
+ * sandbox's processes and threads. Under gVisor that cgroup also holds gVisor's own threads (the
+ * Sentry's, the gofer's and, on the ptrace platform, host stubs: about 5 per sandbox process here),
+ * and the Sentry exits (code 2) when it cannot make a thread: a Python daemon or a fork bomb ended
+ * the whole sandbox. So under runsc the sandbox's kernel enforces the limit itself with
+ * RLIMIT_NPROC (counted per uid inside that kernel only, threads included, like the cgroup: fork
+ * and clone fail with EAGAIN), and the cgroup keeps a backstop with room for gVisor. Under runc
+ * RLIMIT_NPROC would count every process of the sandbox uid on the host, across scopes: not used.
+ */
+export function pidsLimits(runtime: ContainerRuntime, limit: number): { cgroup: number; ulimits: { Name: string; Soft: number; Hard: number }[] } {
+  if (runtime === 'runc') return { cgroup: limit, ulimits: [] };
+  return { cgroup: limit * GVISOR_HOST_PIDS_PER_TASK + GVISOR_HOST_PIDS_BASE, ulimits: [{ Name: 'nproc', Soft: limit, Hard: limit }] };
 }
