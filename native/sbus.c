@@ -780,7 +780,7 @@ static napi_value TryWrite(napi_env env, napi_callback_info info) {
 
 // What every poll-driven op starts with. It is the first member of each op's struct, and the
 // poll handle the first member of it, so a handle's address is its op's.
-enum op_kind { OP_READ_TO_END = 1, OP_STREAM = 2, OP_WATCH = 3 };
+enum op_kind { OP_READ_TO_END = 1, OP_STREAM = 2, OP_WATCH = 3, OP_PUMP = 4 };
 
 typedef struct {
   uv_poll_t poll;
@@ -1204,6 +1204,262 @@ static napi_value Unwatch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// A byte pump from one fd to another, run by libuv on the loop with no JS per chunk: a large
+// response relayed as it is (the front door's passthrough) costs a read and a write per 256 KiB
+// instead of a trip through two stream objects. It polls dups of both fds, so the caller's fds
+// stay the caller's (closing them cannot make the pump write to a reused number), and closes
+// the dups when it ends. callback(null, null) once `bytes` moved (or at EOF when bytes is -1),
+// else callback(code, null): 'ESHORT' (EOF first), 'ETIMEDOUT' (no progress for idleMs) or an
+// errno name; after cancelPump(), nothing.
+typedef struct {
+  op_t op;          // op.poll and op.fd: the source; op.buf: the buffer
+  uv_poll_t out;    // the destination
+  int out_fd;
+  uv_timer_t idle;
+  uint64_t idle_ms;
+  size_t cap;
+  size_t off;       // op.buf[off, op.len) is still to be written
+  int64_t left;     // bytes still to read; -1: until EOF
+  int quiet;        // cancelled from JS: no callback
+  int open_handles; // closed one by one; the last close frees the pump
+} pump_t;
+
+static void on_pump_handle_closed(uv_handle_t *handle) {
+  pump_t *p = (pump_t *)handle->data;
+  if (--p->open_handles > 0) return;
+  close(p->op.fd);
+  close(p->out_fd);
+  napi_env env = p->op.env;
+  registry_drop(registry(env), p->op.slot);
+  if (!p->quiet) call_op(env, p->op.callback, p->op.error_code, NULL, 0);
+  napi_delete_reference(env, p->op.callback);
+  free(p->op.buf);
+  free(p);
+}
+
+static void pump_end(pump_t *p, const char *error_code) {
+  if (p->op.ended) return;
+  p->op.ended = 1;
+  p->op.error_code = error_code;
+  uv_poll_stop(&p->op.poll);
+  uv_poll_stop(&p->out);
+  uv_timer_stop(&p->idle);
+  p->open_handles = 3;
+  uv_close((uv_handle_t *)&p->op.poll, on_pump_handle_closed);
+  uv_close((uv_handle_t *)&p->out, on_pump_handle_closed);
+  uv_close((uv_handle_t *)&p->idle, on_pump_handle_closed);
+}
+
+static void on_pump_idle(uv_timer_t *timer) { pump_end((pump_t *)timer->data, "ETIMEDOUT"); }
+
+static void pump_progress(pump_t *p) {
+  if (p->idle_ms > 0) uv_timer_start(&p->idle, on_pump_idle, p->idle_ms, 0);
+}
+
+static void on_pump_in(uv_poll_t *handle, int status, int events);
+static void on_pump_out(uv_poll_t *handle, int status, int events);
+
+// Writes what is buffered: 1 when all of it went, 0 when the destination is full (then it waits
+// for room), -1 when the pump ended.
+static int pump_flush(pump_t *p) {
+  while (p->off < p->op.len) {
+    ssize_t n = write(p->out_fd, p->op.buf + p->off, p->op.len - p->off);
+    if (n > 0) {
+      p->off += (size_t)n;
+      pump_progress(p);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      uv_poll_stop(&p->op.poll);
+      int rc = uv_poll_start(&p->out, UV_WRITABLE | UV_DISCONNECT, on_pump_out);
+      if (rc != 0) pump_end(p, uv_err_name(rc));
+      return rc == 0 ? 0 : -1;
+    }
+    pump_end(p, errno_name(n < 0 ? errno : EIO));
+    return -1;
+  }
+  return 1;
+}
+
+// Reads and writes until the source is empty or the destination full; a bounded number of
+// rounds per wake-up, so one fast pair cannot starve the loop.
+static void pump_run(pump_t *p) {
+  for (int round = 0; round < 16 && !p->op.ended; round++) {
+    if (p->left == 0) {
+      pump_end(p, NULL);
+      return;
+    }
+    size_t want = p->left < 0 || (uint64_t)p->left > p->cap ? p->cap : (size_t)p->left;
+    ssize_t n = read(p->op.fd, p->op.buf, want);
+    if (n > 0) {
+      p->off = 0;
+      p->op.len = (size_t)n;
+      if (p->left > 0) p->left -= n;
+      pump_progress(p);
+      if (pump_flush(p) != 1) return;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    if (n == 0) pump_end(p, p->left > 0 ? "ESHORT" : NULL);
+    else pump_end(p, errno_name(errno));
+    return;
+  }
+  if (!p->op.ended && p->left == 0) pump_end(p, NULL);
+}
+
+static void on_pump_in(uv_poll_t *handle, int status, int events) {
+  (void)status;
+  (void)events;
+  pump_run((pump_t *)handle->data);
+}
+
+static void on_pump_out(uv_poll_t *handle, int status, int events) {
+  pump_t *p = (pump_t *)handle->data;
+  (void)status;
+  (void)events;
+  if (p->op.ended) return;
+  int r = pump_flush(p);
+  if (r != 1) return;
+  uv_poll_stop(&p->out);
+  if (p->left == 0) {
+    pump_end(p, NULL);
+    return;
+  }
+  int rc = uv_poll_start(&p->op.poll, UV_READABLE | UV_DISCONNECT, on_pump_in);
+  if (rc != 0) pump_end(p, uv_err_name(rc));
+}
+
+// The failure path of Pump(): the pump never had a slot or a callback.
+static void free_handle_pump(uv_handle_t *handle) {
+  pump_t *p = (pump_t *)handle->data;
+  if (--p->open_handles > 0) return;
+  close(p->op.fd);
+  close(p->out_fd);
+  free(p->op.buf);
+  free(p);
+}
+
+static int dup_nonblocking(int fd) {
+  int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (d < 0) return -1;
+  int flags = fcntl(d, F_GETFL);
+  if (flags < 0 || fcntl(d, F_SETFL, flags | O_NONBLOCK) != 0) {
+    int err = errno;
+    close(d);
+    errno = err;
+    return -1;
+  }
+  return d;
+}
+
+// pump(fromFd, toFd, bytes, idleMs, callback) -> id (for cancelPump). bytes -1: until EOF.
+static napi_value Pump(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int32_t from = -1, to = -1;
+  int64_t bytes = 0, idle_ms = 0;
+  napi_valuetype cb_type = napi_undefined;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 ||
+      napi_get_value_int32(env, argv[0], &from) != napi_ok || from < 0 ||
+      napi_get_value_int32(env, argv[1], &to) != napi_ok || to < 0 ||
+      napi_get_value_int64(env, argv[2], &bytes) != napi_ok || bytes < -1 ||
+      napi_get_value_int64(env, argv[3], &idle_ms) != napi_ok || idle_ms < 0 ||
+      napi_typeof(env, argv[4], &cb_type) != napi_ok || cb_type != napi_function) {
+    napi_throw_type_error(env, NULL, "pump(fromFd, toFd, bytes, idleMs, callback): bad arguments");
+    return NULL;
+  }
+  const size_t cap = 256 * 1024;
+  pump_t *p = calloc(1, sizeof *p);
+  char *buf = p == NULL ? NULL : malloc(cap);
+  if (buf == NULL) {
+    free(p);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  int in = dup_nonblocking(from);
+  int out = in < 0 ? -1 : dup_nonblocking(to);
+  if (out < 0) {
+    int err = errno;
+    if (in >= 0) close(in);
+    free(buf);
+    free(p);
+    throw_errno(env, err, "dup", NULL);
+    return NULL;
+  }
+  uv_loop_t *loop = NULL;
+  int rc = napi_get_uv_event_loop(env, &loop) == napi_ok ? uv_poll_init(loop, &p->op.poll, in) : UV_EINVAL;
+  if (rc == 0) {
+    rc = uv_poll_init(loop, &p->out, out);
+    if (rc != 0) {
+      // The source's handle must be closed before its memory goes: freed in its close callback.
+      p->op.poll.data = p;
+      p->op.fd = in;
+      p->out_fd = out;
+      p->op.buf = buf;
+      p->open_handles = 1;
+      uv_close((uv_handle_t *)&p->op.poll, free_handle_pump);
+      napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+      return NULL;
+    }
+  }
+  if (rc != 0) {
+    close(in);
+    close(out);
+    free(buf);
+    free(p);
+    napi_throw_error(env, uv_err_name(rc), uv_strerror(rc));
+    return NULL;
+  }
+  uv_timer_init(loop, &p->idle);
+  p->op.poll.data = p;
+  p->out.data = p;
+  p->idle.data = p;
+  p->op.env = env;
+  p->op.fd = in;
+  p->op.kind = OP_PUMP;
+  p->op.buf = buf;
+  p->out_fd = out;
+  p->cap = cap;
+  p->left = bytes;
+  p->idle_ms = (uint64_t)idle_ms;
+  registry_t *g = registry(env);
+  napi_value id;
+  int64_t slot_id = registry_put(g, p, &p->op.slot);
+  if (slot_id < 0 || napi_create_reference(env, argv[4], 1, &p->op.callback) != napi_ok ||
+      napi_create_int64(env, slot_id, &id) != napi_ok) {
+    if (slot_id >= 0) registry_drop(g, p->op.slot);
+    p->op.slot = 0;
+    p->quiet = 1;
+    // Closed like an ended pump, but with no registry slot or callback to release.
+    p->op.ended = 1;
+    p->open_handles = 3;
+    napi_throw_error(env, "ENOMEM", "too many pumps in flight");
+    uv_close((uv_handle_t *)&p->op.poll, free_handle_pump);
+    uv_close((uv_handle_t *)&p->out, free_handle_pump);
+    uv_close((uv_handle_t *)&p->idle, free_handle_pump);
+    return NULL;
+  }
+  if (bytes == 0) {
+    pump_end(p, NULL);
+    return id;
+  }
+  pump_progress(p);
+  rc = uv_poll_start(&p->op.poll, UV_READABLE | UV_DISCONNECT, on_pump_in);
+  if (rc != 0) pump_end(p, uv_err_name(rc));
+  return id;
+}
+
+// cancelPump(id): ends a pump with no callback (its dups closed); a finished pump's id is a no-op.
+static napi_value CancelPump(napi_env env, napi_callback_info info) {
+  pump_t *p = (pump_t *)op_arg(env, info, OP_PUMP);
+  if (p == NULL || p->op.ended) return NULL;
+  p->quiet = 1;
+  pump_end(p, NULL);
+  return NULL;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"bind", NULL, Bind, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1225,6 +1481,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"closeReader", NULL, CloseReader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watchHangup", NULL, WatchHangup, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unwatch", NULL, Unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pump", NULL, Pump, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"cancelPump", NULL, CancelPump, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

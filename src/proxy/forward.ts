@@ -2,12 +2,15 @@
 // as received, end-to-end headers including the client's Host and credentials, body streamed).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { endToEnd } from './hop-by-hop.js';
+import { forwardGet } from './pumped-get.js';
 import { clientGone, hasRequestBody, relayResponse, sendText } from './relay.js';
 import type { Upstream, UpstreamResponse } from './upstream.js';
 
 export type ForwardOutcome = 'ok' | 'aborted' | 'failed_midstream' | 'upstream_error';
 
 export async function forward(req: IncomingMessage, res: ServerResponse, upstream: Upstream): Promise<ForwardOutcome> {
+  // Downloads, which may be large: their bodies can be moved socket to socket by the addon.
+  if (req.method === 'GET' && upstream.rawGets && !hasRequestBody(req)) return forwardGet(req, res, upstream);
   const gone = clientGone(res);
   let up: UpstreamResponse;
   try {

@@ -1,4 +1,5 @@
 // The object store behind the proxy: one undici pool to its origin, kept alive and reused.
+import http from 'node:http';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { SandletError } from '../errors.js';
@@ -26,6 +27,12 @@ export class Upstream {
   /** Path prefix of the upstream URL, "" for none. */
   readonly prefix: string;
   private readonly pool: Pool;
+  /** Plain-HTTP upstreams only: GETs whose socket the front door may hand to the addon's pump. */
+  private readonly agent: http.Agent | undefined;
+  private readonly host: string;
+  private readonly port: number;
+  /** The upstream timeout (upstream_timeout_ms): silence allowed for headers and for each body chunk. */
+  readonly timeoutMs: number;
 
   constructor(url: string, opts: UpstreamOptions) {
     let u: URL;
@@ -44,6 +51,28 @@ export class Upstream {
       bodyTimeout: opts.timeoutMs,
       keepAliveTimeout: 4_000,
     });
+    this.host = u.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+    this.timeoutMs = opts.timeoutMs;
+    this.agent = u.protocol === 'http:' ? new http.Agent({ keepAlive: true, maxSockets: opts.connections ?? 128 }) : undefined;
+  }
+
+  /** Whether rawGet() is available: the upstream speaks plain HTTP, so its bytes may be moved by fd. */
+  get rawGets(): boolean {
+    return this.agent !== undefined;
+  }
+
+  /**
+   * A GET through node:http rather than undici, so the response's socket is reachable (see
+   * pumped-get.ts). `onResponse` runs synchronously as the headers are parsed. The request times
+   * out when the upstream stays silent for the upstream timeout.
+   */
+  rawGet(path: string, headers: Record<string, string | string[]>, onResponse: (res: http.IncomingMessage) => void): http.ClientRequest {
+    if (!this.agent) throw new Error('rawGet needs a plain-HTTP upstream (see rawGets)');
+    const req = http.request({ host: this.host, port: this.port, method: 'GET', path: this.prefix + path, headers, agent: this.agent, setHost: false }, onResponse);
+    req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+    req.end();
+    return req;
   }
 
   request(req: UpstreamRequest): Promise<UpstreamResponse> {
@@ -57,6 +86,7 @@ export class Upstream {
   }
 
   close(): Promise<void> {
+    this.agent?.destroy();
     return this.pool.destroy();
   }
 }

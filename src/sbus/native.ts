@@ -57,6 +57,15 @@ export interface NativeSbus {
   watchHangup(fd: number, onHangup: () => void): number;
   /** Ends a watch with no callback; one that fired already is a no-op. */
   unwatch(id: number): void;
+  /**
+   * Moves bytes from one pipe or socket to another on the loop, with no JS per chunk: `bytes` of
+   * them (-1: until EOF), then onDone(null); or onDone('ESHORT' | 'ETIMEDOUT' | errno name) when
+   * the source ended first, nothing moved for idleMs (0: no limit), or a read or write failed.
+   * Both fds stay the caller's: the pump works on dups, closed before onDone. Returns its id.
+   */
+  pump(fromFd: number, toFd: number, bytes: number, idleMs: number, onDone: (error: string | null) => void): number;
+  /** Ends a pump with no callback; a finished pump's id is a no-op. */
+  cancelPump(id: number): void;
   /** One non-blocking write; throws with .code EAGAIN when the pipe is full. */
   tryWrite(fd: number, body: Buffer): number;
   /** True for a pipe or socket (pollable by libuv); with setNonBlocking, also sets O_NONBLOCK on it. */

@@ -8,12 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import { startFrontDoor, type FrontDoor } from '../../src/proxy/front-door.js';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { PUMP_MIN_BYTES } from '../../src/proxy/pumped-get.js';
 import { tempDir } from '../helpers/fs.js';
 import { requireSwift, skipSwift, startSwift, swiftToken, SWIFT_USERS, type TestSwift } from '../helpers/swift.js';
 
-async function door(upstream: string): Promise<{ door: FrontDoor; gateway: Gateway; close: () => Promise<void> }> {
+async function door(upstream: string, extra: { upstream_timeout_ms?: number } = {}): Promise<{ door: FrontDoor; gateway: Gateway; close: () => Promise<void> }> {
   const root = tempDir();
-  const config = resolveConfig({ host_root: root.dir, backend: 'process', upstream, proxy_listen: '127.0.0.1:0' });
+  const config = resolveConfig({ host_root: root.dir, backend: 'process', upstream, proxy_listen: '127.0.0.1:0', ...extra });
   const gateway = createGateway(config, { logger: pino({ level: 'silent' }) });
   const d = await startFrontDoor({ gateway, config, registry: new Registry(), logger: gateway.logger });
   return {
@@ -45,6 +48,7 @@ async function rawExchange(url: string, request: string): Promise<{ text: string
 // body. This stand-in exists only for them.
 describe('passthrough against a failing upstream (hand-written stand-in for the fault)', () => {
   let upstream: http.Server;
+  let upstreamUrl: string;
   let d: Awaited<ReturnType<typeof door>>;
   const seen: { method: string; url: string; host?: string; hop?: string; closedEarly: boolean }[] = [];
 
@@ -61,6 +65,13 @@ describe('passthrough against a failing upstream (hand-written stand-in for the 
         res.writeHead(200, {});
         res.write('0123456789');
         setTimeout(() => res.destroy(), 20);
+      } else if (req.url === '/big-then-dies') {
+        // Large enough to be pumped: the addon moves the body, and must cut the client too.
+        res.writeHead(200, { 'content-length': String(4 * PUMP_MIN_BYTES) });
+        res.write(Buffer.alloc(PUMP_MIN_BYTES + 12345, 2), () => setTimeout(() => res.destroy(), 50));
+      } else if (req.url === '/big-then-stalls') {
+        res.writeHead(200, { 'content-length': String(4 * PUMP_MIN_BYTES) });
+        res.write(Buffer.alloc(PUMP_MIN_BYTES, 3)); // then silence, past the upstream timeout
       } else if (req.url === '/endless') {
         res.writeHead(200, {});
         const pump = (): void => {
@@ -78,7 +89,8 @@ describe('passthrough against a failing upstream (hand-written stand-in for the 
     });
     upstream.listen(0, '127.0.0.1');
     await once(upstream, 'listening');
-    d = await door(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
+    upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    d = await door(upstreamUrl);
   });
   afterAll(async () => {
     await d?.close();
@@ -108,6 +120,24 @@ describe('passthrough against a failing upstream (hand-written stand-in for the 
     await expect(fetch(`${d.door.url}/short-chunked`).then((r) => r.arrayBuffer())).rejects.toThrow();
   });
 
+  it('cuts the client when the upstream dies or stalls in the middle of a pumped body, and leaks no fd', async () => {
+    const fdsBefore = fs.readdirSync('/proc/self/fd').length;
+    const a = await rawExchange(d.door.url, 'GET /big-then-dies HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(a.text).toMatch(/^HTTP\/1.1 200/);
+    const got = a.text.length - a.text.indexOf('\r\n\r\n') - 4;
+    expect(got).toBeGreaterThanOrEqual(PUMP_MIN_BYTES);
+    expect(got).toBeLessThan(4 * PUMP_MIN_BYTES);
+    const slow = await door(upstreamUrl, { upstream_timeout_ms: 500 });
+    try {
+      const b = await rawExchange(slow.door.url, 'GET /big-then-stalls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      expect(b.text).toMatch(/^HTTP\/1.1 200/);
+      expect(b.text.length - b.text.indexOf('\r\n\r\n') - 4).toBe(PUMP_MIN_BYTES);
+    } finally {
+      await slow.close();
+    }
+    await expect.poll(() => fs.readdirSync('/proc/self/fd').length, { timeout: 5_000 }).toBeLessThanOrEqual(fdsBefore);
+  });
+
   it('aborts the upstream request when the client goes away', async () => {
     const u = new URL(d.door.url);
     const s = net.connect(Number(u.port), u.hostname);
@@ -131,6 +161,44 @@ describe.skipIf(skipSwift)('passthrough against a real Swift', () => {
   afterAll(async () => {
     await d?.close();
     await swift?.stop();
+  });
+
+  it('relays large downloads byte for byte (pumped), whole and ranged, on a kept-alive client connection', async () => {
+    const token = await swiftToken(d.door.url, SWIFT_USERS.admin);
+    await fetch(`${d.door.url}/v1/AUTH_test/pumped`, { method: 'PUT', headers: { 'x-auth-token': token } });
+    const body = randomBytes(3 * PUMP_MIN_BYTES + 4321);
+    const put = await fetch(`${d.door.url}/v1/AUTH_test/pumped/obj`, { method: 'PUT', headers: { 'x-auth-token': token, 'content-type': 'application/x-test' }, body });
+    expect(put.status).toBe(201);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const get = (headers: Record<string, string>) =>
+      new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer; socket: unknown }>((resolve, reject) => {
+        http.get(`${d.door.url}/v1/AUTH_test/pumped/obj`, { agent, headers: { 'x-auth-token': token, ...headers } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks), socket: res.socket }));
+          res.on('error', reject);
+        }).on('error', reject);
+      });
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    try {
+      const whole = await get({});
+      expect(whole.status).toBe(200);
+      expect(whole.headers['content-type']).toBe('application/x-test');
+      expect(whole.headers['content-length']).toBe(String(body.length));
+      expect(sha(whole.body)).toBe(sha(body));
+      const start = 12345;
+      const end = start + 2 * PUMP_MIN_BYTES;
+      const ranged = await get({ range: `bytes=${start}-${end}` });
+      expect(ranged.status).toBe(206);
+      expect(ranged.headers['content-range']).toBe(`bytes ${start}-${end}/${body.length}`);
+      expect(sha(ranged.body)).toBe(sha(body.subarray(start, end + 1)));
+      // The second answer came on the first one's connection: the pump left it in a clean state.
+      expect(ranged.socket).toBe(whole.socket);
+      const again = await get({});
+      expect(sha(again.body)).toBe(sha(body));
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('a client that leaves mid-download makes Swift see the request end early (499)', async () => {
