@@ -16,7 +16,6 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import pino from 'pino';
 import { createGateway } from '../dist/index.js';
-import { SBusClient } from '../dist/sbus/client.js';
 import { SAMPLES_DIR } from '../dist/package-root.js';
 
 const N = Number(process.env.BENCH_N ?? 2000);
@@ -97,7 +96,8 @@ try {
   results.invoke_p50_ms = quantile(steady, 0.5);
   results.invoke_p99_ms = quantile(steady, 0.99);
 
-  const daemon = new SBusClient(gw.sandbox('bench').paths.hostStorletPipe('identity.mjs'));
+  // Over the sandbox's control channel, as the gateway sends every command (there are no pipe paths).
+  const daemon = gw.sandbox('bench').daemonClient('identity.mjs');
   const ping = [];
   for (let i = 0; i < 5000; i++) {
     const t = process.hrtime.bigint();
@@ -138,7 +138,7 @@ try {
   // A Python daemon's start: STOP_DAEMON, then START_DAEMON as the gateway sends it (the factory
   // answers once the daemon imported the storlet and answered PING).
   const sandbox = gw.sandbox('bench');
-  const factory = new SBusClient(sandbox.paths.hostFactoryPipe, { timeoutMs: 20_000 });
+  const factory = sandbox.factory; // the sandbox's own factory client (private in TypeScript only)
   const starts = [];
   for (let i = 0; i < 10; i++) {
     await factory.stopDaemon('identity.IdentityStorlet');

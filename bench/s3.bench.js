@@ -7,7 +7,7 @@
 // of its own, so the client's work is the same and the difference is sandlet's: verifying the signature, reading the
 // upstream with its own signed request, and streaming the object through the storlet.
 // Needs Debian's Swift (see README, "Storlets on Swift"). Options (env): BENCH_N (1 KiB GETs per
-// path, default 1000), BENCH_BIG_MB (default 1024), BENCH_ROUNDS (big GETs per path, default 2).
+// path, default 1000), BENCH_BIG_MB (default 1024), BENCH_ROUNDS (big GETs per path, default 3).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,7 +27,7 @@ import { startClientProcess } from './client-process-driver.js';
 
 const N = Number(process.env.BENCH_N ?? 1000);
 const BIG = Number(process.env.BENCH_BIG_MB ?? 1024) * 1024 * 1024;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 const ms = (v) => `${v.toFixed(3)} ms`;
 const upstreamKey = { accessKeyId: SWIFT_USERS.admin.user, secretAccessKey: SWIFT_USERS.admin.key };

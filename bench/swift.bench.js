@@ -4,7 +4,7 @@
 //   targets: passthrough ≥ 90 % of direct throughput and ≤ 1 ms added p50;
 //            identity storlet ≥ 80 % of direct throughput and ≤ 2 ms added p50
 // Needs Debian's Swift (see README, "Storlets on Swift"). Options (env): BENCH_N (1 KiB GETs per
-// path, default 1000), BENCH_BIG_MB (default 1024), BENCH_ROUNDS (big GETs per path, default 2).
+// path, default 1000), BENCH_BIG_MB (default 1024), BENCH_ROUNDS (big GETs per path, default 3).
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -21,7 +21,7 @@ import { startClientProcess } from './client-process-driver.js';
 
 const N = Number(process.env.BENCH_N ?? 1000);
 const BIG = Number(process.env.BENCH_BIG_MB ?? 1024) * 1024 * 1024;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 const ms = (v) => `${v.toFixed(3)} ms`;
 

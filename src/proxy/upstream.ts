@@ -54,7 +54,9 @@ export class Upstream {
     this.host = u.hostname.replace(/^\[|\]$/g, '');
     this.port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
     this.timeoutMs = opts.timeoutMs;
-    this.agent = u.protocol === 'http:' ? new http.Agent({ keepAlive: true, maxSockets: opts.connections ?? 128 }) : undefined;
+    // Idle kept-alive sockets go after 4 s (as the pool's): well before Swift drops them (its
+    // client_timeout, 60 s), so a GET is never sent on a socket the upstream is closing.
+    this.agent = u.protocol === 'http:' ? new http.Agent({ keepAlive: true, maxSockets: opts.connections ?? 128, timeout: 4_000 }) : undefined;
   }
 
   /** Whether rawGet() is available: the upstream speaks plain HTTP, so its bytes may be moved by fd. */
