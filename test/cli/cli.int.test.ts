@@ -43,7 +43,7 @@ describe('sandlet CLI', () => {
       [['deploy', path.join(SAMPLES_DIR, 'uppercase.mjs'), '--root', root, '--language', 'cobol'], /^sandlet: registration: language: "cobol" is not supported/, 1],
       [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli'], /^sandlet: required option '--storlet <name>' not specified$/, 2],
       [['invoke', '--backend', 'process', '--root', root, '--scope', 'cli', '--storlet', 'x.mjs', '--param', 'novalue'], /^sandlet: option '--param <k=v>' argument 'novalue' is invalid\. expected KEY=VALUE$/, 2],
-      [['invoke', '--backend', 'nope'], /^sandlet: option '--backend <name>' argument 'nope' is invalid\. Allowed choices are auto, docker, process\.$/, 2],
+      [['invoke', '--backend', 'nope'], /^sandlet: option '--backend <name>' argument 'nope' is invalid\. Allowed choices are auto, docker, process, storlets-agent\.$/, 2],
       [['involve'], /^sandlet: unknown command 'involve' \(Did you mean invoke\?\)$/, 2],
       [['scopes', 'restart'], /^sandlet: name a scope or pass --all \(not both\)$/, 2],
       [[], /^Usage: sandlet /, 2],
