@@ -11,7 +11,7 @@ import { StorletCatalog, type ResolvedStorlet } from './cache/catalog.js';
 import { ContentCache } from './cache/content-cache.js';
 import { openStore } from './cache/open-store.js';
 import { replaceDir } from './cache/scope-installer.js';
-import type { DeployInput, StorletStore } from './cache/storlet-store.js';
+import type { DeployInput, StoreAuth, StorletStore } from './cache/storlet-store.js';
 import type { DependencyRegistration, StorletRegistration } from './cache/registration.js';
 import { InvocationLogs } from './invocation/invocation-log.js';
 import { InputWatch, callerGone, invokeStorlet, isExtraInput, isFdInput, type ByteRange, type ExtraInput, type InvocationInput } from './invocation/invocation.js';
@@ -34,9 +34,11 @@ export interface InvokeRequest {
   timeoutMs?: number;
   /**
    * Where the storlet's name resolves (default: the gateway's store). The Swift front door passes
-   * the account's catalog, read with the caller's credentials.
+   * the account's catalog, read with the caller's credentials (storeAuth).
    */
   catalog?: StorletCatalog;
+  /** The caller's credentials for the catalog's store, should the storlet have to be read from it. */
+  storeAuth?: StoreAuth;
   /**
    * Aborted when the caller goes away: the task is cancelled at once (also before its metadata
    * came), invoke() rejects with ECANCELLED, or the body errors with it, and everything is freed.
@@ -254,13 +256,13 @@ export class Gateway {
     }
     // The storlet first: a name that does not resolve costs no sandbox, no eviction, no record.
     const catalog = req.catalog ?? this.catalog;
-    let resolved = await catalog.resolve(storlet);
+    let resolved = await catalog.resolve(storlet, req.storeAuth);
     if (signal?.aborted) throw callerGone(storlet);
     const backend = this.backend;
     if (backend?.invoke) {
       const { input, extraInputs, range, timeoutMs, logFd } = req;
       const opts = { input, inputMetadata, params, extraInputs, range, inputWatch, ...(timeoutMs ? { timeoutMs } : {}), ...(signal ? { signal } : {}), ...(logFd !== undefined ? { logFd } : {}) };
-      const { metadata, body } = await backend.invoke(req.scope, resolved, catalog, opts);
+      const { metadata, body } = await backend.invoke(req.scope, resolved, catalog, opts, req.storeAuth);
       return { metadata, body };
     }
     const sandbox = this.sandbox(req.scope);
@@ -279,7 +281,7 @@ export class Gateway {
       for (let attempt = 1; ; attempt++) {
         if (sandbox.state !== 'running') await this.admit(sandbox);
         if (signal?.aborted) throw callerGone(storlet);
-        await this.activate(sandbox, resolved, catalog);
+        await this.activate(sandbox, resolved, catalog, req.storeAuth);
         if (signal?.aborted) throw callerGone(storlet);
         const startedAt = Date.now();
         try {
@@ -317,7 +319,7 @@ export class Gateway {
           if (attempt === 1 && gone && !ended && !signal?.aborted) {
             this.logger.warn({ scope: sandbox.scope, storlet }, 'storlet daemon was gone; starting it again');
             sandbox.forgetDaemon(storlet);
-            resolved = await catalog.resolve(storlet);
+            resolved = await catalog.resolve(storlet, req.storeAuth);
             continue;
           }
           throw err;
@@ -356,7 +358,7 @@ export class Gateway {
     }) as Promise<void>;
   }
 
-  private async activate(sandbox: Sandbox, r: ResolvedStorlet, catalog: StorletCatalog): Promise<void> {
+  private async activate(sandbox: Sandbox, r: ResolvedStorlet, catalog: StorletCatalog, auth?: StoreAuth): Promise<void> {
     const reg = r.storlet.meta;
     if (sandbox.runsDaemon(reg.name, r.version)) return; // the usual case: build no spec
     await sandbox.activateDaemon({
@@ -368,7 +370,7 @@ export class Gateway {
       ...(reg.languageVersion ? { languageVersion: reg.languageVersion } : {}),
       poolSize: this.config.storlet_daemon_thread_pool_size,
       logLevel: this.config.storlet_daemon_log_level,
-      install: () => replaceDir(sandbox.paths.hostStorletDir(reg.name), (stage) => catalog.install(r, stage, this.backend?.fileOwner)),
+      install: () => replaceDir(sandbox.paths.hostStorletDir(reg.name), (stage) => catalog.install(r, stage, this.backend?.fileOwner, auth)),
     });
   }
 

@@ -2,7 +2,6 @@
 // fetches what changed (once, however many callers wait), and falls back to a verified cached copy
 // when the store cannot be reached. What it resolved is remembered on disk (refs/), so a restarted
 // gateway can still run cached storlets while the store is down.
-import { AsyncResource } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,7 +14,7 @@ import type { CacheMetrics } from './cache-metrics.js';
 import type { ContentCache } from './content-cache.js';
 import type { FileIdentity } from './file-identity.js';
 import type { DependencyMeta, StorletMeta } from './registration.js';
-import type { DeployInput, ItemKind, StoreItem, StorletStore } from './storlet-store.js';
+import type { DeployInput, ItemKind, StoreAuth, StoreItem, StorletStore } from './storlet-store.js';
 
 export type ResolvedItem = {
   name: string;
@@ -114,13 +113,17 @@ export class StorletCatalog {
     return [...this.items.values()].filter((r) => r.sha256 === sha256).map((r) => `${r.kind}:${r.name}`);
   }
 
-  /** The storlet and its dependencies, cached and verified at the last check. */
-  async resolve(name: string): Promise<ResolvedStorlet> {
+  /**
+   * The storlet and its dependencies, cached and verified at the last check. `auth`: the caller's
+   * credentials for the store, used if this call is the one that asks it (concurrent callers of
+   * one name share one question, asked with the first one's).
+   */
+  async resolve(name: string, auth?: StoreAuth): Promise<ResolvedStorlet> {
     this.open();
-    const storlet = (await this.item('storlet', name)) as ResolvedStorlet['storlet'];
+    const storlet = (await this.item('storlet', name, auth)) as ResolvedStorlet['storlet'];
     // Most storlets have no dependencies: skip Promise.all on the invocation path then.
     const deps = storlet.meta.dependencies;
-    const dependencies = (deps.length === 0 ? [] : await Promise.all(deps.map((d) => this.item('dependency', d)))) as ResolvedStorlet['dependencies'];
+    const dependencies = (deps.length === 0 ? [] : await Promise.all(deps.map((d) => this.item('dependency', d, auth)))) as ResolvedStorlet['dependencies'];
     const prev = this.resolved.get(storlet.name);
     // The same records as last time: the same object, so callers can memoise on it.
     if (prev && prev.storlet === storlet && prev.dependencies.length === dependencies.length && prev.dependencies.every((d, i) => d === dependencies[i])) {
@@ -155,7 +158,7 @@ export class StorletCatalog {
    * Puts the storlet's files into `stage` (a fresh dir): dependencies with their permissions, and
    * each file verified against its digest on the way. A corrupted or evicted entry is fetched again once.
    */
-  async install(r: ResolvedStorlet, stage: string, owner?: { uid: number; gid: number }): Promise<Map<string, FileIdentity>> {
+  async install(r: ResolvedStorlet, stage: string, owner?: { uid: number; gid: number }, auth?: StoreAuth): Promise<Map<string, FileIdentity>> {
     // Names relative to the dir: the stage is renamed into place afterwards.
     const files = new Map<string, FileIdentity>();
     for (const item of [r.storlet, ...r.dependencies]) {
@@ -168,14 +171,14 @@ export class StorletCatalog {
         if (!isSandletError(err, 'EDIGEST') && !isSandletError(err, 'ECACHEMISS')) throw err;
         this.log.warn({ kind: item.kind, name: item.name, err: oneLine(err) }, 'cached content unusable; fetching it again');
         await fs.promises.rm(dest, { force: true });
-        await this.fetch(item.kind, item.name, { sha256: item.sha256, size: item.size });
+        await this.fetch(item.kind, item.name, auth, { sha256: item.sha256, size: item.size });
         files.set(item.name, await this.cache.install(item.sha256, dest, { mode, owner }));
       }
     }
     return files;
   }
 
-  private item(kind: ItemKind, name: string): ResolvedItem | Promise<ResolvedItem> {
+  private item(kind: ItemKind, name: string, auth: StoreAuth | undefined): ResolvedItem | Promise<ResolvedItem> {
     const k = key(kind, name);
     const rec = this.items.get(k);
     if (rec && this.now() - rec.checkedAt < this.opts.ttlMs && this.cache.has(rec.sha256)) {
@@ -185,16 +188,16 @@ export class StorletCatalog {
     }
     let p = this.inflight.get(k);
     if (!p) {
-      p = this.refresh(kind, name, rec).finally(() => this.inflight.delete(k));
+      p = this.refresh(kind, name, rec, auth).finally(() => this.inflight.delete(k));
       this.inflight.set(k, p);
     }
     return p;
   }
 
-  private async refresh(kind: ItemKind, name: string, rec: ResolvedItem | undefined): Promise<ResolvedItem> {
+  private async refresh(kind: ItemKind, name: string, rec: ResolvedItem | undefined, auth: StoreAuth | undefined): Promise<ResolvedItem> {
     let item: StoreItem;
     try {
-      item = await this.store.stat(kind, name);
+      item = await this.store.stat(kind, name, auth);
     } catch (err) {
       if (isSandletError(err, 'ENOSTORLET')) {
         this.forget(kind, name);
@@ -225,7 +228,7 @@ export class StorletCatalog {
     } else {
       this.opts.metrics.miss(kind, name);
       try {
-        content = await this.fetch(kind, name);
+        content = await this.fetch(kind, name, auth);
       } catch (err) {
         // The cache cannot take the new content (e.g. unwritable): the verified copy it holds serves on.
         if (!isSandletError(err, 'ECACHE') || !rec || !this.cache.has(rec.sha256) || !(await this.intact(rec))) throw err;
@@ -257,13 +260,12 @@ export class StorletCatalog {
    * Fetches an item into the cache through the fetch queue. A digest mismatch discards the bytes and
    * fetches once more; a second mismatch fails with both digests.
    */
-  private fetch(kind: ItemKind, name: string, mustMatch?: { sha256: string; size: number }): Promise<{ sha256: string; size: number; item: StoreItem }> {
-    // Bound to the caller's async context: a store that reads the caller's credentials from it
-    // fetches with the credentials of the caller who asked, not of whichever call drained the queue.
-    return this.fetches.add(AsyncResource.bind(async () => {
+  private fetch(kind: ItemKind, name: string, auth: StoreAuth | undefined, mustMatch?: { sha256: string; size: number }): Promise<{ sha256: string; size: number; item: StoreItem }> {
+    // With the credentials of the caller who asked, not of whichever call drained the queue.
+    return this.fetches.add(async () => {
       for (let attempt = 1; ; attempt++) {
         const started = performance.now();
-        const { item, body } = await this.store.open(kind, name);
+        const { item, body } = await this.store.open(kind, name, auth);
         const expected = mustMatch ? { ...item.expected, ...mustMatch } : item.expected;
         try {
           const put = await this.cache.put(body, expected, `${kind} ${name} from the ${this.store.description}`);
@@ -277,7 +279,7 @@ export class StorletCatalog {
           this.log.warn({ kind, name, err: err.message }, 'fetched content did not verify; discarded, fetching again');
         }
       }
-    })) as Promise<{ sha256: string; size: number; item: StoreItem }>;
+    }) as Promise<{ sha256: string; size: number; item: StoreItem }>;
   }
 
   private persist(rec: ResolvedItem): void {

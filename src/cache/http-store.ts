@@ -10,7 +10,7 @@ import {
   type DependencyRegistration,
   type StorletRegistration,
 } from './registration.js';
-import type { DeployInput, ItemKind, StoreItem, StorletStore } from './storlet-store.js';
+import type { DeployInput, ItemKind, StoreAuth, StoreItem, StorletStore } from './storlet-store.js';
 import {
   SHA256_HEADER,
   dependencyHeaders,
@@ -23,8 +23,6 @@ export interface HttpStoreOptions {
   /** e.g. `http://swift:8080/v1/AUTH_acct`; containers and names are appended. */
   url: string;
   token?: string;
-  /** Credentials per request instead of `token` (the Swift front door: the caller's own). */
-  authHeaders?: () => Record<string, string>;
   storletContainer: string;
   dependencyContainer: string;
   timeoutMs: number;
@@ -59,21 +57,22 @@ export class HttpStore implements StorletStore {
     return `${this.base}/${encodeURIComponent(container)}/${encodeURIComponent(valid)}`;
   }
 
-  private headers(extra: Record<string, string> = {}): Record<string, string> {
-    if (this.opts.authHeaders) return { ...this.opts.authHeaders(), ...extra };
+  /** `auth`, when given, replaces `token`: the caller's own credentials (the Swift front door). */
+  private headers(extra: Record<string, string> = {}, auth?: StoreAuth): Record<string, string> {
+    if (auth) return { ...auth, ...extra };
     // X-Auth-Token is what Swift reads (tempauth and Keystone). Not also `Authorization: Bearer`:
     // a real Swift with s3api in its pipeline refuses a request carrying one (403).
     if (!this.opts.token) return extra;
     return { 'x-auth-token': this.opts.token, ...extra };
   }
 
-  private async request(method: string, kind: ItemKind, name: string, init: { body?: Buffer; headers?: Record<string, string> } = {}): Promise<Response> {
+  private async request(method: string, kind: ItemKind, name: string, init: { body?: Buffer; headers?: Record<string, string>; auth?: StoreAuth | undefined } = {}): Promise<Response> {
     const url = this.url(kind, name);
     let res: Response;
     try {
       res = await fetch(url, {
         method,
-        headers: this.headers(init.headers),
+        headers: this.headers(init.headers, init.auth),
         body: init.body,
         signal: AbortSignal.timeout(this.opts.timeoutMs),
       });
@@ -120,12 +119,12 @@ export class HttpStore implements StorletStore {
     }
   }
 
-  async stat(kind: ItemKind, name: string): Promise<StoreItem> {
-    return this.item(kind, name, await this.request('HEAD', kind, name));
+  async stat(kind: ItemKind, name: string, auth?: StoreAuth): Promise<StoreItem> {
+    return this.item(kind, name, await this.request('HEAD', kind, name, { auth }));
   }
 
-  async open(kind: ItemKind, name: string): Promise<{ item: StoreItem; body: Readable }> {
-    const res = await this.request('GET', kind, name);
+  async open(kind: ItemKind, name: string, auth?: StoreAuth): Promise<{ item: StoreItem; body: Readable }> {
+    const res = await this.request('GET', kind, name, { auth });
     let item: StoreItem;
     try {
       item = this.item(kind, name, res);

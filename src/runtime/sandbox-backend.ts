@@ -1,4 +1,5 @@
 import type { ResolvedStorlet, StorletCatalog } from '../cache/catalog.js';
+import type { StoreAuth } from '../cache/storlet-store.js';
 import type { InvocationResult } from '../invocation/invocation.js';
 import type { ScopePaths, SandboxRoots } from './scope-paths.js';
 import type { StorletsInvocation } from './storlets-agent.js';
@@ -49,5 +50,5 @@ export interface SandboxBackend {
    * Present when the backend drives agents it does not start (storlets-agent): it runs the whole
    * invocation itself, and the gateway keeps no sandbox for the scope.
    */
-  invoke?(scope: string, resolved: ResolvedStorlet, catalog: StorletCatalog, req: StorletsInvocation): Promise<InvocationResult>;
+  invoke?(scope: string, resolved: ResolvedStorlet, catalog: StorletCatalog, req: StorletsInvocation, auth?: StoreAuth): Promise<InvocationResult>;
 }

@@ -2,7 +2,6 @@
 // the caller's own credentials. A caller runs a storlet only after Swift let that caller HEAD it
 // (and each dependency); the answer is remembered for that same token for at most `cache_ttl`.
 // Content then goes through the node's verified cache, shared by digest across accounts.
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
@@ -52,7 +51,6 @@ export interface AccountStorletsOptions {
 
 export class AccountStorlets {
   private readonly opts: AccountStorletsOptions;
-  private readonly caller = new AsyncLocalStorage<CallerCredentials>();
   private readonly catalogs = new Map<string, StorletCatalog>();
   /** sha256(credentials)|account|kind|name → until when Swift's yes holds. */
   private readonly grants = new Map<string, number>();
@@ -61,11 +59,6 @@ export class AccountStorlets {
   constructor(opts: AccountStorletsOptions) {
     this.opts = opts;
     this.now = opts.now ?? Date.now;
-  }
-
-  /** Runs `fn` with the caller's credentials as the ones the account's store uses. */
-  asCaller<T>(creds: CallerCredentials, fn: () => T): T {
-    return this.caller.run(creds, fn);
   }
 
   /**
@@ -113,7 +106,7 @@ export class AccountStorlets {
   /** The storlet's dependency list as its last HEAD gave it, so a remembered grant needs no HEAD. */
   private readonly dependencyHint = new Map<string, string[]>();
 
-  /** The account's catalog: its storlets resolved (with the current caller's credentials) into the shared cache. */
+  /** The account's catalog: its storlets resolved into the shared cache (read with each call's storeAuth: the caller's credentials). */
   catalog(account: string): StorletCatalog {
     let c = this.catalogs.get(account);
     if (c) {
@@ -125,7 +118,6 @@ export class AccountStorlets {
     const g = this.opts.gateway;
     const store = new HttpStore({
       url: `${this.opts.upstream.origin}${this.opts.upstream.prefix}${containerPath(this.opts.version ?? 'v1', account, '').replace(/\/$/, '')}`,
-      authHeaders: () => this.caller.getStore() ?? {},
       storletContainer: this.opts.storletContainer,
       dependencyContainer: this.opts.dependencyContainer,
       timeoutMs: this.opts.timeoutMs,

@@ -213,20 +213,19 @@ export class SwiftDoor {
   private invoke(ctx: RunContext, input: Readable | Buffer, inputMetadata: Record<string, string>, extraInputs: { input: Readable; metadata: Record<string, string> }[], signal: AbortSignal): Promise<InvokeResult> {
     const { sr, creds } = ctx;
     const account = ctx.target.account;
-    return this.o.storlets.asCaller(creds, () =>
-      this.o.gateway.invoke({
-        scope: account,
-        storlet: sr.storlet,
-        params: sr.params,
-        input,
-        inputMetadata,
-        extraInputs,
-        ...(sr.range ? { range: sr.range } : {}),
-        catalog: this.o.storlets.catalog(account),
-        signal,
-        ...(ctx.log ? { logFd: ctx.log.fd } : {}),
-      }),
-    );
+    return this.o.gateway.invoke({
+      scope: account,
+      storlet: sr.storlet,
+      params: sr.params,
+      input,
+      inputMetadata,
+      extraInputs,
+      ...(sr.range ? { range: sr.range } : {}),
+      catalog: this.o.storlets.catalog(account),
+      storeAuth: creds,
+      signal,
+      ...(ctx.log ? { logFd: ctx.log.fd } : {}),
+    });
   }
 
   /** PUTs the storlet's output to `to`: its metadata over the request's, streamed, Swift's answer relayed. */

@@ -9,6 +9,7 @@ import type { SandletConfig } from '../../config.js';
 import { SandletError } from '../../errors.js';
 import { validateScopeName } from '../../names.js';
 import type { ResolvedStorlet, StorletCatalog } from '../../cache/catalog.js';
+import type { StoreAuth } from '../../cache/storlet-store.js';
 import { InvocationLogs } from '../../invocation/invocation-log.js';
 import type { InvocationResult } from '../../invocation/invocation.js';
 import type { SandboxBackend, SandboxHandle } from '../sandbox-backend.js';
@@ -71,7 +72,7 @@ export class StorletsAgentBackend implements SandboxBackend {
    * One invocation of a resolved storlet on the scope's agent: its daemon activated first (as
    * Storlets' gateway does before every invocation), its files installed from the catalog.
    */
-  async invoke(scope: string, r: ResolvedStorlet, catalog: StorletCatalog, req: StorletsInvocation): Promise<InvocationResult> {
+  async invoke(scope: string, r: ResolvedStorlet, catalog: StorletCatalog, req: StorletsInvocation, auth?: StoreAuth): Promise<InvocationResult> {
     const meta = r.storlet.meta;
     if (meta.language !== 'python') {
       throw new SandletError('ESTORLET', `storlet ${meta.name} is ${meta.language}; a Storlets agent runs Python storlets only (backend storlets-agent)`);
@@ -83,7 +84,7 @@ export class StorletsAgentBackend implements SandboxBackend {
       storletFile: r.storlet.name,
       dependencies: r.dependencies.map((d) => d.name),
       ...(meta.languageVersion ? { languageVersion: meta.languageVersion } : {}),
-      install: (stage) => catalog.install(r, stage),
+      install: (stage) => catalog.install(r, stage, undefined, auth),
     });
     return agent.invoke(meta.main, req);
   }
