@@ -1064,6 +1064,18 @@ static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
   return id;
 }
 
+// An op's struct (zeroed) and its buffer, or NULL with ENOMEM thrown.
+static void *alloc_with_buffer(napi_env env, size_t size, size_t buf_bytes, char **buf) {
+  void *o = calloc(1, size);
+  *buf = o == NULL ? NULL : malloc(buf_bytes);
+  if (*buf == NULL) {
+    free(o);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  return o;
+}
+
 // A pipe read as a stream: the output object on the gateway's side, without a net.Socket (and
 // its two stream states, handle wrap and listeners) per invocation. Owns the fd.
 // callback(null, chunk) per read, then callback(null, null) at EOF or callback(errnoName, null)
@@ -1125,13 +1137,9 @@ static napi_value OpenReader(napi_env env, napi_callback_info info) {
   napi_value callback;
   const char *usage = "openReader(fd, chunkBytes, callback): bad arguments";
   if (!get_poll_args(env, info, usage, 0, &fd, &chunk, &callback)) return NULL;
-  stream_t *s = calloc(1, sizeof *s);
-  char *buf = s == NULL ? NULL : malloc(chunk);
-  if (buf == NULL) {
-    free(s);
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return NULL;
-  }
+  char *buf;
+  stream_t *s = alloc_with_buffer(env, sizeof *s, chunk, &buf);
+  if (s == NULL) return NULL;
   s->chunk = chunk;
   s->op.buf = buf;
   napi_value id;
@@ -1371,13 +1379,9 @@ static napi_value Pump(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const size_t cap = 256 * 1024;
-  pump_t *p = calloc(1, sizeof *p);
-  char *buf = p == NULL ? NULL : malloc(cap);
-  if (buf == NULL) {
-    free(p);
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return NULL;
-  }
+  char *buf;
+  pump_t *p = alloc_with_buffer(env, sizeof *p, cap, &buf);
+  if (p == NULL) return NULL;
   int in = dup_nonblocking(from);
   int out = in < 0 ? -1 : dup_nonblocking(to);
   if (out < 0) {

@@ -1,0 +1,108 @@
+// The addon's pump (native.pump): bytes moved fd to fd on the loop, through real pipes and a
+// real TCP connection, with its endings (done, short, silent, cancelled) and no fd left behind.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import { once } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { native } from '../../src/sbus/native.js';
+import { openFds } from '../helpers/fs.js';
+
+const opened: number[] = [];
+function pipe(): [number, number] {
+  const p = native.pipe();
+  opened.push(...p);
+  return p;
+}
+afterEach(() => {
+  for (const fd of opened.splice(0)) {
+    try {
+      native.close(fd);
+    } catch {
+      // closed by the test already
+    }
+  }
+});
+
+function pump(from: number, to: number, bytes: number, idleMs: number): Promise<string | null> {
+  return new Promise((resolve) => native.pump(from, to, bytes, idleMs, resolve));
+}
+
+async function readAll(fd: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of fs.createReadStream('', { fd, autoClose: false })) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe('native.pump', () => {
+  it('moves exactly the bytes asked for, from a pipe to a TCP socket, and leaves the fds the caller\'s', async () => {
+    const before = openFds().length;
+    const body = randomBytes(3 * 1024 * 1024 + 17);
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const received: Buffer[] = [];
+    const gotAll = new Promise<void>((resolve) => {
+      server.once('connection', (s) => {
+        s.on('data', (c: Buffer) => received.push(c));
+        s.on('end', () => resolve());
+      });
+    });
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await once(client, 'connect');
+    const fd = (client as unknown as { _handle: { fd: number } })._handle.fd;
+    const [r, w] = pipe();
+    const writer = fs.createWriteStream('', { fd: w, autoClose: false });
+    writer.end(Buffer.concat([body, Buffer.from('not asked for')]));
+    expect(await pump(r, fd, body.length, 5_000)).toBeNull();
+    client.end();
+    await gotAll;
+    expect(Buffer.concat(received).equals(body)).toBe(true);
+    // The pump closed its dups; the pipe and the socket are still open and usable.
+    expect(fs.fstatSync(r).isFIFO()).toBe(true);
+    client.destroy();
+    server.close();
+    for (const f of opened.splice(0)) native.close(f);
+    await expect.poll(() => openFds().length).toBeLessThanOrEqual(before);
+  });
+
+  it('moves to EOF when asked for -1 bytes', async () => {
+    const [ar, aw] = pipe();
+    const [br, bw] = pipe();
+    const body = randomBytes(700_000);
+    const done = pump(ar, bw, -1, 5_000);
+    const out = readAll(br);
+    const writer = fs.createWriteStream('', { fd: aw, autoClose: false });
+    writer.end(body);
+    await once(writer, 'finish');
+    native.close(aw);
+    expect(await done).toBeNull();
+    native.close(bw);
+    expect((await out).equals(body)).toBe(true);
+  });
+
+  it('says ESHORT when the source ends first, ETIMEDOUT when it stays silent, and nothing once cancelled', async () => {
+    const [ar, aw] = pipe();
+    const [, bw] = pipe();
+    const short = pump(ar, bw, 100, 5_000);
+    fs.writeSync(aw, Buffer.alloc(10));
+    native.close(aw);
+    expect(await short).toBe('ESHORT');
+
+    const [cr] = pipe();
+    const [, dw] = pipe();
+    expect(await pump(cr, dw, -1, 100)).toBe('ETIMEDOUT');
+
+    let called = false;
+    const id = native.pump(cr, dw, -1, 0, () => (called = true));
+    native.cancelPump(id);
+    native.cancelPump(id); // a second cancel is a no-op
+    await new Promise((r) => setTimeout(r, 50));
+    expect(called).toBe(false);
+  });
+
+  it('refuses bad arguments with a TypeError', () => {
+    expect(() => native.pump(-1, 1, 10, 0, () => {})).toThrow(TypeError);
+    expect(() => native.pump(0, 1, -2, 0, () => {})).toThrow(TypeError);
+  });
+});
