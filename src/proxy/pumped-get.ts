@@ -56,7 +56,7 @@ export function forwardGet(req: IncomingMessage, res: ServerResponse, upstream: 
       upReq.destroy();
       if (!answered) settle('aborted');
     };
-    upReq = upstream.rawGet(req.url ?? '/', endToEnd(req.headers), (up) => {
+    const onResponse = (up: IncomingMessage): void => {
       answered = true;
       const length = pumpableLength(up, req.method);
       const upFd = plainFd(up.socket);
@@ -70,7 +70,14 @@ export function forwardGet(req: IncomingMessage, res: ServerResponse, upstream: 
       upHandle.readStop();
       up.socket.setTimeout(0);
       setImmediate(() => void pumpBody(res, up, upReq, length, upFd, clientFd, upstream, gone.signal).then(settle));
-    });
+    };
+    try {
+      upReq = upstream.rawGet(req.url ?? '/', endToEnd(req.headers), onResponse);
+    } catch (err) {
+      // node:http refuses what it cannot send (a header it deems invalid): the request's fault.
+      sendText(res, 400, `The request cannot be forwarded: ${(err as Error).message}`);
+      return settle('upstream_error');
+    }
     upReq.on('error', (err) => {
       if (answered) return; // the body's own failure is handled where it is read
       if (gone.signal.aborted) return settle('aborted');
