@@ -31,6 +31,10 @@ const READ_CHUNK_BYTES = 64 * 1024;
 export class OutputStream extends Readable {
   /** The addon's reader id. */
   private readonly reader: number;
+  /** The output pipe (the reader's: closed with it). */
+  private readonly fd: number;
+  /** The addon's pump, while pumpTo() runs. */
+  private pumpId: number | undefined;
   private readonly opts: OutputStreamOptions;
   private timer: NodeJS.Timeout | undefined;
   /** Runs while the reader is paused because the caller takes no data: a storlet is held meanwhile. */
@@ -41,6 +45,7 @@ export class OutputStream extends Readable {
   constructor(fd: number, opts: OutputStreamOptions) {
     super({ highWaterMark: 256 * 1024 });
     this.opts = opts;
+    this.fd = fd;
     this.reader = native.openReader(fd, READ_CHUNK_BYTES, (code, chunk) => {
       if (chunk) {
         this.bytes += chunk.length;
@@ -106,6 +111,38 @@ export class OutputStream extends Readable {
     );
   }
 
+  /**
+   * Sends the whole output to `fd` (a client's socket) with the addon's pump instead of through
+   * this stream: no JS per chunk. Only before anything was read. Resolves once the storlet's output
+   * ended and the task reported success (the stream then ends); otherwise the stream is destroyed
+   * and the promise rejects with why. `chunked` frames each piece as an HTTP/1.1 chunk. Silence
+   * counts from the storlet or the client alike: idleTimeoutMs.
+   */
+  async pumpTo(fd: number, chunked: boolean): Promise<void> {
+    if (this.bytes > 0 || this.readableFlowing || this.destroyed) throw new Error('pumpTo() needs an output stream nothing has read');
+    this.disarmStall();
+    this.disarm();
+    const [error, moved] = await new Promise<[string | null, number]>((resolve) => {
+      this.pumpId = native.pump(this.fd, fd, -1, this.opts.idleTimeoutMs, (err, n) => resolve([err, n]), chunked);
+      this.once('close', () => resolve(['ECANCELED', 0])); // destroyed meanwhile: its pump was cancelled
+    });
+    this.pumpId = undefined;
+    this.bytes += moved;
+    if (this.destroyed) throw this.errored ?? new SandletError('ESTORLET', `the output of storlet ${this.opts.storlet} was abandoned`);
+    if (error === 'ETIMEDOUT') {
+      this.stalled();
+    } else if (error !== null) {
+      this.opts.onAbandon(); // the client's socket failed (or the pipe did): nobody takes the rest
+      this.destroy(new SandletError('ESTORLET', `sending the output of storlet ${this.opts.storlet} failed after ${this.bytes} bytes: ${error}`));
+    } else {
+      // EOF on the output pipe: whole only if the task says so.
+      native.closeReader(this.reader);
+      await this.finish();
+    }
+    if (this.destroyed) throw this.errored ?? new SandletError('ESTORLET', `storlet ${this.opts.storlet} failed`);
+    this.resume(); // nothing left to read: it ends, and closes
+  }
+
   private async finish(): Promise<void> {
     if (this.opts.status) {
       this.arm();
@@ -132,6 +169,7 @@ export class OutputStream extends Readable {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.disarm();
     this.disarmStall();
+    if (this.pumpId !== undefined) native.cancelPump(this.pumpId);
     native.closeReader(this.reader);
     if (!this.complete) this.opts.onAbandon();
     this.opts.onClose(err);

@@ -2,7 +2,7 @@
 // as received, end-to-end headers including the client's Host and credentials, body streamed).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { endToEnd } from './hop-by-hop.js';
-import { forwardGet } from './pumped-get.js';
+import { forwardGet } from './pump-body.js';
 import { clientGone, hasRequestBody, relayResponse, sendText } from './relay.js';
 import type { Upstream, UpstreamResponse } from './upstream.js';
 

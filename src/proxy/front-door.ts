@@ -74,6 +74,8 @@ export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor>
     dependencyContainer: c.storlet_dependency,
     logContainer: c.storlet_log_container,
     tmpDir: spoolDir(c.host_root),
+    // The object's first socket read (≤ 64 KiB) must fit in the input pipe before anyone reads it.
+    pipeBufferBytes: Math.max(c.pipe_buffer_bytes, 256 * 1024),
     redact: hostPathRedactor(c),
     logger,
     metrics,

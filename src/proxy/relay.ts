@@ -30,6 +30,11 @@ export function hasRequestBody(req: IncomingMessage): boolean {
 /** Streams `body` as the response after `status` and `headers`; resolves with how it ended. */
 export function sendStream(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: Readable): Promise<'ok' | 'aborted' | 'failed_midstream'> {
   res.writeHead(status, headers);
+  return pipeBody(res, body);
+}
+
+/** Streams `body` into a response whose head is written; resolves with how it ended. */
+export function pipeBody(res: ServerResponse, body: Readable): Promise<'ok' | 'aborted' | 'failed_midstream'> {
   return new Promise((resolve) => {
     pipeline(body, res, (err) => {
       if (!err) return resolve('ok');

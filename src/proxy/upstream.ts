@@ -66,7 +66,7 @@ export class Upstream {
 
   /**
    * A GET through node:http rather than undici, so the response's socket is reachable (see
-   * pumped-get.ts). `onResponse` runs synchronously as the headers are parsed. The request times
+   * pump-body.ts). `onResponse` runs synchronously as the headers are parsed. The request times
    * out when the upstream stays silent for the upstream timeout.
    */
   rawGet(path: string, headers: Record<string, string | string[]>, onResponse: (res: http.IncomingMessage) => void): http.ClientRequest {

@@ -59,11 +59,12 @@ export interface NativeSbus {
   unwatch(id: number): void;
   /**
    * Moves bytes from one pipe or socket to another on the loop, with no JS per chunk: `bytes` of
-   * them (-1: until EOF), then onDone(null); or onDone('ESHORT' | 'ETIMEDOUT' | errno name) when
-   * the source ended first, nothing moved for idleMs (0: no limit), or a read or write failed.
+   * them (-1: until EOF), then onDone(null, moved); or onDone('ESHORT' | 'ETIMEDOUT' | errno name,
+   * moved) when the source ended first, nothing moved for idleMs (0: no limit), or a read or write
+   * failed. With `chunked`, each read is written as one HTTP/1.1 chunk (never the last, empty one).
    * Both fds stay the caller's: the pump works on dups, closed before onDone. Returns its id.
    */
-  pump(fromFd: number, toFd: number, bytes: number, idleMs: number, onDone: (error: string | null) => void): number;
+  pump(fromFd: number, toFd: number, bytes: number, idleMs: number, onDone: (error: string | null, moved: number) => void, chunked?: boolean): number;
   /** Ends a pump with no callback; a finished pump's id is a no-op. */
   cancelPump(id: number): void;
   /** One non-blocking write; throws with .code EAGAIN when the pipe is full. */

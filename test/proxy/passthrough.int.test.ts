@@ -10,7 +10,7 @@ import { createGateway, type Gateway } from '../../src/gateway.js';
 import { startFrontDoor, type FrontDoor } from '../../src/proxy/front-door.js';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import { PUMP_MIN_BYTES } from '../../src/proxy/pumped-get.js';
+import { PUMP_MIN_BYTES } from '../../src/proxy/pump-body.js';
 import { tempDir } from '../helpers/fs.js';
 import { requireSwift, skipSwift, startSwift, swiftToken, SWIFT_USERS, type TestSwift } from '../helpers/swift.js';
 

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -11,7 +12,8 @@ import { resolveConfig } from '../../src/config.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
 import { startFrontDoor, type FrontDoor } from '../../src/proxy/front-door.js';
-import { tempDir } from '../helpers/fs.js';
+import { PUMP_MIN_BYTES } from '../../src/proxy/pump-body.js';
+import { openFds, tempDir } from '../helpers/fs.js';
 import { FIXTURES } from '../helpers/gateway.js';
 import { requireSwift, skipSwift, startSwift, swiftToken, SWIFT_USERS, type TestSwift } from '../helpers/swift.js';
 
@@ -249,6 +251,28 @@ describe.skipIf(skipSwift)('Swift front door', () => {
       // One task thread (storlet_daemon_thread_pool_size 1) and a long timeout: only a cancel frees it.
       const next = await api('/v1/AUTH_test/data/hello.txt', { headers: { 'X-Run-Storlet': 'misbehave.mjs', 'X-Storlet-Parameter-1': 'mode:ignore-input' } });
       expect(next.status).toBe(200);
+    });
+
+    it('moves a large object through a storlet byte for byte (pumped into its input and out of its output); one that ignores its input is fine', async () => {
+      await uploadStorlet(path.join(SAMPLES_DIR, 'identity.mjs'));
+      const body = randomBytes(3 * PUMP_MIN_BYTES + 999);
+      expect((await api('/v1/AUTH_test/data/big.bin', { method: 'PUT', body })).status).toBe(201);
+      const pipes = (): number => openFds().filter((l) => l.includes('-> pipe:')).length;
+      const before = pipes();
+      const sha = (b: Buffer | ArrayBuffer): string => createHash('sha256').update(Buffer.from(b as ArrayBuffer)).digest('hex');
+      for (let i = 0; i < 3; i++) {
+        const res = await api('/v1/AUTH_test/data/big.bin', { headers: { 'X-Run-Storlet': 'identity.mjs' } });
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-length')).toBeNull();
+        expect(sha(await res.arrayBuffer())).toBe(sha(body));
+      }
+      // The storlet closes its input unread: the pump stops feeding it, and nothing fails.
+      const ignored = await api('/v1/AUTH_test/data/big.bin', { headers: { 'X-Run-Storlet': 'misbehave.mjs', 'X-Storlet-Parameter-1': 'mode:ignore-input' } });
+      expect(ignored.status).toBe(200);
+      await ignored.arrayBuffer();
+      const again = await api('/v1/AUTH_test/data/big.bin', { headers: { 'X-Run-Storlet': 'identity.mjs' } });
+      expect(sha(await again.arrayBuffer())).toBe(sha(body));
+      await expect.poll(pipes, { timeout: 10_000 }).toBeLessThanOrEqual(before);
     });
 
     it('checks registration headers before a storlet is stored', async () => {

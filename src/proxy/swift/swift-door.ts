@@ -15,7 +15,8 @@ import {
 import { validateDependencyRegistration, validateStorletRegistration } from '../../cache/registration.js';
 import { endToEnd } from '../hop-by-hop.js';
 import type { ProxyMetrics } from '../proxy-metrics.js';
-import { clientGone, relayResponse, sendStream, sendText } from '../relay.js';
+import { getSource, pipeInput, sendOutput, type RawSource } from '../pump-body.js';
+import { clientGone, hasResponseBody, relayResponse, sendStream, sendText } from '../relay.js';
 import type { Upstream, UpstreamResponse } from '../upstream.js';
 import { GeneratedLog } from './generated-log.js';
 import { callerCredentials, type AccountStorlets, type CallerCredentials, type Refusal } from './account-storlets.js';
@@ -34,8 +35,22 @@ export interface SwiftDoorOptions {
   tmpDir: string;
   /** The account's container for generated logs (Storlets: `storletlog`). */
   logContainer: string;
+  /** Size of the input pipe a pumped object goes into (pipe_buffer_bytes). */
+  pipeBufferBytes: number;
   /** Hides the node's directories from what a client is told. */
   redact: (text: string) => string;
+}
+
+/** An object read for a storlet: from undici, or from node:http when its body may be pumped. */
+interface SourceObject {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+  raw?: RawSource;
+}
+
+function fromUndici(r: UpstreamResponse): SourceObject {
+  return { statusCode: r.statusCode, headers: r.headers, body: r.body };
 }
 
 /** What one storlet request carries through its steps. */
@@ -135,16 +150,16 @@ export class SwiftDoor {
     const refusal = await this.o.storlets.authorize(target.account, creds, sr.storlet);
     if (refusal) return this.refuse(res, refusal);
     const gone = clientGone(res);
-    const source = await this.readObject(target, forwardable(req.headers), gone.signal);
+    const source = await this.readSource(target, forwardable(req.headers), gone.signal);
     if (source.statusCode !== 200) {
-      await relayResponse(req, res, source);
+      await relaySource(req, res, source);
       return 'source_refused';
     }
     const result = await this.run(ctx, target, source, gone.signal);
     if ('status' in result) return refusedExtra(res, result);
     const headers = this.outputHeaders(result.metadata, source.headers);
     if (ctx.log) headers['x-storlet-generated-log'] = ctx.log.name;
-    const outcome = await sendStream(res, 200, headers, result.body);
+    const outcome = await sendOutput(res, 200, headers, result.body);
     // Saved once the output is out: the log object is there shortly after the response ends.
     await this.saveLog(ctx);
     return outcome;
@@ -167,9 +182,9 @@ export class SwiftDoor {
     if (refusal) return this.refuse(res, refusal);
     const gone = clientGone(res);
     // The source is read as a GET would be: the caller's credentials, no copy headers.
-    const source = await this.readObject(from, forwardable(req.headers, ['x-copy-from', 'destination', 'content-length', 'content-type']), gone.signal);
+    const source = fromUndici(await this.readObject(from, forwardable(req.headers, ['x-copy-from', 'destination', 'content-length', 'content-type']), gone.signal));
     if (source.statusCode !== 200) {
-      await relayResponse(req, res, source);
+      await relaySource(req, res, source);
       return 'source_refused';
     }
     req.resume(); // a copy has no body of its own
@@ -186,10 +201,23 @@ export class SwiftDoor {
     return this.o.upstream.request({ method: 'GET', path: objectPath(p), headers, signal });
   }
 
+  /**
+   * The object a GET runs the storlet on. From a plain-HTTP Swift it comes through node:http, so
+   * that a large body can be pumped into the storlet's input pipe (pump-body.ts).
+   */
+  private async readSource(p: ObjectPath, headers: Record<string, string | string[]>, signal: AbortSignal): Promise<SourceObject> {
+    if (!this.o.upstream.rawGets) return fromUndici(await this.readObject(p, headers, signal));
+    delete headers['content-length'];
+    delete headers['transfer-encoding'];
+    const raw = await getSource(this.o.upstream, objectPath(p), headers, signal);
+    return { statusCode: raw.statusCode, headers: raw.headers, body: raw.body, raw };
+  }
+
   /** Runs the storlet on a source object (and the extra resources), or says which extra Swift refused. */
-  private async run(ctx: RunContext, target: ObjectPath, source: UpstreamResponse, signal: AbortSignal): Promise<InvokeResult | { status: number; text: string }> {
+  private async run(ctx: RunContext, target: ObjectPath, source: SourceObject, signal: AbortSignal): Promise<InvokeResult | { status: number; text: string }> {
     const { sr, creds } = ctx;
     const extras: UpstreamResponse[] = [];
+    let piped: Awaited<ReturnType<typeof pipeInput>> | undefined;
     try {
       for (const r of sr.extraResources) {
         const extra = await this.readObject({ ...target, ...r }, { ...creds }, signal);
@@ -201,16 +229,39 @@ export class SwiftDoor {
         }
       }
       const meta = inputMetadataOf(source.headers);
+      const extraInputs = extras.map((e) => ({ input: e.body, metadata: inputMetadataOf(e.headers) }));
+      if (source.raw?.pumpable) {
+        // The body goes into the storlet's input pipe by the pump. Should it break off, the
+        // invocation is stopped before the storlet can take a short object for a whole one.
+        const broke = new AbortController();
+        let why: Error | undefined;
+        piped = await pipeInput(source.raw, this.o.pipeBufferBytes, this.o.upstream.timeoutMs, (err) => {
+          why = err;
+          broke.abort(err);
+        });
+        const release = piped.close;
+        try {
+          const result = await this.invoke(ctx, { fd: piped.fd }, meta, extraInputs, AbortSignal.any([signal, broke.signal]));
+          piped.closeReadEnd(); // the agent has its own copy
+          // Released when the output is over, however it ends (the pump may still be filling the pipe).
+          result.body.once('close', release);
+          if (why) result.body.destroy(new SandletError('ESTORE', oneLine(why), { status: 502 }));
+          return result;
+        } catch (err) {
+          throw why ? new SandletError('ESTORE', oneLine(why), { status: 502 }) : err;
+        }
+      }
       const input = await smallBody(source) ?? source.body;
-      return await this.invoke(ctx, input, meta, extras.map((e) => ({ input: e.body, metadata: inputMetadataOf(e.headers) })), signal);
+      return await this.invoke(ctx, input, meta, extraInputs, signal);
     } catch (err) {
+      piped?.close();
       discard(source.body);
       for (const e of extras) discard(e.body);
       throw err;
     }
   }
 
-  private invoke(ctx: RunContext, input: Readable | Buffer, inputMetadata: Record<string, string>, extraInputs: { input: Readable; metadata: Record<string, string> }[], signal: AbortSignal): Promise<InvokeResult> {
+  private invoke(ctx: RunContext, input: Readable | Buffer | { fd: number }, inputMetadata: Record<string, string>, extraInputs: { input: Readable; metadata: Record<string, string> }[], signal: AbortSignal): Promise<InvokeResult> {
     const { sr, creds } = ctx;
     const account = ctx.target.account;
     return this.o.gateway.invoke({
@@ -294,12 +345,22 @@ export class SwiftDoor {
 /** Objects this small are read whole: the gateway then writes them before EXECUTE (no pump). */
 const SMALL_OBJECT_BYTES = 64 * 1024;
 
-async function smallBody(res: UpstreamResponse): Promise<Buffer | undefined> {
+async function smallBody(res: SourceObject): Promise<Buffer | undefined> {
   const len = Number(res.headers['content-length'] ?? NaN);
   if (!(len <= SMALL_OBJECT_BYTES)) return undefined;
-  const body = Buffer.from(await res.body.arrayBuffer());
+  const body = Buffer.concat((await res.body.toArray()) as Buffer[]);
   if (body.length !== len) throw new SandletError('ESTORE', `the object store sent ${body.length} bytes of an object of ${len}`);
   return body;
+}
+
+/** Relays an object read that Swift refused (its status, end-to-end headers and body). */
+function relaySource(req: IncomingMessage, res: ServerResponse, src: SourceObject): Promise<unknown> {
+  const headers = endToEnd(src.headers);
+  if (hasResponseBody(req.method, src.statusCode)) return sendStream(res, src.statusCode, headers, src.body);
+  discard(src.body);
+  res.writeHead(src.statusCode, headers);
+  res.end();
+  return Promise.resolve();
 }
 
 /** Drops an upstream body we will not read (its abort error is expected, not a crash). */
