@@ -81,6 +81,7 @@ export function forwardGet(req: IncomingMessage, res: ServerResponse, upstream: 
       // Now, before the loop reads the socket again: every byte read so far reaches `up`.
       upHandle.readStop();
       up.socket.setTimeout(0);
+      up.on('error', () => {}); // the pump reports how the body ended
       setImmediate(() => void pumpBody(res, up, upReq, length, upFd, clientFd, upstream, gone.signal).then(settle));
     };
     try {
@@ -161,6 +162,8 @@ export async function sendOutput(res: ServerResponse, status: number, headers: R
   res.flushHeaders();
   // Node frames the body in chunks for an HTTP/1.1 client; an HTTP/1.0 one gets a stream.
   if ((res as { chunkedEncoding?: unknown }).chunkedEncoding !== true) return pipeBody(res, body);
+  // Its failures reach us through pumpTo(); no 'error' may go unheard.
+  body.on('error', () => {});
   if (!(await flushed(res))) {
     body.destroy();
     return 'aborted';
@@ -199,6 +202,7 @@ export function getSource(upstream: Upstream, path: string, headers: Record<stri
         if (pumpable) {
           handle!.readStop!();
           up.socket.setTimeout(0);
+          up.on('error', () => {}); // the pump reports how the body ended
         }
         resolve({ statusCode: up.statusCode ?? 502, headers: up.headers, body: up, pumpable, request });
       });
