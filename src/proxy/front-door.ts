@@ -87,6 +87,7 @@ export async function startFrontDoor(opts: FrontDoorOptions): Promise<FrontDoor>
     accessPoints: new AccessPointRegistry(c.access_points_file),
     keys: new S3KeyStore(c.s3_keys_file),
     region: c.s3_region,
+    pipeBufferBytes: Math.max(c.pipe_buffer_bytes, 256 * 1024),
     ...(c.s3_virtual_host ? { virtualHost: c.s3_virtual_host } : {}),
     logger,
     metrics,

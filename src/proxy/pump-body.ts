@@ -13,6 +13,8 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { oneLine, SandletError } from '../errors.js';
+import type { InvokeResult } from '../gateway.js';
 import { OutputStream } from '../invocation/output-stream.js';
 import { native } from '../sbus/native.js';
 import type { ForwardOutcome } from './forward.js';
@@ -223,7 +225,7 @@ export function getSource(upstream: Upstream, path: string, headers: Record<stri
  * `close()`, so the storlet never sees a clean end of a short object). `close()` releases all:
  * the read end, a pump still running, the write end and the upstream request.
  */
-export async function pipeInput(src: RawSource, pipeBytes: number, idleMs: number, onFailed: (err: Error) => void): Promise<{ fd: number; closeReadEnd(): void; close(): void }> {
+async function pipeInput(src: RawSource, pipeBytes: number, idleMs: number, onFailed: (err: Error) => void): Promise<{ fd: number; closeReadEnd(): void; close(): void }> {
   await new Promise((r) => setImmediate(r)); // what the parser had read is in `src.body` now
   const length = Number(src.headers['content-length']);
   const upFd = plainFd(src.body.socket)!;
@@ -267,6 +269,38 @@ export async function pipeInput(src: RawSource, pipeBytes: number, idleMs: numbe
     }
   });
   return { fd: r, closeReadEnd, close };
+}
+
+/**
+ * Runs `invoke` on a pumpable source: its body goes into the storlet's input pipe by the pump.
+ * Should the body break off, the invocation is stopped (ESTORE, 502) before the storlet can take
+ * a short object for a whole one. Everything is released when the output is over.
+ */
+export async function invokeOnPumped(
+  src: RawSource,
+  pipeBytes: number,
+  idleMs: number,
+  signal: AbortSignal,
+  invoke: (input: { fd: number }, signal: AbortSignal) => Promise<InvokeResult>,
+): Promise<InvokeResult> {
+  const broke = new AbortController();
+  let why: Error | undefined;
+  const brokeOff = (): SandletError => new SandletError('ESTORE', oneLine(why), { status: 502 });
+  const piped = await pipeInput(src, pipeBytes, idleMs, (err) => {
+    why = err;
+    broke.abort(err);
+  });
+  try {
+    const result = await invoke({ fd: piped.fd }, AbortSignal.any([signal, broke.signal]));
+    piped.closeReadEnd(); // the agent has its own copy
+    // The pump may still be filling the pipe: released when the output is over, however it ends.
+    result.body.once('close', piped.close);
+    if (why) result.body.destroy(brokeOff());
+    return result;
+  } catch (err) {
+    piped.close();
+    throw why ? brokeOff() : err;
+  }
 }
 
 function writeAll(fd: number, bytes: Buffer): void {

@@ -12,6 +12,7 @@ import type { Gateway, InvokeResult } from '../../gateway.js';
 import { metadataFromHeaders, metadataToHeaders } from '../../http/object-metadata.js';
 import type { ProxyMetrics } from '../proxy-metrics.js';
 import { clientGone } from '../relay.js';
+import { invokeOnPumped, sendOutput, type RawSource } from '../pump-body.js';
 import type { UpstreamResponse } from '../upstream.js';
 import type { AccessPoint, AccessPointRegistry } from './access-points.js';
 import { MultipartDoor } from './multipart-door.js';
@@ -31,6 +32,8 @@ export interface S3DoorOptions {
   accessPoints: AccessPointRegistry;
   keys: S3KeyStore;
   region: string;
+  /** Size of the input pipe a pumped object goes into (pipe_buffer_bytes, at least 256 KiB). */
+  pipeBufferBytes: number;
   /** Base domain of virtual-host requests (`<name>.<virtualHost>`), if configured. */
   virtualHost?: string;
   logger: Logger;
@@ -95,7 +98,15 @@ function discard(body: Readable): void {
   body.destroy();
 }
 
-function readBody(up: UpstreamResponse, max: number): Promise<Buffer> {
+/** An upstream object read: undici's answer, or node:http's when its body may be pumped. */
+interface Source {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+  raw?: RawSource;
+}
+
+function readBody(up: { body: Readable }, max: number): Promise<Buffer> {
   return readAtMost(up.body, max, () => new S3Error('InternalError', 'the upstream answer is too large'));
 }
 
@@ -275,33 +286,40 @@ export class S3Door {
   }
 
   /** GETs the upstream object with the client's conditional headers (the upstream checks them). */
-  private async readSource(req: IncomingMessage, ap: AccessPoint, key: string, up: UpstreamS3, signal: AbortSignal, extra: Record<string, string> = {}): Promise<UpstreamResponse> {
+  private async readSource(req: IncomingMessage, ap: AccessPoint, key: string, up: UpstreamS3, signal: AbortSignal, extra: Record<string, string> = {}): Promise<Source> {
     const headers: Record<string, string> = { ...extra };
     for (const h of CONDITIONAL) {
       const v = req.headers[h];
       if (typeof v === 'string') headers[h] = v;
     }
-    return up.request({ method: 'GET', bucket: ap.bucket, key, headers, signal });
+    if (!up.rawGets) return up.request({ method: 'GET', bucket: ap.bucket, key, headers, signal });
+    // Through node:http: a large body can then be pumped into the storlet's input (pump-body.ts).
+    const raw = await up.getSource({ bucket: ap.bucket, key, headers, signal });
+    return { statusCode: raw.statusCode, headers: raw.headers, body: raw.body, raw };
   }
 
   /** Runs the access point's storlet on an input. */
-  private async invoke(ap: AccessPoint, input: Readable | Buffer, inputMetadata: Record<string, string>, signal: AbortSignal, range?: { start: number; end: number }): Promise<InvokeResult> {
+  private async invoke(ap: AccessPoint, input: Readable | Buffer | { fd: number }, inputMetadata: Record<string, string>, signal: AbortSignal, range?: { start: number; end: number }): Promise<InvokeResult> {
     return this.o.gateway.invoke({ scope: ap.scope, storlet: ap.storlet, params: ap.params, input, inputMetadata, ...(range ? { range } : {}), signal });
   }
 
-  private async runOn(source: UpstreamResponse, ap: AccessPoint, signal: AbortSignal, range?: { start: number; end: number }): Promise<InvokeResult> {
+  private async runOn(source: Source, ap: AccessPoint, signal: AbortSignal, range?: { start: number; end: number }): Promise<InvokeResult> {
     try {
+      const meta = inputMetadataOf(source.headers);
+      if (source.raw?.pumpable) {
+        return await invokeOnPumped(source.raw, this.o.pipeBufferBytes, this.o.upstream!.timeoutMs, signal, (input, s) => this.invoke(ap, input, meta, s, range));
+      }
       const len = Number(source.headers['content-length'] ?? NaN);
       // Small objects are read whole: the gateway then writes them before EXECUTE (no pump).
-      const input = len <= SMALL_OBJECT_BYTES ? Buffer.from(await source.body.arrayBuffer()) : source.body;
-      return await this.invoke(ap, input, inputMetadataOf(source.headers), signal, range);
+      const input = len <= SMALL_OBJECT_BYTES ? Buffer.concat((await source.body.toArray()) as Buffer[]) : source.body;
+      return await this.invoke(ap, input, meta, signal, range);
     } catch (err) {
       discard(source.body);
       throw err;
     }
   }
 
-  private lengthKey(ap: AccessPoint, key: string, source: UpstreamResponse): string {
+  private lengthKey(ap: AccessPoint, key: string, source: Source): string {
     return JSON.stringify([ap.name, ap.created, ap.storlet, ap.params, key, source.headers.etag, source.headers['last-modified']]);
   }
 
@@ -331,7 +349,7 @@ export class S3Door {
     }
     let source = await this.readSource(req, ap, key, up, gone.signal);
     if (source.statusCode === 304) {
-      await source.body.dump();
+      discard(source.body);
       const h: Record<string, string> = { 'x-amz-request-id': reqId };
       for (const k of ['etag', 'last-modified']) if (typeof source.headers[k] === 'string') h[k] = source.headers[k] as string;
       res.writeHead(304, h);
@@ -398,6 +416,12 @@ export class S3Door {
     }
     const out = result!.body;
     const slice = span && ap.range !== 'storlet' ? new ByteSlice(span.start, span.end) : span ? new ByteSlice(0, span.end - span.start, true) : knownTotal !== undefined ? new ByteSlice(0, knownTotal - 1, true) : undefined;
+    if (!slice) {
+      // The whole output, as it comes: pumped to the client when it can be (pump-body.ts).
+      const outcome = await sendOutput(res, status, headers, out);
+      if (outcome === 'failed_midstream' && !gone.signal.aborted) this.o.logger.warn({ accessPoint: ap.name }, 'access point output failed mid-stream');
+      return gone.signal.aborted && outcome !== 'ok' ? 'aborted' : outcome;
+    }
     res.writeHead(status, headers);
     return new Promise((resolve) => {
       const done = (err: Error | null | undefined): void => {
@@ -407,7 +431,6 @@ export class S3Door {
         if (!gone.signal.aborted) this.o.logger.warn({ accessPoint: ap.name, err: oneLine(err) }, 'access point output failed mid-stream');
         resolve(gone.signal.aborted ? 'aborted' : 'failed_midstream');
       };
-      if (!slice) return void pipeline(out, res, done);
       let served = false;
       out.on('error', (e) => {
         if (!served) slice.destroy(e);

@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import type { SandletConfig } from '../../config.js';
 import { SandletError } from '../../errors.js';
 import { uriEncode } from './sigv4.js';
+import { getSource, type RawSource } from '../pump-body.js';
 import type { Upstream, UpstreamResponse } from '../upstream.js';
 
 export interface UpstreamS3Request {
@@ -35,6 +36,33 @@ export class UpstreamS3 {
   }
 
   async request(r: UpstreamS3Request): Promise<UpstreamResponse> {
+    const { path, headers } = await this.sign(r);
+    return this.upstream.request({
+      method: r.method,
+      path,
+      headers,
+      body: r.body ?? null,
+      ...(r.signal ? { signal: r.signal } : {}),
+    });
+  }
+
+  /** The upstream timeout (upstream_timeout_ms). */
+  get timeoutMs(): number {
+    return this.upstream.timeoutMs;
+  }
+
+  /** Whether getSource() can give a body the pump may move (a plain-HTTP upstream). */
+  get rawGets(): boolean {
+    return this.upstream.rawGets;
+  }
+
+  /** A signed GetObject whose large body may be pumped into a storlet (pump-body.ts). */
+  async getSource(r: Omit<UpstreamS3Request, 'method' | 'body' | 'query' | 'signal'> & { signal: AbortSignal }): Promise<RawSource> {
+    const { path, headers } = await this.sign({ ...r, method: 'GET' });
+    return getSource(this.upstream, path, headers, r.signal);
+  }
+
+  private async sign(r: UpstreamS3Request): Promise<{ path: string; headers: Record<string, string> }> {
     // Path-style, each key segment encoded as S3 canonicalises it (the signer must see the same path).
     const path = `/${uriEncode(r.bucket, false)}${r.key !== undefined ? `/${uriEncode(r.key, true)}` : ''}`;
     const query: Record<string, string> = {};
@@ -49,13 +77,7 @@ export class UpstreamS3 {
     });
     const signed = await this.signer.sign(request);
     const qs = (r.query ?? []).map(([k, v]) => `${uriEncode(k, false)}=${uriEncode(v, false)}`).join('&');
-    return this.upstream.request({
-      method: r.method,
-      path: qs ? `${path}?${qs}` : path,
-      headers: signed.headers,
-      body: r.body ?? null,
-      ...(r.signal ? { signal: r.signal } : {}),
-    });
+    return { path: qs ? `${path}?${qs}` : path, headers: signed.headers };
   }
 }
 

@@ -15,7 +15,7 @@ import {
 import { validateDependencyRegistration, validateStorletRegistration } from '../../cache/registration.js';
 import { endToEnd } from '../hop-by-hop.js';
 import type { ProxyMetrics } from '../proxy-metrics.js';
-import { getSource, pipeInput, sendOutput, type RawSource } from '../pump-body.js';
+import { getSource, invokeOnPumped, sendOutput, type RawSource } from '../pump-body.js';
 import { clientGone, hasResponseBody, relayResponse, sendStream, sendText } from '../relay.js';
 import type { Upstream, UpstreamResponse } from '../upstream.js';
 import { GeneratedLog } from './generated-log.js';
@@ -217,7 +217,6 @@ export class SwiftDoor {
   private async run(ctx: RunContext, target: ObjectPath, source: SourceObject, signal: AbortSignal): Promise<InvokeResult | { status: number; text: string }> {
     const { sr, creds } = ctx;
     const extras: UpstreamResponse[] = [];
-    let piped: Awaited<ReturnType<typeof pipeInput>> | undefined;
     try {
       for (const r of sr.extraResources) {
         const extra = await this.readObject({ ...target, ...r }, { ...creds }, signal);
@@ -231,30 +230,11 @@ export class SwiftDoor {
       const meta = inputMetadataOf(source.headers);
       const extraInputs = extras.map((e) => ({ input: e.body, metadata: inputMetadataOf(e.headers) }));
       if (source.raw?.pumpable) {
-        // The body goes into the storlet's input pipe by the pump. Should it break off, the
-        // invocation is stopped before the storlet can take a short object for a whole one.
-        const broke = new AbortController();
-        let why: Error | undefined;
-        piped = await pipeInput(source.raw, this.o.pipeBufferBytes, this.o.upstream.timeoutMs, (err) => {
-          why = err;
-          broke.abort(err);
-        });
-        const release = piped.close;
-        try {
-          const result = await this.invoke(ctx, { fd: piped.fd }, meta, extraInputs, AbortSignal.any([signal, broke.signal]));
-          piped.closeReadEnd(); // the agent has its own copy
-          // Released when the output is over, however it ends (the pump may still be filling the pipe).
-          result.body.once('close', release);
-          if (why) result.body.destroy(new SandletError('ESTORE', oneLine(why), { status: 502 }));
-          return result;
-        } catch (err) {
-          throw why ? new SandletError('ESTORE', oneLine(why), { status: 502 }) : err;
-        }
+        return await invokeOnPumped(source.raw, this.o.pipeBufferBytes, this.o.upstream.timeoutMs, signal, (input, s) => this.invoke(ctx, input, meta, extraInputs, s));
       }
       const input = await smallBody(source) ?? source.body;
       return await this.invoke(ctx, input, meta, extraInputs, signal);
     } catch (err) {
-      piped?.close();
       discard(source.body);
       for (const e of extras) discard(e.body);
       throw err;
