@@ -153,13 +153,14 @@ async function pumpBody(
 }
 
 /**
- * Sends a storlet's output as the response body: pumped from the output pipe as HTTP/1.1 chunks
- * when the response is chunked and the client's socket is plain, else streamed. Resolves with how
- * it ended; a failure after the headers cuts the client's connection.
+ * Sends a storlet's output as the response body: with `large` (the input was large, so the output
+ * likely is), pumped from the output pipe as HTTP/1.1 chunks when the response is chunked and the
+ * client's socket is plain; else streamed (a small output then leaves with the headers, in one
+ * write). Resolves with how it ended; a failure after the headers cuts the client's connection.
  */
-export async function sendOutput(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: Readable): Promise<'ok' | 'aborted' | 'failed_midstream'> {
+export async function sendOutput(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: Readable, large: boolean): Promise<'ok' | 'aborted' | 'failed_midstream'> {
   const fd = plainFd(res.socket);
-  if (!(body instanceof OutputStream) || fd === undefined || headers['content-length'] !== undefined) return sendStream(res, status, headers, body);
+  if (!large || !(body instanceof OutputStream) || fd === undefined || headers['content-length'] !== undefined) return sendStream(res, status, headers, body);
   res.writeHead(status, headers);
   res.flushHeaders();
   // Node frames the body in chunks for an HTTP/1.1 client; an HTTP/1.0 one gets a stream.

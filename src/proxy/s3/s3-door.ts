@@ -418,7 +418,7 @@ export class S3Door {
     const slice = span && ap.range !== 'storlet' ? new ByteSlice(span.start, span.end) : span ? new ByteSlice(0, span.end - span.start, true) : knownTotal !== undefined ? new ByteSlice(0, knownTotal - 1, true) : undefined;
     if (!slice) {
       // The whole output, as it comes: pumped to the client when it can be (pump-body.ts).
-      const outcome = await sendOutput(res, status, headers, out);
+      const outcome = await sendOutput(res, status, headers, out, source.raw?.pumpable === true);
       if (outcome === 'failed_midstream' && !gone.signal.aborted) this.o.logger.warn({ accessPoint: ap.name }, 'access point output failed mid-stream');
       return gone.signal.aborted && outcome !== 'ok' ? 'aborted' : outcome;
     }

@@ -159,7 +159,7 @@ export class SwiftDoor {
     if ('status' in result) return refusedExtra(res, result);
     const headers = this.outputHeaders(result.metadata, source.headers);
     if (ctx.log) headers['x-storlet-generated-log'] = ctx.log.name;
-    const outcome = await sendOutput(res, 200, headers, result.body);
+    const outcome = await sendOutput(res, 200, headers, result.body, source.raw?.pumpable === true);
     // Saved once the output is out: the log object is there shortly after the response ends.
     await this.saveLog(ctx);
     return outcome;
