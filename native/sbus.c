@@ -875,11 +875,24 @@ static void *op_arg(napi_env env, napi_callback_info info, int kind) {
   return op != NULL && (int)op->kind == kind ? op : NULL;
 }
 
+// Calls an op's callback with two arguments in the shared async context; a throw is fatal, as
+// an uncaught exception is.
+static void op_callback(napi_env env, napi_ref callback, napi_value *argv) {
+  napi_value cb, recv, result;
+  napi_get_reference_value(env, callback, &cb);
+  napi_get_global(env, &recv);
+  if (napi_make_callback(env, registry(env)->async, recv, cb, 2, argv, &result) == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+}
+
 // Calls an op's callback as (errorCode | null, data | null) in the shared async context.
 static void call_op(napi_env env, napi_ref callback, const char *error_code, const char *data, size_t len) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value argv[2], cb, recv, result;
+  napi_value argv[2];
   if (error_code != NULL) {
     napi_create_string_utf8(env, error_code, NAPI_AUTO_LENGTH, &argv[0]);
   } else {
@@ -891,13 +904,7 @@ static void call_op(napi_env env, napi_ref callback, const char *error_code, con
   } else {
     napi_get_null(env, &argv[1]);
   }
-  napi_get_reference_value(env, callback, &cb);
-  napi_get_global(env, &recv);
-  if (napi_make_callback(env, registry(env)->async, recv, cb, 2, argv, &result) == napi_pending_exception) {
-    napi_value exc;
-    napi_get_and_clear_last_exception(env, &exc);
-    napi_fatal_exception(env, exc);
-  }
+  op_callback(env, callback, argv);
   napi_close_handle_scope(env, scope);
 }
 
@@ -1216,9 +1223,13 @@ static napi_value Unwatch(napi_env env, napi_callback_info info) {
 // response relayed as it is (the front door's passthrough) costs a read and a write per 256 KiB
 // instead of a trip through two stream objects. It polls dups of both fds, so the caller's fds
 // stay the caller's (closing them cannot make the pump write to a reused number), and closes
-// the dups when it ends. callback(null, null) once `bytes` moved (or at EOF when bytes is -1),
-// else callback(code, null): 'ESHORT' (EOF first), 'ETIMEDOUT' (no progress for idleMs) or an
-// errno name; after cancelPump(), nothing.
+// the dups when it ends. callback(null, moved) once `bytes` moved (or at EOF when bytes is -1),
+// else callback(code, moved): 'ESHORT' (EOF first), 'ETIMEDOUT' (no progress for idleMs) or an
+// errno name; after cancelPump(), nothing. With `chunked`, each read goes out as one HTTP/1.1
+// chunk (size line, data, CRLF; the last chunk is the caller's to write).
+// Room before the data for a chunk's size line (hex digits and CRLF).
+#define PUMP_CHUNK_HEAD 18
+
 typedef struct {
   op_t op;          // op.poll and op.fd: the source; op.buf: the buffer
   uv_poll_t out;    // the destination
@@ -1228,9 +1239,23 @@ typedef struct {
   size_t cap;
   size_t off;       // op.buf[off, op.len) is still to be written
   int64_t left;     // bytes still to read; -1: until EOF
+  uint64_t moved;   // bytes read (and written, once the pump ended well)
+  int chunked;
   int quiet;        // cancelled from JS: no callback
   int open_handles; // closed one by one; the last close frees the pump
 } pump_t;
+
+// callback(errorCode | null, bytesMoved) in the shared async context.
+static void call_pump(napi_env env, napi_ref callback, const char *error_code, uint64_t moved) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value argv[2];
+  if (error_code != NULL) napi_create_string_utf8(env, error_code, NAPI_AUTO_LENGTH, &argv[0]);
+  else napi_get_null(env, &argv[0]);
+  napi_create_double(env, (double)moved, &argv[1]);
+  op_callback(env, callback, argv);
+  napi_close_handle_scope(env, scope);
+}
 
 static void on_pump_handle_closed(uv_handle_t *handle) {
   pump_t *p = (pump_t *)handle->data;
@@ -1239,7 +1264,7 @@ static void on_pump_handle_closed(uv_handle_t *handle) {
   close(p->out_fd);
   napi_env env = p->op.env;
   registry_drop(registry(env), p->op.slot);
-  if (!p->quiet) call_op(env, p->op.callback, p->op.error_code, NULL, 0);
+  if (!p->quiet) call_pump(env, p->op.callback, p->op.error_code, p->moved);
   napi_delete_reference(env, p->op.callback);
   free(p->op.buf);
   free(p);
@@ -1299,11 +1324,23 @@ static void pump_run(pump_t *p) {
       return;
     }
     size_t want = p->left < 0 || (uint64_t)p->left > p->cap ? p->cap : (size_t)p->left;
-    ssize_t n = read(p->op.fd, p->op.buf, want);
+    size_t head = p->chunked ? PUMP_CHUNK_HEAD : 0;
+    ssize_t n = read(p->op.fd, p->op.buf + head, want);
     if (n > 0) {
-      p->off = 0;
-      p->op.len = (size_t)n;
+      p->moved += (uint64_t)n;
       if (p->left > 0) p->left -= n;
+      if (p->chunked) {
+        // The size line goes right before the data, CRLF right after: one write for the chunk.
+        char line[PUMP_CHUNK_HEAD + 1];
+        int hl = snprintf(line, sizeof line, "%zx\r\n", (size_t)n);
+        memcpy(p->op.buf + head - hl, line, (size_t)hl);
+        memcpy(p->op.buf + head + n, "\r\n", 2);
+        p->off = head - (size_t)hl;
+        p->op.len = head + (size_t)n + 2;
+      } else {
+        p->off = 0;
+        p->op.len = (size_t)n;
+      }
       pump_progress(p);
       if (pump_flush(p) != 1) return;
       continue;
@@ -1362,10 +1399,10 @@ static int dup_nonblocking(int fd) {
   return d;
 }
 
-// pump(fromFd, toFd, bytes, idleMs, callback) -> id (for cancelPump). bytes -1: until EOF.
+// pump(fromFd, toFd, bytes, idleMs, callback[, chunked]) -> id (for cancelPump). bytes -1: until EOF.
 static napi_value Pump(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   int32_t from = -1, to = -1;
   int64_t bytes = 0, idle_ms = 0;
   napi_valuetype cb_type = napi_undefined;
@@ -1375,12 +1412,14 @@ static napi_value Pump(napi_env env, napi_callback_info info) {
       napi_get_value_int64(env, argv[2], &bytes) != napi_ok || bytes < -1 ||
       napi_get_value_int64(env, argv[3], &idle_ms) != napi_ok || idle_ms < 0 ||
       napi_typeof(env, argv[4], &cb_type) != napi_ok || cb_type != napi_function) {
-    napi_throw_type_error(env, NULL, "pump(fromFd, toFd, bytes, idleMs, callback): bad arguments");
+    napi_throw_type_error(env, NULL, "pump(fromFd, toFd, bytes, idleMs, callback[, chunked]): bad arguments");
     return NULL;
   }
+  bool chunked = false;
+  if (argc >= 6) napi_get_value_bool(env, argv[5], &chunked);
   const size_t cap = 256 * 1024;
   char *buf;
-  pump_t *p = alloc_with_buffer(env, sizeof *p, cap, &buf);
+  pump_t *p = alloc_with_buffer(env, sizeof *p, cap + (chunked ? PUMP_CHUNK_HEAD + 2 : 0), &buf);
   if (p == NULL) return NULL;
   int in = dup_nonblocking(from);
   int out = in < 0 ? -1 : dup_nonblocking(to);
@@ -1426,6 +1465,7 @@ static napi_value Pump(napi_env env, napi_callback_info info) {
   p->op.buf = buf;
   p->out_fd = out;
   p->cap = cap;
+  p->chunked = chunked;
   p->left = bytes;
   p->idle_ms = (uint64_t)idle_ms;
   registry_t *g = registry(env);
