@@ -110,36 +110,45 @@ static int socket_file_is_stale(const struct sockaddr_un *addr) {
   return rc != 0 && err == ECONNREFUSED;
 }
 
-// bind(path) -> fd. Non-blocking, close-on-exec. A stale socket file is replaced; a live one is
-// EADDRINUSE.
-static napi_value Bind(napi_env env, napi_callback_info info) {
+// A new non-blocking, close-on-exec AF_UNIX socket of `type` bound at the path in argv[0] (also
+// copied to `path`). A stale socket file is replaced; a live one is EADDRINUSE. Returns the fd, or
+// -1 with an exception pending.
+static int bind_path_arg(napi_env env, napi_callback_info info, int type, char *path, size_t path_size) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
-  if (argc < 1 || !get_path_arg(env, argv[0], path, sizeof path)) return NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "N-API call failed: napi_get_cb_info");
+    return -1;
+  }
+  if (argc < 1 || !get_path_arg(env, argv[0], path, path_size)) return -1;
   struct sockaddr_un addr;
   if (!fill_addr(&addr, path)) {
     throw_errno(env, ENAMETOOLONG, "bind", path);
-    return NULL;
+    return -1;
   }
-  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     throw_errno(env, errno, "socket", path);
-    return NULL;
+    return -1;
   }
-  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-    int err = errno;
-    if (err == EADDRINUSE && socket_file_is_stale(&addr)) {
-      unlink(path);
-      err = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : errno;
-    }
-    if (err != 0) {
-      close(fd);
-      throw_errno(env, err, "bind", path);
-      return NULL;
-    }
+  int err = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : errno;
+  if (err == EADDRINUSE && socket_file_is_stale(&addr)) {
+    unlink(path);
+    err = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : errno;
   }
+  if (err != 0) {
+    close(fd);
+    throw_errno(env, err, "bind", path);
+    return -1;
+  }
+  return fd;
+}
+
+// bind(path) -> fd: a datagram socket, non-blocking and close-on-exec (see bind_path_arg).
+static napi_value Bind(napi_env env, napi_callback_info info) {
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  int fd = bind_path_arg(env, info, SOCK_DGRAM, path, sizeof path);
+  if (fd < 0) return NULL;
   napi_value result;
   CHECK(napi_create_int32(env, fd, &result));
   return result;
@@ -281,30 +290,13 @@ static napi_value SendOn(napi_env env, napi_callback_info info) {
 // listenSeqpacket(path) -> fd: a listening AF_UNIX SOCK_SEQPACKET socket, non-blocking and
 // close-on-exec. A stale socket file is replaced; a live one is EADDRINUSE (another process owns it).
 static napi_value ListenSeqpacket(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
-  if (argc < 1 || !get_path_arg(env, argv[0], path, sizeof path)) return NULL;
-  struct sockaddr_un addr;
-  if (!fill_addr(&addr, path)) {
-    throw_errno(env, ENAMETOOLONG, "bind", path);
-    return NULL;
-  }
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    throw_errno(env, errno, "socket", path);
-    return NULL;
-  }
-  int err = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : errno;
-  if (err == EADDRINUSE && socket_file_is_stale(&addr)) {
-    unlink(path);
-    err = bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : errno;
-  }
-  if (err == 0 && listen(fd, 8) != 0) err = errno;
-  if (err != 0) {
+  int fd = bind_path_arg(env, info, SOCK_SEQPACKET, path, sizeof path);
+  if (fd < 0) return NULL;
+  if (listen(fd, 8) != 0) {
+    int err = errno;
     close(fd);
-    throw_errno(env, err, err == EADDRINUSE ? "bind" : "listen", path);
+    throw_errno(env, err, "listen", path);
     return NULL;
   }
   napi_value result;

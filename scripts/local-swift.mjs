@@ -59,16 +59,19 @@ function run(cmd, args, cwd) {
   });
 }
 
-const serverConf = (dir, port, logPort, app) => `[DEFAULT]
-devices = ${dir}/srv
-mount_check = false
-bind_ip = 127.0.0.1
+/** The [DEFAULT] lines every server of the test Swift shares. */
+const defaults = (dir, port, logPort) => `bind_ip = 127.0.0.1
 bind_port = ${port}
 workers = 0
 user = root
 swift_dir = ${dir}
 log_udp_host = 127.0.0.1
-log_udp_port = ${logPort}
+log_udp_port = ${logPort}`;
+
+const serverConf = (dir, port, logPort, app) => `[DEFAULT]
+devices = ${dir}/srv
+mount_check = false
+${defaults(dir, port, logPort)}
 log_level = INFO
 
 [pipeline:main]
@@ -130,13 +133,7 @@ export async function startSwift() {
     writeFileSync(path.join(dir, 'object-server.conf'), serverConf(dir, objectPort, logPort, 'object-server'));
     const u = SWIFT_USERS;
     writeFileSync(path.join(dir, 'proxy-server.conf'), `[DEFAULT]
-bind_ip = 127.0.0.1
-bind_port = ${proxyPort}
-workers = 0
-user = root
-swift_dir = ${dir}
-log_udp_host = 127.0.0.1
-log_udp_port = ${logPort}
+${defaults(dir, proxyPort, logPort)}
 
 [pipeline:main]
 pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api tempauth copy slo dlo proxy-logging proxy-server

@@ -84,7 +84,14 @@ export function forwardGet(req: IncomingMessage, res: ServerResponse, upstream: 
       upHandle.readStop();
       up.socket.setTimeout(0);
       up.on('error', () => {}); // the pump reports how the body ended
-      setImmediate(() => void pumpBody(res, up, upReq, length, upFd, clientFd, upstream, gone.signal).then(settle));
+      setImmediate(() => {
+        pumpBody(res, up, upReq, length, upFd, clientFd, upstream, gone.signal).then(settle, () => {
+          // An answer node:http will not write, or no fd for the pump: both ends go.
+          res.destroy();
+          upReq.destroy();
+          settle('failed_midstream');
+        });
+      });
     };
     try {
       upReq = upstream.rawGet(req.url ?? '/', endToEnd(req.headers), onResponse);
@@ -175,6 +182,7 @@ export async function sendOutput(res: ServerResponse, status: number, headers: R
     await body.pumpTo(fd, true);
   } catch (err) {
     res.destroy(); // the client sees a broken response, never a short one
+    body.destroy(); // no-op when it failed itself; else (the pump could not start) its task goes
     return (err as { code?: string }).code === 'ECANCELLED' ? 'aborted' : 'failed_midstream';
   }
   res.end(); // the last chunk
@@ -259,7 +267,7 @@ async function pipeInput(src: RawSource, pipeBytes: number, idleMs: number, onFa
     close();
     throw err;
   }
-  pumpId = native.pump(upFd, w, length - prefix, idleMs, (err, moved) => {
+  const onPumped = (err: string | null, moved: number): void => {
     pumpId = undefined;
     if (err === null || err === 'EPIPE') {
       // Done; or the storlet closed its input, which it may (EPIPE comes only from the pipe side).
@@ -268,7 +276,13 @@ async function pipeInput(src: RawSource, pipeBytes: number, idleMs: number, onFa
     } else {
       onFailed(new Error(err === 'ETIMEDOUT' ? `the object store sent nothing for ${idleMs} ms` : `the object store broke off the object after ${prefix + moved} of ${length} bytes (${err})`));
     }
-  });
+  };
+  try {
+    pumpId = native.pump(upFd, w, length - prefix, idleMs, onPumped);
+  } catch (err) {
+    close(); // no fd for its dups (EMFILE): nothing may stay open
+    throw err;
+  }
   return { fd: r, closeReadEnd, close };
 }
 

@@ -1,3 +1,5 @@
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 
 /** The live processes whose parent is `pid`, from /proc. */
@@ -11,4 +13,12 @@ function parentOf(pid: string): number | undefined {
   } catch {
     return undefined; // gone meanwhile
   }
+}
+
+/** Stops a child we started (SIGTERM) and waits for it; one already gone is left be. */
+export async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await exited;
 }

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT, SAMPLES_DIR } from '../../src/package-root.js';
 import { startServer, type SandletServer } from '../../src/server/server.js';
 import { createToken } from '../../src/server/tokens.js';
+import { stopChild } from '../helpers/proc.js';
 import { tempDir } from '../helpers/fs.js';
 import { requireS3, skipS3, startS3Env, UPSTREAM_KEY, type S3Env } from '../helpers/s3.js';
 import { startSwift, type TestSwift } from '../helpers/swift.js';
@@ -117,10 +118,7 @@ describe.skipIf(skipS3)('README: S3 access points', () => {
     swift = await startSwift();
   });
   afterAll(async () => {
-    if (serve && serve.exitCode === null) {
-      serve.kill('SIGTERM');
-      await once(serve, 'exit');
-    }
+    await stopChild(serve);
     await swift?.stop();
     root.cleanup();
     home.cleanup();

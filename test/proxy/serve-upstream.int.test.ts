@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SAMPLES_DIR } from '../../src/package-root.js';
+import { stopChild } from '../helpers/proc.js';
 import { BIN } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 import { requireSwift, skipSwift, startSwift, type TestSwift } from '../helpers/swift.js';
@@ -41,10 +42,7 @@ describe.skipIf(skipSwift)('sandlet serve --upstream (README: Storlets on Swift)
     fs.copyFileSync(path.join(SAMPLES_DIR, 'sample.txt'), path.join(work.dir, 'sample.txt'));
   });
   afterAll(async () => {
-    if (serve && serve.exitCode === null) {
-      serve.kill('SIGTERM');
-      await once(serve, 'exit');
-    }
+    await stopChild(serve);
     await swift?.stop();
     root.cleanup();
     work.cleanup();
