@@ -988,6 +988,9 @@ typedef struct {
   op_t op;
   size_t max_bytes;
   size_t cap;
+  // Done at a read that ends with '\n' as well as at EOF: sandlet's agent ends the JSON document
+  // of metadata and status with one, and writes it before the pipe can be closed.
+  int until_newline;
 } reader_t;
 
 static void on_reader_event(uv_poll_t *handle, int status, int events) {
@@ -1014,6 +1017,10 @@ static void on_reader_event(uv_poll_t *handle, int status, int events) {
         op_finish(&r->op, "ETOOLARGE");
         return;
       }
+      if (r->until_newline && r->op.buf[r->op.len - 1] == '\n') {
+        op_finish(&r->op, NULL);
+        return;
+      }
       continue;
     }
     if (!op_read_again(&r->op, n)) return;
@@ -1027,13 +1034,17 @@ static napi_value CancelRead(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// readToEnd(fd, maxBytes, callback) -> id (for cancelRead). Takes ownership of fd.
+// readToEnd(fd, maxBytes, callback, untilNewline?) -> id (for cancelRead). Takes ownership of fd.
 static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
   int32_t fd;
   uint32_t max_bytes;
   napi_value callback;
-  const char *usage = "readToEnd(fd, maxBytes, callback): bad arguments";
+  const char *usage = "readToEnd(fd, maxBytes, callback, untilNewline?): bad arguments";
   if (!get_poll_args(env, info, usage, 1, &fd, &max_bytes, &callback)) return NULL;
+  size_t argc = 4;
+  napi_value argv[4];
+  bool until_newline = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 4) napi_get_value_bool(env, argv[3], &until_newline);
   reader_t *r = calloc(1, sizeof *r);
   size_t cap = max_bytes < 4096 ? (size_t)max_bytes + 1 : 4096;
   char *buf = r == NULL ? NULL : malloc(cap);
@@ -1045,6 +1056,7 @@ static napi_value ReadToEnd(napi_env env, napi_callback_info info) {
   r->cap = cap;
   r->op.buf = buf;
   r->max_bytes = max_bytes;
+  r->until_newline = until_newline;
   napi_value id;
   r->op.kind = OP_READ_TO_END;
   int started = start_op(env, fd, callback, &r->op, &id);

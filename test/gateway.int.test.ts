@@ -172,6 +172,18 @@ for (const backend of ['process', 'docker'] as const) {
         expect(await pidOf()).toBe(before);
       });
 
+      it('keeps its warm task threads call after call: a status read up to its line, then closed, is no abandoned task', async () => {
+        // A gateway that closes its status reader is taken for one that gave up, unless the
+        // task's thread had written the line: then that task's thread would be terminated.
+        const threads = new Set<string>();
+        for (let i = 0; i < 12; i++) {
+          const r = await gw.invoke({ scope: 's1', storlet: 'misbehave.mjs', params: { mode: 'thread' }, input: Buffer.from('') });
+          await collect(r.body);
+          threads.add(r.metadata.thread!);
+        }
+        expect(threads.size).toBeLessThanOrEqual(4); // the pool size: never a thread per call
+      });
+
       it('reports module load errors', async () => {
         await expect(gw.invoke({ scope: 's1', storlet: 'bad-syntax.mjs', input: Buffer.from('') })).rejects.toThrow(
           /storlet bad-syntax.mjs could not start: cannot load storlet .*bad-syntax.mjs: (missing \) after argument list|Unexpected token)/,

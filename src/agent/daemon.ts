@@ -9,7 +9,7 @@ import { Command, FdType, type Reply } from '../sbus/protocol.js';
 import { SBusServer, type ReceivedFd, type SBusRequest } from '../sbus/server.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../version.js';
 import type { StorletRuntime } from './storlet-runtime.js';
-import type { TaskFd, TaskInput, TaskMessage } from './task-protocol.js';
+import { STATUS_CELL, type TaskFd, type TaskInput, type TaskMessage } from './task-protocol.js';
 import { TaskWorker } from './task-thread.js';
 
 /** After CANCEL a storlet gets this long to notice its signal before its thread is terminated. */
@@ -32,7 +32,7 @@ export interface DaemonOptions {
 interface Task {
   id: string;
   message: TaskMessage;
-  /** Output metadata and status pipes: the daemon's own, written from this thread. */
+  /** Output metadata and status pipes: the daemon's own to close; a JS worker may write a line to each first. */
   metadataFd: number;
   statusFd: number | undefined;
   metadataSent: boolean;
@@ -167,6 +167,8 @@ export class StorletDaemon {
       try {
         task.watch = native.watchHangup(task.statusFd, () => {
           task.watch = undefined;
+          // The gateway closes its end once it read the success the task's thread wrote.
+          if (task.worker && Atomics.load(task.worker.owned, STATUS_CELL) === task.message.seq) return;
           this.log.debug({ task: task.id }, 'task abandoned: its status reader is gone');
           this.cancel(task.id);
         });
@@ -206,6 +208,13 @@ export class StorletDaemon {
       handed.push(f.fd);
       return { fd: f.fd, pollable, slot: handed.length - 1 };
     };
+    // The metadata pipe has a slot too, for the worker closes it once it wrote the metadata; it
+    // is never a kept fd (the daemon writes and closes one of those itself).
+    const metadataFdOf = (fd: number): TaskFd => {
+      if (this.opts.runtime || !native.pollable(fd, true)) return { fd, pollable: false };
+      handed.push(fd);
+      return { fd, pollable: true, slot: handed.length - 1 };
+    };
     const strParams: Record<string, string> = {};
     for (const [k, v] of Object.entries(params)) strParams[k] = typeof v === 'string' ? v : String(v);
     const seq = ++this.taskSeq;
@@ -222,6 +231,8 @@ export class StorletDaemon {
       output: classify(output),
       logger: logger ? { ...classify(logger), maxBytes: Number(logger.metadata.storlets.max_bytes) || 1024 * 1024 } : undefined,
       params: strParams,
+      metadata: metadataFdOf(metadata.fd),
+      statusFd: status?.fd,
     };
     // Any fd of a type this daemon does not use is closed now.
     const used = new Set([...kept, ...handed, metadata.fd, status?.fd]);
@@ -312,7 +323,8 @@ export class StorletDaemon {
 
   /** Closes the metadata pipe (empty if the storlet never set any) and reports the outcome. */
   private finishTask(task: Task): void {
-    if (!task.metadataSent) closeQuietly([task.metadataFd]);
+    // A metadata pipe with a slot was closed with the task's other pipes (see closeUnowned).
+    if (!task.metadataSent && task.message.metadata.slot === undefined) closeQuietly([task.metadataFd]);
     if (task.statusFd === undefined) return;
     if (task.watch !== undefined) native.unwatch(task.watch);
     const outcome = task.outcome ?? {
@@ -321,7 +333,9 @@ export class StorletDaemon {
         ? 'storlet task was cancelled'
         : `storlet worker died before finishing the task${task.worker?.failure ? `: ${task.worker.failure}` : ''}`,
     };
-    writeAndClose(task.statusFd, Buffer.from(JSON.stringify({ status: outcome.ok, message: outcome.message })));
+    // A JS worker wrote the success itself (and the gateway may have read it and gone).
+    if (task.worker && Atomics.load(task.worker.owned, STATUS_CELL) === task.message.seq) closeQuietly([task.statusFd]);
+    else writeAndClose(task.statusFd, Buffer.from(JSON.stringify({ status: outcome.ok, message: outcome.message })));
   }
 
   /** Resolves true when the worker can take another task. */
@@ -341,6 +355,9 @@ export class StorletDaemon {
         if (settled || msg.type === 'ready' || msg.type === 'load-error' || msg.taskId !== task.id) return;
         if (msg.type === 'metadata' && !task.metadataSent) {
           task.metadataSent = true;
+          // Closed here: its slot says so, or the pipes' cleanup would close it again.
+          const slot = task.message.metadata.slot;
+          if (slot !== undefined) Atomics.store(worker.owned, slot, task.message.seq);
           writeAndClose(task.metadataFd, Buffer.from(msg.json));
         } else if (msg.type === 'done') {
           settled = true;

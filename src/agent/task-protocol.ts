@@ -4,12 +4,22 @@
 export const MAX_TASK_FDS = 253;
 
 /**
+ * The cell of `owned` (after the fd slots) where a worker stores a task's seq once it writes that
+ * task's status line: the gateway may then close its end of the status pipe, which the daemon
+ * must not take for a gateway that gave up.
+ */
+export const STATUS_CELL = MAX_TASK_FDS;
+
+/** Bytes a pipe write takes whole or not at all (POSIX PIPE_BUF on Linux): a line this short never tears. */
+export const ATOMIC_PIPE_WRITE_BYTES = 4096;
+
+/**
  * Worker data: `owned` is an Int32Array on shared memory, a cell per task fd slot. Before the
  * worker hands a task's pipe to a libuv socket (which closes it, even when the thread is
  * terminated), it stores the task's seq in that pipe's cell. Every other pipe of the task stays
  * the daemon's to close when the task ends, so no fd is closed twice or left open, without a
- * message (and a thread wake-up) per fd. Worker threads never close fds themselves: Node warns
- * (with a stack trace) for every fd a worker closes that it did not open.
+ * message (and a thread wake-up) per fd. Worker threads never close fds with fs.close: Node warns
+ * (with a stack trace) for every fd a worker closes that it did not open; a socket closes them.
  */
 export interface WorkerInit {
   owned: Int32Array;
@@ -37,6 +47,14 @@ export interface TaskMessage {
   output: TaskFd;
   logger: (TaskFd & { maxBytes: number }) | undefined;
   params: Record<string, string>;
+  /**
+   * The output metadata pipe. The worker writes the metadata to it as one short JSON line and
+   * closes it (no thread hop to the daemon on the way to the gateway); longer metadata, or a pipe
+   * with no slot, goes to the daemon by message.
+   */
+  metadata: TaskFd;
+  /** The status pipe: the daemon's, which closes it; the worker may write a success line first. */
+  statusFd: number | undefined;
 }
 
 /** A worker boots blank (so the factory can boot one ahead) and loads its module on `load`. */
@@ -48,6 +66,6 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'load-error'; message: string }
-  /** The daemon writes metadata and status itself: those fds never enter a worker. */
+  /** Metadata too long for one atomic line, or that the line could not carry: the daemon writes it. */
   | { type: 'metadata'; taskId: string; json: string }
   | { type: 'done'; taskId: string; ok: boolean; message: string };

@@ -17,7 +17,7 @@ export class TaskWorker {
   readonly exit: Promise<void>;
 
   /** Which task pipes this worker's sockets own (see WorkerInit). */
-  readonly owned = new Int32Array(new SharedArrayBuffer(4 * MAX_TASK_FDS));
+  readonly owned = new Int32Array(new SharedArrayBuffer(4 * (MAX_TASK_FDS + 1))); // + STATUS_CELL
 
   /** Boots a blank worker thread; load() gives it its storlet. */
   constructor(heapLimitMb = workerHeapLimitMb()) {

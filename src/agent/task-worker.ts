@@ -1,13 +1,14 @@
 // A task worker: one thread of a storlet daemon's pool. Loads the storlet module once, then runs
 // one task at a time on the fds the daemon hands it. Terminating the thread stops even a
 // busy-looping storlet: libuv closes the pipes its sockets took over, the daemon all others.
+import { writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Writable, type Readable } from 'node:stream';
-import { afterWrite, ended, FileFdReadable, NonBlockingFdWritable, readableFromNonBlockingFd, writableFromFd } from '../sbus/fd-io.js';
+import { afterWrite, closeClaimed, ended, FileFdReadable, NonBlockingFdWritable, readableFromNonBlockingFd, writableFromFd } from '../sbus/fd-io.js';
 import type { InvokeFn, StorletContext } from './storlet-api.js';
 import { makeStorletLogger } from './storlet-log.js';
-import type { FromWorker, TaskFd, TaskMessage, ToWorker, WorkerInit } from './task-protocol.js';
+import { ATOMIC_PIPE_WRITE_BYTES, STATUS_CELL, type FromWorker, type TaskFd, type TaskMessage, type ToWorker, type WorkerInit } from './task-protocol.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -51,6 +52,20 @@ function toRecord(value: unknown): Record<string, string> {
   if (typeof value !== 'object' || value === null) throw new Error('output metadata must be an object');
   for (const [k, v] of Object.entries(value)) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
   return out;
+}
+
+/**
+ * Writes `json` and a newline to a task pipe in one atomic write (the gateway reads up to the
+ * newline). False when it is too long for that or the write failed: the daemon then writes it.
+ */
+function writeLine(fd: number, json: string): boolean {
+  const line = Buffer.from(`${json}\n`);
+  if (line.length > ATOMIC_PIPE_WRITE_BYTES) return false;
+  try {
+    return writeSync(fd, line) === line.length;
+  } catch {
+    return false;
+  }
 }
 
 /** Resolves once a writable flushed, failed or closed: only then may it be destroyed. */
@@ -117,10 +132,23 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
   for (const s of [...inputs, out]) s.on('error', () => {});
 
   let metadataSent = false;
+  let closeMetadata: (() => void) | undefined;
   const sendMetadata = (record: Record<string, string>): void => {
     if (metadataSent) throw new Error('output metadata was already set');
     metadataSent = true;
-    post({ type: 'metadata', taskId: task.taskId, json: JSON.stringify(record) });
+    const json = JSON.stringify(record);
+    const md = task.metadata;
+    if (md.pollable && writeLine(md.fd, json)) {
+      // The gateway reads up to the newline; the EOF that a Storlets reader waits for comes once
+      // this turn is over (closing costs a socket), or with the output should the task end first.
+      closeMetadata = () => {
+        closeMetadata = undefined;
+        closeClaimed(md.fd, claim(md));
+      };
+      setImmediate(() => closeMetadata?.());
+    } else {
+      post({ type: 'metadata', taskId: task.taskId, json });
+    }
   };
   const output = new Writable({
     highWaterMark: 256 * 1024,
@@ -170,11 +198,20 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
   for (const s of inputs) s.destroy();
   // The daemon closes file fds once we say done: no read may still be on its way to them.
   await Promise.all(inputs.map((s) => (s instanceof FileFdReadable ? s.settled() : undefined)));
-  if (ok) {
-    await settledWritable(out);
-    out.destroy();
-  }
+  if (ok) await settledWritable(out);
+  closeMetadata?.();
   current = undefined;
+  if (ok && task.statusFd !== undefined) {
+    // Marked first: the gateway may close its end as soon as it has read the line.
+    Atomics.store(init.owned, STATUS_CELL, task.seq);
+    if (!writeLine(task.statusFd, JSON.stringify({ status: true, message }))) Atomics.store(init.owned, STATUS_CELL, 0);
+  }
+  if (ok) {
+    // The output closes here, after the status line, rather than once the daemon hears of the
+    // end: the gateway then finds its EOF and the outcome in one wake-up.
+    if (out instanceof NonBlockingFdWritable) out.closeFd();
+    else out.destroy();
+  }
   post({ type: 'done', taskId: task.taskId, ok, message });
 }
 

@@ -279,7 +279,7 @@ async function runTask(
   const statusTeardown = new Teardown();
   const status =
     statusRead >= 0
-      ? readPipeToEnd(statusRead, { maxBytes: 64 * 1024, timeoutMs: 0, what: 'task status', teardown: statusTeardown }).then(parseStatus)
+      ? readPipeToEnd(statusRead, { maxBytes: 64 * 1024, timeoutMs: 0, what: 'task status', teardown: statusTeardown, untilNewline: true }).then(parseStatus)
       : undefined;
   status?.catch(() => {});
 
@@ -316,6 +316,8 @@ async function runTask(
       timeoutMs: spec.timeoutMs,
       what: `output metadata from storlet ${spec.storlet}`,
       teardown,
+      // Only sandlet's agent (the one with a status pipe) ends its metadata with a newline.
+      untilNewline: spec.withStatus,
     });
     if (givenUp) throw givenUp;
     if (rawMeta.length === 0) {

@@ -68,8 +68,8 @@ class BufferedReadable extends Readable {
  * A Writable over a pipe or socket already in non-blocking mode: writes go straight to the fd
  * while it has room, and only when it fills (EAGAIN) does a net.Socket take the fd over to wait
  * for room, so an output that fits the pipe costs no socket. Ownership as for
- * readableFromNonBlockingFd: until `claim`, ending or destroying the stream leaves the fd open
- * for its owner to close (the reader sees EOF then).
+ * readableFromNonBlockingFd: until `claim` (or closeFd()), ending or destroying the stream
+ * leaves the fd open for its owner to close (the reader sees EOF then).
  */
 export class NonBlockingFdWritable extends Writable {
   private sock: net.Socket | undefined;
@@ -105,10 +105,31 @@ export class NonBlockingFdWritable extends Writable {
     else cb();
   }
 
+  /**
+   * Done with the fd, once finished: closes it (claimed first) unless a socket owns it already,
+   * and destroys the stream. The reader sees EOF now, not once the fd's owner closes it.
+   */
+  closeFd(): void {
+    if (!this.sock) closeClaimed(this.fd, this.claim);
+    this.destroy();
+  }
+
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.sock?.destroy();
     cb(err);
   }
+}
+
+/**
+ * Closes a task pipe from a worker thread: claimed first (see readableFromNonBlockingFd), then
+ * closed by a socket, whose libuv close Node does not warn about as it does for fs.close of an fd
+ * the thread did not open.
+ */
+export function closeClaimed(fd: number, claim: () => void): void {
+  claim();
+  const sock = new net.Socket({ fd, readable: false, writable: true, allowHalfOpen: true });
+  sock.on('error', () => {});
+  sock.destroy();
 }
 
 /**

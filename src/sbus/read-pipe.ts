@@ -11,10 +11,15 @@ export interface ReadAllOptions {
   what: string;
   /** Cancels the read (ECANCELLED) when it runs first. */
   teardown?: Teardown;
+  /**
+   * Also done when what was read ends with a newline: sandlet's agent ends a JSON line so, written
+   * by the task's thread, before its daemon closes the pipe (a thread hop later).
+   */
+  untilNewline?: boolean;
 }
 
 /**
- * Reads a pipe to EOF, bounded in size and time, with the addon's poll-driven reader (no stream
+ * Reads a pipe to EOF (see untilNewline), bounded in size and time, with the addon's poll-driven reader (no stream
  * object per read: this runs several times per invocation). Takes ownership of fd: it is closed on
  * every path.
  */
@@ -34,7 +39,7 @@ export function readPipeToEnd(fd: number, opts: ReadAllOptions): Promise<Buffer>
         if (code === null) finish(null, data!);
         else if (code === 'ETOOLARGE') finish(new SandletError('ETOOLARGE', `${opts.what} exceeds the ${formatBytes(opts.maxBytes)} bound`));
         else finish(new SandletError('ESBUSPROTO', `reading ${opts.what} failed: ${code}`));
-      });
+      }, opts.untilNewline === true);
     } catch (err) {
       closeQuietly([fd]); // the addon leaves fd open when it could not start the read
       reject(err);

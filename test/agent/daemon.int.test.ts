@@ -93,6 +93,17 @@ describe('daemon factory and storlet daemon', () => {
     expect(await new SBusClient(pipe).cancel('no-such-task')).toEqual({ status: false, message: 'no running task "no-such-task"' });
   });
 
+  it('metadata reaches its reader, one JSON line and EOF, as the storlet sets it, while its task goes on', async () => {
+    await start('misbehave.mjs', 3); // already running when the test above ran
+    const t = await startTask(path.join(dir, 'misbehave.mjs'), { mode: 'end-then-wait' });
+    // The storlet returns only once its input ends: this EOF comes from its thread, not its daemon.
+    expect(await readAll(t.mdR)).toBe('{"ended":"yes"}\n');
+    const [output, status] = [readAll(t.outR), readAll(t.stR)];
+    t.input.end('now finish');
+    expect(await output).toBe('ended early');
+    expect(await status).toBe('{"status":true,"message":"done"}\n');
+  });
+
   it('escapes what a storlet logs: one line per call, no control character raw', async () => {
     const file = path.join(dir, 'forge.log');
     const logFd = fs.openSync(file, 'a');

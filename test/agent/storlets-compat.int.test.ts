@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/sbus/native.js';
 import { readPipeToEnd } from '../../src/sbus/read-pipe.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
-import { startFactory } from '../helpers/agent.js';
+import { eventually, startFactory } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
 import { int32, libsbusDatagram, pythonJson, storletsFdMetadata } from '../helpers/wire.js';
 
@@ -144,7 +144,8 @@ for (const [label, nodeBinary] of runtimes) describe.skipIf(!nodeBinary && !proc
     const md = await readPipeToEnd(mdR, { maxBytes: 65536, timeoutMs: 10000, what: 'metadata' });
     expect(JSON.parse(md.toString())).toEqual({ 'X-Object-Meta-Name': 'o\u00e9', 'Storlet-Transform': 'uppercase' });
     expect((await readPipeToEnd(outR, { maxBytes: 65536, timeoutMs: 10000, what: 'output' })).toString()).toBe('LIBSBUS\n');
-    expect(await json(uds, 'SBUS_CMD_CANCEL', undefined, [], String(reply.task_id))).toMatchObject({ status: false });
+    // The output's EOF comes as the storlet ends it, a moment before its task is over.
+    await eventually(async () => expect(await json(uds, 'SBUS_CMD_CANCEL', undefined, [], String(reply.task_id))).toMatchObject({ status: false }));
     expect(await json(factory.pipe, 'SBUS_CMD_STOP_DAEMON', { storlet_name: 'uppercase.mjs' })).toEqual({ status: true, message: 'daemon uppercase.mjs stopped' });
   });
 

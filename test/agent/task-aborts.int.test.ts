@@ -84,7 +84,7 @@ async function epipe(): Promise<{ status: boolean; message: string }> {
   fs.closeSync(t.outR);
   t.input.end(KIB_512);
   const [md, st] = await Promise.all([readAll(t.mdR), readAll(t.stR)]);
-  expect(md).toBe('{"mode":"ok"}');
+  expect(md).toBe('{"mode":"ok"}\n'); // one JSON line
   return JSON.parse(st) as { status: boolean; message: string };
 }
 
@@ -120,7 +120,7 @@ async function timeout(mode: 'busy-loop' | 'stall-after'): Promise<void> {
 async function fillPool(): Promise<void> {
   const tasks = await Promise.all(Array.from({ length: POOL }, () => startTask(misbehave(), {})));
   // A task sets its metadata once it runs, then waits for its input.
-  expect(await Promise.all(tasks.map((t) => readAll(t.mdR)))).toEqual(tasks.map(() => '{"mode":"ok"}'));
+  expect(await Promise.all(tasks.map((t) => readAll(t.mdR)))).toEqual(tasks.map(() => '{"mode":"ok"}\n'));
   tasks.forEach((t, i) => t.input.end(`fill ${i}`));
   expect(await Promise.all(tasks.map((t) => readAll(t.outR)))).toEqual(tasks.map((_, i) => `fill ${i}`));
   for (const t of tasks) expect(JSON.parse(await readAll(t.stR))).toEqual({ status: true, message: 'done' });
@@ -186,7 +186,7 @@ describe('agent under aborts, EPIPEs, CANCELs and timeouts', () => {
     // The daemon's one loaded worker is held, so the next task needs a fresh worker (2 s to load).
     const held = await startTask(slow, { mode: 'hold' });
     held.input.end();
-    expect(await readAll(held.mdR)).toBe('{"held":"yes"}');
+    expect(await readAll(held.mdR)).toBe('{"held":"yes"}\n');
     const t = await startTask(slow, {});
     t.input.end('x');
     expect(await t.cancel()).toEqual({ status: true, message: 'task cancelled' });

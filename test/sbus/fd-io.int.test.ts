@@ -87,6 +87,20 @@ describe('NonBlockingFdWritable', () => {
     expect((await read).toString()).toBe('small output');
   });
 
+  it('closeFd() claims and closes the fd, socket or not, so the reader sees EOF at once', async () => {
+    for (const size of [12, 200 * 1024]) {
+      const [r, w] = nonBlockingPipe(64 * 1024);
+      let claimed = false;
+      const out = new NonBlockingFdWritable(w, () => (claimed = true));
+      const read = readPipeToEnd(r, { maxBytes: 1 << 20, timeoutMs: 5000, what: 'output' });
+      await new Promise<void>((resolve, reject) => out.end(Buffer.alloc(size, 0x62), () => resolve()).on('error', reject));
+      out.closeFd();
+      expect(claimed).toBe(true);
+      expect((await read).length).toBe(size);
+      expect(isOpen(w)).toBe(false);
+    }
+  });
+
   it('takes the fd over when the pipe fills, and every byte still arrives', async () => {
     const [r, w] = nonBlockingPipe(64 * 1024);
     let claimed = false;
