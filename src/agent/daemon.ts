@@ -249,7 +249,8 @@ export class StorletDaemon {
       if (this.opts.runtime) return await this.runExternal(this.opts.runtime, task);
       const worker = this.idle.pop() ?? this.spawnWorker();
       task.worker = worker;
-      if (!(await this.loaded(worker, task))) {
+      // A loaded worker gets the task in this turn, before EXECUTE's reply is written.
+      if (!worker.ready && !(await this.loaded(worker, task))) {
         // Cancelled while a fresh worker still loads the module: the task ends now.
         this.keepOnceLoaded(worker);
         return;

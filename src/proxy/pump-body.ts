@@ -20,6 +20,7 @@ import { native } from '../sbus/native.js';
 import type { ForwardOutcome } from './forward.js';
 import { endToEnd } from './hop-by-hop.js';
 import { clientGone, hasResponseBody, pipeBody, sendStream, sendText } from './relay.js';
+import { readOutputHead } from './small-body.js';
 import type { Upstream } from './upstream.js';
 
 /** Bodies at least this large are pumped; smaller ones are not worth giving up a kept-alive socket. */
@@ -162,12 +163,15 @@ async function pumpBody(
 /**
  * Sends a storlet's output as the response body: with `large` (the input was large, so the output
  * likely is), pumped from the output pipe as HTTP/1.1 chunks when the response is chunked and the
- * client's socket is plain; else streamed (a small output then leaves with the headers, in one
- * write). Resolves with how it ended; a failure after the headers cuts the client's connection.
+ * client's socket is plain; else held while it is small and quick (small-body.ts), to leave in one
+ * write with its Content-Length, then streamed. Resolves with how it ended; a failure after the
+ * headers cuts the client's connection. A failure before them rejects: nothing was sent, and the
+ * caller answers with an error.
  */
 export async function sendOutput(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: Readable, large: boolean): Promise<'ok' | 'aborted' | 'failed_midstream'> {
+  if (!large) return sendHeld(res, status, headers, body);
   const fd = plainFd(res.socket);
-  if (!large || !(body instanceof OutputStream) || fd === undefined || headers['content-length'] !== undefined) return sendStream(res, status, headers, body);
+  if (!(body instanceof OutputStream) || fd === undefined || headers['content-length'] !== undefined) return sendStream(res, status, headers, body);
   res.writeHead(status, headers);
   res.flushHeaders();
   // Node frames the body in chunks for an HTTP/1.1 client; an HTTP/1.0 one gets a stream.
@@ -187,6 +191,24 @@ export async function sendOutput(res: ServerResponse, status: number, headers: R
   }
   res.end(); // the last chunk
   return 'ok';
+}
+
+async function sendHeld(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: Readable): Promise<'ok' | 'aborted' | 'failed_midstream'> {
+  let head;
+  try {
+    head = await readOutputHead(body);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ECANCELLED') return 'aborted'; // the client left
+    throw err;
+  }
+  if (head.ended) {
+    res.writeHead(status, { ...headers, 'content-length': String(head.bytes) });
+    res.end(head.chunks.length === 1 ? head.chunks[0] : Buffer.concat(head.chunks, head.bytes));
+    return 'ok';
+  }
+  res.writeHead(status, headers);
+  for (const c of head.chunks) res.write(c);
+  return pipeBody(res, body);
 }
 
 /** An upstream GET's answer as node:http gave it; `pumpable` when pipeInput() may move its body. */

@@ -59,9 +59,10 @@ describe.skipIf(skipS3)('S3 access points', () => {
     env.accessPoint({ name: 'upper-in', storlet: 'uppercase.mjs', bucket: 'uploads', on: 'get,put' });
     env.accessPoint({ name: 'broken', storlet: 'misbehave.mjs', params: { mode: 'fail-before' } });
     env.accessPoint({ name: 'broken-late', storlet: 'misbehave.mjs', params: { mode: 'fail-after' } });
+    env.accessPoint({ name: 'broken-small', storlet: 'misbehave.mjs', params: { mode: 'fail-after-small' } });
     env.accessPoint({ name: 'nobucket', storlet: 'identity.mjs', bucket: 'no-such-bucket' });
     env.accessPoint({ name: 'echo', storlet: 'metadata-echo.mjs', params: { size: '64', mode: 'fit' }, scope: 'echo-scope', on: 'get,put' });
-    key = env.key(['upper', 'same', 'same-ranged', 'upper-in', 'broken', 'broken-late', 'nobucket', 'echo']);
+    key = env.key(['upper', 'same', 'same-ranged', 'upper-in', 'broken', 'broken-late', 'broken-small', 'nobucket', 'echo']);
     sdk = env.client(key, { maxAttempts: 1 });
     upstream = env.client(UPSTREAM_KEY);
     await upstream.send(new PutObjectCommand({ Bucket: 'data', Key: 'hello.txt', Body: HELLO, ContentType: 'text/plain', Metadata: { color: 'blue' } }));
@@ -282,6 +283,10 @@ describe.skipIf(skipS3)('S3 access points', () => {
       const e = await s3Error(sdk.send(new GetObjectCommand({ Bucket: 'broken', Key: 'hello.txt' })));
       expect(e).toMatchObject({ name: 'StorletFailed', status: 502 });
       expect(e.message).toMatch(/blue/);
+      // A small output is held for its end: failing after a few bytes is still an S3 error.
+      const small = await s3Error(sdk.send(new GetObjectCommand({ Bucket: 'broken-small', Key: 'hello.txt' })));
+      expect(small).toMatchObject({ name: 'StorletFailed', status: 502 });
+      expect(small.message).toMatch(/gave up after a few bytes/);
       const late = await sdk.send(new GetObjectCommand({ Bucket: 'broken-late', Key: 'hello.txt' }));
       await expect(late.Body!.transformToByteArray()).rejects.toThrow();
     });

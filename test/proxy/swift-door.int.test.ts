@@ -155,7 +155,9 @@ describe.skipIf(skipSwift)('Swift front door', () => {
       expect(res.headers.get('x-object-meta-color')).toBe('blue');
       expect(res.headers.get('content-type')).toBe('text/plain');
       expect(res.headers.get('etag')).toBeNull();
-      expect(res.headers.get('content-length')).toBeNull();
+      // A small output is held whole, so it comes with its own length (the next test shows it is
+      // not the object's).
+      expect(res.headers.get('content-length')).toBe('13');
       expect(await res.text()).toBe('HELLO, SWIFT\n');
     });
 
@@ -164,7 +166,10 @@ describe.skipIf(skipSwift)('Swift front door', () => {
         headers: { 'X-Run-Storlet': 'metadata-echo.mjs', 'X-Storlet-Parameter-1': 'size:small', 'X-Storlet-Range': 'bytes=1-4' },
       });
       expect(res.status).toBe(200);
-      const body = (await res.json()) as { params: Record<string, string>; range: unknown; metadata: Record<string, string> };
+      const text = await res.text();
+      expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength(text)));
+      expect(text.length).toBeGreaterThan(13); // longer than the object
+      const body = JSON.parse(text) as { params: Record<string, string>; range: unknown; metadata: Record<string, string> };
       expect(body.params).toEqual({ quality: 'high', size: 'small' });
       expect(body.range).toEqual({ start: 1, end: 4 });
       expect(body.metadata).toMatchObject({ Color: 'blue', 'Content-Type': 'text/plain' });
@@ -223,6 +228,18 @@ describe.skipIf(skipSwift)('Swift front door', () => {
       const failed = await api('/v1/AUTH_test/data/hello.txt', { headers: { 'X-Run-Storlet': 'misbehave.mjs', 'X-Storlet-Parameter-1': 'mode:fail-before' } });
       expect(failed.status).toBe(502);
       expect((await failed.text()).split('\n').filter(Boolean)).toHaveLength(1);
+      // A small output is held for its end: a storlet that fails after a few bytes is a 502 too.
+      const late = await api('/v1/AUTH_test/data/hello.txt', { headers: { 'X-Run-Storlet': 'misbehave.mjs', 'X-Storlet-Parameter-1': 'mode:fail-after-small' } });
+      expect(late.status).toBe(502);
+      expect(await late.text()).toMatch(/^Storlet misbehave\.mjs: storlet misbehave\.mjs failed after 11 bytes of output: gave up after a few bytes\n$/);
+    });
+
+    it('streams a small output that is slow to end: its first bytes are not held for long', async () => {
+      const res = await api('/v1/AUTH_test/data/hello.txt', { headers: { 'X-Run-Storlet': 'misbehave.mjs', 'X-Storlet-Parameter-1': 'mode:slow-small' } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-length')).toBeNull();
+      expect(res.headers.get('transfer-encoding')).toBe('chunked');
+      expect(await res.text()).toBe('first part, then the rest');
     });
 
     it('saves the invocation log as an object when asked (X-Storlet-Generate-Log), on success and failure', async () => {

@@ -13,6 +13,7 @@ import { metadataFromHeaders, metadataToHeaders } from '../../http/object-metada
 import type { ProxyMetrics } from '../proxy-metrics.js';
 import { clientGone } from '../relay.js';
 import { invokeOnPumped, sendOutput, type RawSource } from '../pump-body.js';
+import { readSmallBody } from '../small-body.js';
 import type { UpstreamResponse } from '../upstream.js';
 import type { AccessPoint, AccessPointRegistry } from './access-points.js';
 import { MultipartDoor } from './multipart-door.js';
@@ -58,7 +59,6 @@ const OBJECT_QUERY = /^([Xx]-[Aa]mz-[A-Za-z0-9-]+|x-id|partNumber|response-[a-z-
 /** How long a CompleteMultipartUpload runs before its 200 and keep-alive spaces start. */
 const COMPLETE_KEEPALIVE_MS = 5000;
 const AMZ_META = 'x-amz-meta-';
-const SMALL_OBJECT_BYTES = 64 * 1024;
 const MAX_KEY_BYTES = 1024;
 const MAX_LIST_BYTES = 16 * 1024 * 1024;
 /** How long a transformed object's length is remembered (for HEAD, then ranged GETs of it). */
@@ -309,9 +309,7 @@ export class S3Door {
       if (source.raw?.pumpable) {
         return await invokeOnPumped(source.raw, this.o.pipeBufferBytes, this.o.upstream!.timeoutMs, signal, (input, s) => this.invoke(ap, input, meta, s, range));
       }
-      const len = Number(source.headers['content-length'] ?? NaN);
-      // Small objects are read whole: the gateway then writes them before EXECUTE (no pump).
-      const input = len <= SMALL_OBJECT_BYTES ? Buffer.concat((await source.body.toArray()) as Buffer[]) : source.body;
+      const input = (await readSmallBody(source.body, source.headers)) ?? source.body;
       return await this.invoke(ap, input, meta, signal, range);
     } catch (err) {
       discard(source.body);

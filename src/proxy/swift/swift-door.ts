@@ -16,6 +16,7 @@ import { validateDependencyRegistration, validateStorletRegistration } from '../
 import { endToEnd } from '../hop-by-hop.js';
 import type { ProxyMetrics } from '../proxy-metrics.js';
 import { getSource, invokeOnPumped, sendOutput, type RawSource } from '../pump-body.js';
+import { readSmallBody } from '../small-body.js';
 import { clientGone, hasResponseBody, relayResponse, sendStream, sendText } from '../relay.js';
 import type { Upstream, UpstreamResponse } from '../upstream.js';
 import { GeneratedLog } from './generated-log.js';
@@ -232,7 +233,7 @@ export class SwiftDoor {
       if (source.raw?.pumpable) {
         return await invokeOnPumped(source.raw, this.o.pipeBufferBytes, this.o.upstream.timeoutMs, signal, (input, s) => this.invoke(ctx, input, meta, extraInputs, s));
       }
-      const input = await smallBody(source) ?? source.body;
+      const input = (await readSmallBody(source.body, source.headers)) ?? source.body;
       return await this.invoke(ctx, input, meta, extraInputs, signal);
     } catch (err) {
       discard(source.body);
@@ -320,17 +321,6 @@ export class SwiftDoor {
     sendText(res, status, text, { ...(retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {}), ...(log ? { 'x-storlet-generated-log': log.name } : {}) });
     return code === 'ETIMEDOUT' ? 'timeout' : status === 502 ? 'storlet_error' : status >= 500 ? 'unavailable' : 'client_error';
   }
-}
-
-/** Objects this small are read whole: the gateway then writes them before EXECUTE (no pump). */
-const SMALL_OBJECT_BYTES = 64 * 1024;
-
-async function smallBody(res: SourceObject): Promise<Buffer | undefined> {
-  const len = Number(res.headers['content-length'] ?? NaN);
-  if (!(len <= SMALL_OBJECT_BYTES)) return undefined;
-  const body = Buffer.concat((await res.body.toArray()) as Buffer[]);
-  if (body.length !== len) throw new SandletError('ESTORE', `the object store sent ${body.length} bytes of an object of ${len}`);
-  return body;
 }
 
 /** Relays an object read that Swift refused (its status, end-to-end headers and body). */
