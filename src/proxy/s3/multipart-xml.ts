@@ -1,31 +1,42 @@
-// The XML of S3's multipart operations: the CompleteMultipartUpload request body sandlet reads,
-// and the results it answers. The request is a flat list of <Part> elements; it is read with a
-// bounded scan of exactly that shape (anything else is MalformedXML), not a general XML parser.
+// The XML of S3's multipart operations: the CompleteMultipartUpload request body sandlet reads
+// (with fast-xml-parser: validated, then read as data), and the results it answers.
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { MAX_PART_NUMBER, type SpooledPart, type UploadMeta } from './multipart-spool.js';
 import { S3Error, XML_DECLARATION, xmlEscape } from './s3-errors.js';
 
 const NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"';
-const ENTITIES: Record<string, string> = { '&quot;': '"', '&apos;': "'", '&lt;': '<', '&gt;': '>', '&amp;': '&', '&#34;': '"', '&#x22;': '"' };
 
 const malformed = (why: string): S3Error => new S3Error('MalformedXML', `The XML you provided was not well-formed or did not validate against our published schema: ${why}`);
 
+const parser = new XMLParser({
+  ignoreAttributes: true, // the namespace
+  ignoreDeclaration: true,
+  parseTagValue: false, // an ETag stays a string, a PartNumber is checked below
+  trimValues: true,
+  htmlEntities: true, // &#34; as well as &quot;: clients escape the ETag's quotes either way
+  isArray: (_name, jpath) => jpath === 'CompleteMultipartUpload.Part',
+});
+
 /** The parts a CompleteMultipartUpload body names, in the order given. */
 export function parseCompleteMultipartUpload(xml: string): { number: number; etag: string }[] {
-  const body = xml.replace(/^\uFEFF?\s*(<\?xml[^>]*\?>)?\s*/, '');
-  const root = /^<CompleteMultipartUpload(\s[^>]*)?>([\s\S]*)<\/CompleteMultipartUpload>\s*$/.exec(body);
-  if (!root) throw malformed('no CompleteMultipartUpload element');
-  const parts: { number: number; etag: string }[] = [];
-  const rest = root[2]!.replace(/<Part>([\s\S]*?)<\/Part>/g, (_all, inner: string) => {
-    const n = /<PartNumber>\s*(\d{1,5})\s*<\/PartNumber>/.exec(inner)?.[1];
-    const etag = /<ETag>([^<]*)<\/ETag>/.exec(inner)?.[1];
-    if (n === undefined || etag === undefined) throw malformed('a Part needs a PartNumber and an ETag');
+  if (/<!DOCTYPE/i.test(xml)) throw malformed('a document type declaration is not allowed');
+  const valid = XMLValidator.validate(xml);
+  if (valid !== true) throw malformed(valid.err.msg);
+  const doc = parser.parse(xml) as Record<string, unknown>;
+  const names = Object.keys(doc);
+  if (names.length !== 1 || names[0] !== 'CompleteMultipartUpload') throw malformed('no CompleteMultipartUpload element');
+  const root = doc.CompleteMultipartUpload;
+  if (root === '') return [];
+  if (typeof root !== 'object' || root === null) throw malformed('only Part elements may be inside CompleteMultipartUpload');
+  if (Object.keys(root).some((k) => k !== 'Part')) throw malformed('only Part elements may be inside CompleteMultipartUpload');
+  return ((root as { Part?: unknown[] }).Part ?? []).map((part) => {
+    const { PartNumber: n, ETag: etag } = (typeof part === 'object' && part !== null ? part : {}) as { PartNumber?: unknown; ETag?: unknown };
+    if (typeof n !== 'string' || typeof etag !== 'string') throw malformed('a Part needs a PartNumber and an ETag');
+    if (!/^\d{1,5}$/.test(n)) throw malformed(`PartNumber ${JSON.stringify(n.slice(0, 20))} is not a number`);
     const number = Number(n);
     if (number < 1 || number > MAX_PART_NUMBER) throw new S3Error('InvalidArgument', `Part number must be an integer between 1 and ${MAX_PART_NUMBER}, inclusive`);
-    parts.push({ number, etag: etag.trim().replace(/&(quot|apos|lt|gt|amp|#34|#x22);/g, (e) => ENTITIES[e]!) });
-    return '';
+    return { number, etag };
   });
-  if (rest.trim() !== '') throw malformed('only Part elements may be inside CompleteMultipartUpload');
-  return parts;
 }
 
 export function initiateResult(bucket: string, upload: UploadMeta): string {

@@ -184,10 +184,18 @@ describe('CompleteMultipartUpload XML', () => {
     expect(parseCompleteMultipartUpload(cli)).toEqual([{ number: 1, etag: '"aa"' }, { number: 2, etag: '"bb"' }]);
     const sdk = '<?xml version="1.0" encoding="UTF-8"?>\n<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Part><ChecksumCRC32>AAAAAA==</ChecksumCRC32><ETag>&quot;cc&quot;</ETag><PartNumber>3</PartNumber></Part></CompleteMultipartUpload>';
     expect(parseCompleteMultipartUpload(sdk)).toEqual([{ number: 3, etag: '"cc"' }]);
+    const spaced = '<CompleteMultipartUpload>\n  <!-- two parts -->\n  <Part>\n    <PartNumber> 2 </PartNumber>\n    <ETag>&#34;dd&#x22;</ETag>\n  </Part>\n</CompleteMultipartUpload>\n';
+    expect(parseCompleteMultipartUpload(spaced)).toEqual([{ number: 2, etag: '"dd"' }]);
   });
 
   it('refuses anything else', () => {
-    for (const bad of ['', '<Foo/>', '<CompleteMultipartUpload><Part><ETag>x</ETag></Part></CompleteMultipartUpload>', '<CompleteMultipartUpload><Other/></CompleteMultipartUpload>']) {
+    for (const bad of [
+      '', '<Foo/>', '<CompleteMultipartUpload><Part><ETag>x</ETag></Part></CompleteMultipartUpload>', '<CompleteMultipartUpload><Other/></CompleteMultipartUpload>',
+      '<CompleteMultipartUpload><Part><ETag>x</ETag><PartNumber>1</PartNumber></CompleteMultipartUpload>', // not well-formed
+      '<CompleteMultipartUpload><Part><ETag>x</ETag><PartNumber>one</PartNumber></Part></CompleteMultipartUpload>',
+      '<!DOCTYPE a [<!ENTITY x "y">]><CompleteMultipartUpload><Part><ETag>&x;</ETag><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>',
+      '<CompleteMultipartUpload/><CompleteMultipartUpload/>',
+    ]) {
       expect(() => parseCompleteMultipartUpload(bad), bad).toThrow(expect.objectContaining({ code: 'MalformedXML' }));
     }
     expect(() => parseCompleteMultipartUpload('<CompleteMultipartUpload><Part><ETag>x</ETag><PartNumber>10001</PartNumber></Part></CompleteMultipartUpload>')).toThrow(expect.objectContaining({ code: 'InvalidArgument' }));
