@@ -136,3 +136,48 @@ export function parseAmzDate(s: string): number {
   if (!m) return NaN;
   return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
 }
+
+/** Headers a signer leaves unsigned: hop-by-hop ones a client library may change on the way. */
+const UNSIGNED_HEADERS = new Set(['authorization', 'connection', 'expect', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'user-agent', 'x-amzn-trace-id']);
+
+/** `Date` → `YYYYMMDDTHHMMSSZ` */
+export function amzDateOf(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+export interface SignRequest {
+  method: string;
+  /** The path as it is sent (already encoded). */
+  rawPath: string;
+  query: [string, string][];
+  /** Header names in lower case; `host` included. */
+  headers: Record<string, string>;
+  payloadHash: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  region: string;
+  service: string;
+  now?: Date;
+}
+
+/**
+ * Signs a request in the Authorization header, as an AWS client does: the headers to send, with
+ * x-amz-date, x-amz-content-sha256 and authorization added. The same rules verifySigV4 checks.
+ */
+export function signRequest(r: SignRequest): Record<string, string> {
+  const amzDate = amzDateOf(r.now ?? new Date());
+  const day = amzDate.slice(0, 8);
+  const headers: Record<string, string> = { ...r.headers, 'x-amz-date': amzDate, 'x-amz-content-sha256': r.payloadHash };
+  const signed = Object.keys(headers).filter((h) => !UNSIGNED_HEADERS.has(h)).sort();
+  const canonical = canonicalRequest({
+    method: r.method,
+    rawPath: r.rawPath,
+    query: r.query,
+    headers: new Map(signed.map((h) => [h, [headers[h]!]])),
+    signedHeaders: signed,
+    payloadHash: r.payloadHash,
+  });
+  const scope = credentialScope(day, r.region, r.service);
+  const signature = signHex(signingKey(r.credentials.secretAccessKey, day, r.region, r.service), stringToSign(amzDate, scope, canonical));
+  headers.authorization = `${ALGORITHM} Credential=${r.credentials.accessKeyId}/${scope}, SignedHeaders=${signed.join(';')}, Signature=${signature}`;
+  return headers;
+}

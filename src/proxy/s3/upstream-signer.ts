@@ -1,15 +1,12 @@
 // Requests to the upstream S3 store, signed with sandlet's own credentials (config
-// upstream_s3_access_key / upstream_s3_secret_key), never a client's. Signing is
-// @smithy/signature-v4's, the AWS SDK's own signer; bodies are sent as UNSIGNED-PAYLOAD so
-// they stream without being read twice.
-import { Hash } from '@smithy/hash-node';
-import { HttpRequest } from '@smithy/protocol-http';
-import { SignatureV4 } from '@smithy/signature-v4';
+// upstream_s3_access_key / upstream_s3_secret_key), never a client's, by the same SigV4 rules
+// (sigv4.ts) that check the clients' signatures. Bodies are sent as UNSIGNED-PAYLOAD so they
+// stream without being read twice.
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { SandletConfig } from '../../config.js';
 import { SandletError } from '../../errors.js';
-import { uriEncode } from './sigv4.js';
+import { signRequest, uriEncode } from './sigv4.js';
 import { getSource, type RawSource } from '../pump-body.js';
 import type { Upstream, UpstreamResponse } from '../upstream.js';
 
@@ -26,17 +23,19 @@ export interface UpstreamS3Request {
 
 export class UpstreamS3 {
   private readonly upstream: Upstream;
-  private readonly signer: SignatureV4;
+  private readonly creds: { accessKeyId: string; secretAccessKey: string };
+  private readonly region: string;
   private readonly host: string;
 
   constructor(upstream: Upstream, creds: { accessKeyId: string; secretAccessKey: string }, region: string) {
     this.upstream = upstream;
+    this.creds = creds;
+    this.region = region;
     this.host = new URL(upstream.origin).host;
-    this.signer = new SignatureV4({ credentials: creds, region, service: 's3', sha256: Hash.bind(null, 'sha256'), uriEscapePath: false });
   }
 
   async request(r: UpstreamS3Request): Promise<UpstreamResponse> {
-    const { path, headers } = await this.sign(r);
+    const { path, headers } = this.sign(r);
     return this.upstream.request({
       method: r.method,
       path,
@@ -58,26 +57,29 @@ export class UpstreamS3 {
 
   /** A signed GetObject whose large body may be pumped into a storlet (pump-body.ts). */
   async getSource(r: Omit<UpstreamS3Request, 'method' | 'body' | 'query' | 'signal'> & { signal: AbortSignal }): Promise<RawSource> {
-    const { path, headers } = await this.sign({ ...r, method: 'GET' });
+    const { path, headers } = this.sign({ ...r, method: 'GET' });
     return getSource(this.upstream, path, headers, r.signal);
   }
 
-  private async sign(r: UpstreamS3Request): Promise<{ path: string; headers: Record<string, string> }> {
-    // Path-style, each key segment encoded as S3 canonicalises it (the signer must see the same path).
+  private sign(r: UpstreamS3Request): { path: string; headers: Record<string, string> } {
+    // Path-style, each key segment encoded as S3 canonicalises it (the signature covers that path).
     const path = `/${uriEncode(r.bucket, false)}${r.key !== undefined ? `/${uriEncode(r.key, true)}` : ''}`;
-    const query: Record<string, string> = {};
-    for (const [k, v] of r.query ?? []) query[k] = v;
-    const request = new HttpRequest({
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(r.headers ?? {})) headers[k.toLowerCase()] = v;
+    headers.host = this.host;
+    const query = r.query ?? [];
+    const signed = signRequest({
       method: r.method,
-      protocol: 'http:',
-      hostname: this.host,
-      path: this.upstream.prefix + path,
+      rawPath: this.upstream.prefix + path,
       query,
-      headers: { ...r.headers, host: this.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+      headers,
+      payloadHash: 'UNSIGNED-PAYLOAD',
+      credentials: this.creds,
+      region: this.region,
+      service: 's3',
     });
-    const signed = await this.signer.sign(request);
-    const qs = (r.query ?? []).map(([k, v]) => `${uriEncode(k, false)}=${uriEncode(v, false)}`).join('&');
-    return { path: qs ? `${path}?${qs}` : path, headers: signed.headers };
+    const qs = query.map(([k, v]) => `${uriEncode(k, false)}=${uriEncode(v, false)}`).join('&');
+    return { path: qs ? `${path}?${qs}` : path, headers: signed };
   }
 }
 
