@@ -154,6 +154,12 @@ for (const backend of ['process', 'docker'] as const) {
         await expect(collect(r.body)).rejects.toThrow('storlet misbehave.mjs stalled: no output for 500 ms; task cancelled');
       });
 
+      it('metadata longer than one pipe write (the daemon writes it) arrives whole', async () => {
+        const r = await gw.invoke({ scope: 's1', storlet: 'misbehave.mjs', params: { mode: 'big-metadata' }, input: Buffer.from('x') });
+        expect(r.metadata.big).toBe('y'.repeat(10_000));
+        expect(await text(r.body)).toBe('small body');
+      });
+
       it('metadata beyond the bound is refused', async () => {
         await expect(gw.invoke({ scope: 's1', storlet: 'misbehave.mjs', params: { mode: 'huge-metadata' }, input: Buffer.from('x') })).rejects.toThrow(
           'output metadata from storlet misbehave.mjs exceeds the 64 KiB bound',

@@ -49,8 +49,7 @@ export class TaskWorker {
         if (msg.type === 'ready') {
           this.ready = true;
           resolve();
-        }
-        else if (msg.type === 'load-error') reject(new Error(msg.message));
+        } else if (msg.type === 'load-error') reject(new Error(msg.message));
         else return;
         off();
       });

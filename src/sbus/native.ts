@@ -31,9 +31,10 @@ export interface NativeSbus {
   pipe(size?: number): [number, number];
   /**
    * Reads a pipe to EOF (or, with untilNewline, to a read that ends with '\n') under a libuv poll
-   * handle and calls back once: (null, data) or an errno name / 'ETOOLARGE'. Owns fd (closes it however the read ends, or on cancelRead), except when
-   * it throws: then fd stays the caller's. Returns the read's id: ids, not objects, so that nothing
-   * with a native finalizer is made per read.
+   * handle and calls back once: (null, data) or an errno name / 'ETOOLARGE'. Owns fd (closes it
+   * however the read ends, or on cancelRead), except when it throws: then fd stays the caller's.
+   * Returns the read's id: ids, not objects, so that nothing with a native finalizer is made per
+   * read.
    */
   readToEnd(fd: number, maxBytes: number, onDone: (error: string | null, data: Buffer | null) => void, untilNewline?: boolean): number;
   /** Ends a read with no callback and closes its fd; a finished read's id is a no-op. */

@@ -148,7 +148,7 @@ describe('sandlet CLI', () => {
     fs.linkSync(path.join(root, 'cache', 'objects', json.entries[1]!.sha256), elsewhere);
     expect((await sandlet(['cache', 'prune', '--all', '--root', root])).stdout).toMatch(/^evicted 0 entries \(0 B\); .* left/);
     fs.rmSync(elsewhere);
-    expect((await sandlet(['cache', 'prune', '--all', '--root', root])).stdout).toMatch(/^evicted 1 entries \(\d+ B\); 0 B left/);
+    expect((await sandlet(['cache', 'prune', '--all', '--root', root])).stdout).toMatch(/^evicted 1 entries \(\d+(\.\d)? (B|KiB)\); 0 B left/);
     expect(fs.readdirSync(path.join(root, 'storlets', 'c'))).toEqual(expect.arrayContaining(['identity.mjs', 'uppercase.mjs']));
   });
 });
