@@ -1247,9 +1247,16 @@ typedef struct {
   int chunked;
   int quiet;        // cancelled from JS: no callback
   int open_handles; // closed one by one; the last close frees the pump
-  // Unframed bytes move by splice(2) through this pipe, never through user space: on a machine
-  // whose cores the store shares, the copies were what the pump cost. -1: read and write instead.
+  // Bytes move by splice(2) through this pipe, never through user space: on a machine whose
+  // cores the store shares, the copies were what the pump cost. -1: read and write instead.
   int sp_r, sp_w;
+  // Chunked and spliced, the framing goes around the data: `glue` is the CRLF that ends the last
+  // chunk (owed once a chunk's data went) and the next chunk's size line, sent before its data.
+  char glue[2 + PUMP_CHUNK_HEAD];
+  size_t glue_off, glue_len;
+  int crlf_owed;
+  int finishing;    // the source ended: only the last CRLF is left to send
+  int plain_write;  // the destination is no socket: write() instead of send()
 } pump_t;
 
 static void pump_close_splice(pump_t *p) {
@@ -1308,7 +1315,31 @@ static void on_pump_out(uv_poll_t *handle, int status, int events);
 
 // Writes what is buffered: 1 when all of it went, 0 when the destination is full (then it waits
 // for room), -1 when the pump ended.
+static int pump_wait_out(pump_t *p) {
+  uv_poll_stop(&p->op.poll);
+  int rc = uv_poll_start(&p->out, UV_WRITABLE | UV_DISCONNECT, on_pump_out);
+  if (rc != 0) pump_end(p, uv_err_name(rc));
+  return rc == 0 ? 0 : -1;
+}
+
 static int pump_flush(pump_t *p) {
+  while (p->glue_off < p->glue_len) {
+    // MSG_MORE: the data follows at once, so the size line need not leave as a packet of its own.
+    ssize_t n = p->plain_write ? write(p->out_fd, p->glue + p->glue_off, p->glue_len - p->glue_off)
+                               : send(p->out_fd, p->glue + p->glue_off, p->glue_len - p->glue_off, MSG_NOSIGNAL | (p->finishing ? 0 : MSG_MORE));
+    if (n < 0 && errno == ENOTSOCK && !p->plain_write) {
+      p->plain_write = 1;
+      continue;
+    }
+    if (n > 0) {
+      p->glue_off += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return pump_wait_out(p);
+    pump_end(p, errno_name(n < 0 ? errno : EIO));
+    return -1;
+  }
   while (p->off < p->op.len) {
     ssize_t n = p->sp_r >= 0 ? splice(p->sp_r, NULL, p->out_fd, NULL, p->op.len - p->off, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
                              : write(p->out_fd, p->op.buf + p->off, p->op.len - p->off);
@@ -1318,16 +1349,26 @@ static int pump_flush(pump_t *p) {
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
-      uv_poll_stop(&p->op.poll);
-      int rc = uv_poll_start(&p->out, UV_WRITABLE | UV_DISCONNECT, on_pump_out);
-      if (rc != 0) pump_end(p, uv_err_name(rc));
-      return rc == 0 ? 0 : -1;
-    }
+    if (n < 0 && errno == EAGAIN) return pump_wait_out(p);
     pump_end(p, errno_name(n < 0 ? errno : EIO));
     return -1;
   }
   return 1;
+}
+
+// All was moved: the last chunk's CRLF when it is owed (spliced chunks), then the end. The
+// terminating chunk is the caller's to write.
+static void pump_done(pump_t *p) {
+  if (p->crlf_owed) {
+    p->finishing = 1;
+    p->crlf_owed = 0;
+    memcpy(p->glue, "\r\n", 2);
+    p->glue_off = 0;
+    p->glue_len = 2;
+    p->off = p->op.len = 0;
+    if (pump_flush(p) != 1) return;  // on_pump_out ends it once there is room
+  }
+  pump_end(p, NULL);
 }
 
 // Reads and writes until the source is empty or the destination full; a bounded number of
@@ -1335,7 +1376,7 @@ static int pump_flush(pump_t *p) {
 static void pump_run(pump_t *p) {
   for (int round = 0; round < 16 && !p->op.ended; round++) {
     if (p->left == 0) {
-      pump_end(p, NULL);
+      pump_done(p);
       return;
     }
     size_t want = p->left < 0 || (uint64_t)p->left > p->cap ? p->cap : (size_t)p->left;
@@ -1349,7 +1390,14 @@ static void pump_run(pump_t *p) {
     if (n > 0) {
       p->moved += (uint64_t)n;
       if (p->left > 0) p->left -= n;
-      if (p->chunked) {
+      if (p->chunked && p->sp_w >= 0) {
+        int gl = snprintf(p->glue, sizeof p->glue, "%s%zx\r\n", p->crlf_owed ? "\r\n" : "", (size_t)n);
+        p->glue_off = 0;
+        p->glue_len = (size_t)gl;
+        p->crlf_owed = 1;
+        p->off = 0;
+        p->op.len = (size_t)n;
+      } else if (p->chunked) {
         // The size line goes right before the data, CRLF right after: one write for the chunk.
         char line[PUMP_CHUNK_HEAD + 1];
         int hl = snprintf(line, sizeof line, "%zx\r\n", (size_t)n);
@@ -1367,11 +1415,12 @@ static void pump_run(pump_t *p) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
-    if (n == 0) pump_end(p, p->left > 0 ? "ESHORT" : NULL);
+    if (n == 0 && p->left > 0) pump_end(p, "ESHORT");
+    else if (n == 0) pump_done(p);
     else pump_end(p, errno_name(errno));
     return;
   }
-  if (!p->op.ended && p->left == 0) pump_end(p, NULL);
+  if (!p->op.ended && p->left == 0) pump_done(p);
 }
 
 static void on_pump_in(uv_poll_t *handle, int status, int events) {
@@ -1388,8 +1437,12 @@ static void on_pump_out(uv_poll_t *handle, int status, int events) {
   int r = pump_flush(p);
   if (r != 1) return;
   uv_poll_stop(&p->out);
-  if (p->left == 0) {
+  if (p->finishing) {
     pump_end(p, NULL);
+    return;
+  }
+  if (p->left == 0) {
+    pump_done(p);
     return;
   }
   int rc = uv_poll_start(&p->op.poll, UV_READABLE | UV_DISCONNECT, on_pump_in);
@@ -1478,8 +1531,8 @@ static napi_value Pump(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int sp[2];
-  // Chunks are framed in the buffer; unframed bytes are spliced (any failure here: the plain loop).
-  if (!chunked && pipe2(sp, O_NONBLOCK | O_CLOEXEC) == 0) {
+  // Any failure here: the plain read/write loop.
+  if (pipe2(sp, O_NONBLOCK | O_CLOEXEC) == 0) {
     p->sp_r = sp[0];
     p->sp_w = sp[1];
     (void)fcntl(sp[1], F_SETPIPE_SZ, (int)cap);

@@ -81,6 +81,75 @@ describe('native.pump', () => {
     expect((await out).equals(body)).toBe(true);
   });
 
+  it('frames what it moves as HTTP/1.1 chunks, to a TCP socket whose reader is slow, and to a pipe', async () => {
+    /** Decodes chunks (no terminating chunk: the pump's caller writes that); throws on bad framing. */
+    const unchunk = (raw: Buffer): Buffer => {
+      const parts: Buffer[] = [];
+      let at = 0;
+      while (at < raw.length) {
+        const eol = raw.indexOf('\r\n', at);
+        if (eol < 0) throw new Error(`no size line at ${at}`);
+        const size = Number.parseInt(raw.subarray(at, eol).toString(), 16);
+        if (!(size > 0)) throw new Error(`bad size line ${JSON.stringify(raw.subarray(at, eol).toString())}`);
+        parts.push(raw.subarray(eol + 2, eol + 2 + size));
+        if (raw.subarray(eol + 2 + size, eol + 4 + size).toString() !== '\r\n') throw new Error(`no CRLF after the chunk at ${at}`);
+        at = eol + 4 + size;
+      }
+      return Buffer.concat(parts);
+    };
+    const body = randomBytes(5 * 1024 * 1024 + 3);
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const received: Buffer[] = [];
+    const gotAll = new Promise<void>((resolve) => {
+      server.once('connection', (s) => {
+        // A slow reader: the pump meets a full socket, mid-chunk and mid-size-line alike.
+        s.pause();
+        const drip = setInterval(() => {
+          let c: Buffer | null;
+          while ((c = s.read(300_000) as Buffer | null) !== null) received.push(c);
+        }, 5);
+        s.on('end', () => {
+          clearInterval(drip);
+          let c: Buffer | null;
+          while ((c = s.read() as Buffer | null) !== null) received.push(c);
+          resolve();
+        });
+        s.on('readable', () => {});
+      });
+    });
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await once(client, 'connect');
+    const fd = (client as unknown as { _handle: { fd: number } })._handle.fd;
+    const [r, w] = pipe();
+    const pumped = new Promise((resolve) => native.pump(r, fd, -1, 10_000, resolve, true));
+    const writer = fs.createWriteStream('', { fd: w, autoClose: false });
+    writer.end(body);
+    await once(writer, 'finish');
+    native.close(w);
+    expect(await pumped).toBeNull();
+    client.end();
+    await gotAll;
+    expect(unchunk(Buffer.concat(received)).equals(body)).toBe(true);
+    client.destroy();
+    server.close();
+
+    // A pipe destination (no socket: plain writes of the framing).
+    const [ar, aw] = pipe();
+    const [br, bw] = pipe();
+    const small = randomBytes(100_000);
+    const out = readAll(br);
+    const done = new Promise((resolve) => native.pump(ar, bw, -1, 5_000, resolve, true));
+    const wr = fs.createWriteStream('', { fd: aw, autoClose: false });
+    wr.end(small);
+    await once(wr, 'finish');
+    native.close(aw);
+    expect(await done).toBeNull();
+    native.close(bw);
+    expect(unchunk(await out).equals(small)).toBe(true);
+  });
+
   it('says ESHORT when the source ends first, ETIMEDOUT when it stays silent, and nothing once cancelled', async () => {
     const [ar, aw] = pipe();
     const [, bw] = pipe();
