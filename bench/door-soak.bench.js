@@ -132,9 +132,11 @@ try {
   // Each daemon's idle pool filled alike before sampling: what it holds depends on its last calls.
   const settle = async () => {
     await sleep(TIMEOUT_MS + 5000); // cancelled tasks end; kept-alive upstream sockets expire (4 s)
-    await Promise.all(Array.from({ length: 8 }, () => exchange(port, get('small', 'identity.mjs'))));
-    await Promise.all(Array.from({ length: 8 }, () => exchange(port, get('small', 'misbehave.mjs', { mode: 'echo' }))));
-    await Promise.all(Array.from({ length: 8 }, () => exchange(port, get('small', 'timeouts.mjs', { mode: 'echo' }))));
+    // Calls that hold a thread a while, so 8 at once need every thread of a pool of 4 (quick
+    // ones can be served by fewer, and the pool is then sampled short).
+    await Promise.all(Array.from({ length: 8 }, () => exchange(port, get('big', 'identity.mjs'))));
+    await Promise.all(Array.from({ length: 8 }, () => exchange(port, get('small', 'misbehave.mjs', { mode: 'slow-small' }))));
+    await Promise.all(Array.from({ length: 8 }, () => exchange(port, get('small', 'timeouts.mjs', { mode: 'slow-small' }))));
     await sleep(5000);
     return { server: sample(server.pid), agent: sample(agentPid(server.pid)) };
   };
