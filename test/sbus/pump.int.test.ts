@@ -34,23 +34,27 @@ async function readAll(fd: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** A TCP connection to a local server: the client's socket and fd; the server's side goes to onConnection. */
+async function connection(onConnection: (s: net.Socket) => void): Promise<{ server: net.Server; client: net.Socket; fd: number }> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  server.once('connection', onConnection);
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await once(client, 'connect');
+  return { server, client, fd: (client as unknown as { _handle: { fd: number } })._handle.fd };
+}
+
 describe('native.pump', () => {
   it('moves exactly the bytes asked for, from a pipe to a TCP socket, and leaves the fds the caller\'s', async () => {
     const before = openFds().length;
     const body = randomBytes(3 * 1024 * 1024 + 17);
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
     const received: Buffer[] = [];
-    const gotAll = new Promise<void>((resolve) => {
-      server.once('connection', (s) => {
-        s.on('data', (c: Buffer) => received.push(c));
-        s.on('end', () => resolve());
-      });
+    let gotAll!: Promise<void>;
+    const { server, client, fd } = await connection((s) => {
+      gotAll = new Promise<void>((resolve) => s.on('end', () => resolve()));
+      s.on('data', (c: Buffer) => received.push(c));
     });
-    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-    await once(client, 'connect');
-    const fd = (client as unknown as { _handle: { fd: number } })._handle.fd;
     const [r, w] = pipe();
     const writer = fs.createWriteStream('', { fd: w, autoClose: false });
     writer.end(Buffer.concat([body, Buffer.from('not asked for')]));
@@ -98,30 +102,26 @@ describe('native.pump', () => {
       return Buffer.concat(parts);
     };
     const body = randomBytes(5 * 1024 * 1024 + 3);
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
     const received: Buffer[] = [];
-    const gotAll = new Promise<void>((resolve) => {
-      server.once('connection', (s) => {
-        // A slow reader: the pump meets a full socket, mid-chunk and mid-size-line alike.
-        s.pause();
-        const drip = setInterval(() => {
-          let c: Buffer | null;
-          while ((c = s.read(300_000) as Buffer | null) !== null) received.push(c);
-        }, 5);
+    let gotAll!: Promise<void>;
+    const { server, client, fd } = await connection((s) => {
+      // A slow reader (a stand-in for a slow client): the pump meets a full socket, mid-chunk and
+      // mid-size-line alike.
+      s.pause();
+      const drip = setInterval(() => {
+        let c: Buffer | null;
+        while ((c = s.read(300_000) as Buffer | null) !== null) received.push(c);
+      }, 5);
+      gotAll = new Promise<void>((resolve) =>
         s.on('end', () => {
           clearInterval(drip);
           let c: Buffer | null;
           while ((c = s.read() as Buffer | null) !== null) received.push(c);
           resolve();
-        });
-        s.on('readable', () => {});
-      });
+        }),
+      );
+      s.on('readable', () => {});
     });
-    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-    await once(client, 'connect');
-    const fd = (client as unknown as { _handle: { fd: number } })._handle.fd;
     const [r, w] = pipe();
     const pumped = new Promise((resolve) => native.pump(r, fd, -1, 10_000, resolve, true));
     const writer = fs.createWriteStream('', { fd: w, autoClose: false });
