@@ -1313,8 +1313,7 @@ static void pump_progress(pump_t *p) {
 static void on_pump_in(uv_poll_t *handle, int status, int events);
 static void on_pump_out(uv_poll_t *handle, int status, int events);
 
-// Writes what is buffered: 1 when all of it went, 0 when the destination is full (then it waits
-// for room), -1 when the pump ended.
+// The destination is full: wait for room (0), or -1 when the pump ended instead.
 static int pump_wait_out(pump_t *p) {
   uv_poll_stop(&p->op.poll);
   int rc = uv_poll_start(&p->out, UV_WRITABLE | UV_DISCONNECT, on_pump_out);
@@ -1322,6 +1321,8 @@ static int pump_wait_out(pump_t *p) {
   return rc == 0 ? 0 : -1;
 }
 
+// Sends what is pending (the chunk framing, then the data): 1 when all of it went, 0 when the
+// destination is full (then it waits for room), -1 when the pump ended.
 static int pump_flush(pump_t *p) {
   while (p->glue_off < p->glue_len) {
     // MSG_MORE: the data follows at once, so the size line need not leave as a packet of its own.

@@ -10,8 +10,13 @@ describe('readSmallBody', () => {
     expect(readSmallBody(Readable.from([]), {})).toBeUndefined();
   });
 
-  it('a body shorter than announced is the store failing', async () => {
+  it('a body shorter than announced is the store failing, whether it ends or just closes', async () => {
     await expect(readSmallBody(Readable.from([Buffer.from('abc')]), { 'content-length': '5' })).rejects.toThrow('the object store sent 3 bytes of an object of 5');
+    const cut = new PassThrough();
+    const read = readSmallBody(cut, { 'content-length': '5' })!;
+    cut.write('ab');
+    setImmediate(() => cut.destroy()); // closed, no error
+    await expect(read).rejects.toThrow('the object store sent 2 bytes of an object of 5');
   });
 });
 
