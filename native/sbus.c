@@ -1265,6 +1265,13 @@ static void pump_close_splice(pump_t *p) {
   p->sp_r = p->sp_w = -1;
 }
 
+// The pump's own fds: its dups of the source and the destination, and its splice pipe.
+static void pump_close_fds(pump_t *p) {
+  close(p->op.fd);
+  close(p->out_fd);
+  pump_close_splice(p);
+}
+
 // callback(errorCode | null, bytesMoved) in the shared async context.
 static void call_pump(napi_env env, napi_ref callback, const char *error_code, uint64_t moved) {
   napi_handle_scope scope;
@@ -1280,9 +1287,7 @@ static void call_pump(napi_env env, napi_ref callback, const char *error_code, u
 static void on_pump_handle_closed(uv_handle_t *handle) {
   pump_t *p = (pump_t *)handle->data;
   if (--p->open_handles > 0) return;
-  close(p->op.fd);
-  close(p->out_fd);
-  pump_close_splice(p);
+  pump_close_fds(p);
   napi_env env = p->op.env;
   registry_drop(registry(env), p->op.slot);
   if (!p->quiet) call_pump(env, p->op.callback, p->op.error_code, p->moved);
@@ -1454,9 +1459,7 @@ static void on_pump_out(uv_poll_t *handle, int status, int events) {
 static void free_handle_pump(uv_handle_t *handle) {
   pump_t *p = (pump_t *)handle->data;
   if (--p->open_handles > 0) return;
-  close(p->op.fd);
-  close(p->out_fd);
-  pump_close_splice(p);
+  pump_close_fds(p);
   free(p->op.buf);
   free(p);
 }

@@ -168,7 +168,7 @@ export class StorletDaemon {
         task.watch = native.watchHangup(task.statusFd, () => {
           task.watch = undefined;
           // The gateway closes its end once it read the success the task's thread wrote.
-          if (task.worker && Atomics.load(task.worker.owned, STATUS_CELL) === task.message.seq) return;
+          if (statusWritten(task)) return;
           this.log.debug({ task: task.id }, 'task abandoned: its status reader is gone');
           this.cancel(task.id);
         });
@@ -231,7 +231,7 @@ export class StorletDaemon {
       output: classify(output),
       logger: logger ? { ...classify(logger), maxBytes: Number(logger.metadata.storlets.max_bytes) || 1024 * 1024 } : undefined,
       params: strParams,
-      metadata: metadataFdOf(metadata.fd),
+      metadataPipe: metadataFdOf(metadata.fd),
       statusFd: status?.fd,
     };
     // Any fd of a type this daemon does not use is closed now.
@@ -325,7 +325,7 @@ export class StorletDaemon {
   /** Closes the metadata pipe (empty if the storlet never set any) and reports the outcome. */
   private finishTask(task: Task): void {
     // A metadata pipe with a slot was closed with the task's other pipes (see closeUnowned).
-    if (!task.metadataSent && task.message.metadata.slot === undefined) closeQuietly([task.metadataFd]);
+    if (!task.metadataSent && task.message.metadataPipe.slot === undefined) closeQuietly([task.metadataFd]);
     if (task.statusFd === undefined) return;
     if (task.watch !== undefined) native.unwatch(task.watch);
     const outcome = task.outcome ?? {
@@ -335,7 +335,7 @@ export class StorletDaemon {
         : `storlet worker died before finishing the task${task.worker?.failure ? `: ${task.worker.failure}` : ''}`,
     };
     // A JS worker wrote the success itself (and the gateway may have read it and gone).
-    if (task.worker && Atomics.load(task.worker.owned, STATUS_CELL) === task.message.seq) closeQuietly([task.statusFd]);
+    if (statusWritten(task)) closeQuietly([task.statusFd]);
     else writeAndClose(task.statusFd, Buffer.from(JSON.stringify({ status: outcome.ok, message: outcome.message })));
   }
 
@@ -357,7 +357,7 @@ export class StorletDaemon {
         if (msg.type === 'metadata' && !task.metadataSent) {
           task.metadataSent = true;
           // Closed here: its slot says so, or the pipes' cleanup would close it again.
-          const slot = task.message.metadata.slot;
+          const slot = task.message.metadataPipe.slot;
           if (slot !== undefined) Atomics.store(worker.owned, slot, task.message.seq);
           writeAndClose(task.metadataFd, Buffer.from(msg.json));
         } else if (msg.type === 'done') {
@@ -396,6 +396,11 @@ export class StorletDaemon {
     task.cancel?.();
     return { status: true, message: 'task cancelled' };
   }
+}
+
+/** The task's thread wrote its success on the status pipe itself (see STATUS_CELL). */
+function statusWritten(task: Task): boolean {
+  return task.worker !== undefined && Atomics.load(task.worker.owned, STATUS_CELL) === task.message.seq;
 }
 
 /**

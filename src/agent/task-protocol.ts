@@ -52,7 +52,7 @@ export interface TaskMessage {
    * closes it (no thread hop to the daemon on the way to the gateway); longer metadata, or a pipe
    * with no slot, goes to the daemon by message.
    */
-  metadata: TaskFd;
+  metadataPipe: TaskFd;
   /** The status pipe: the daemon's, which closes it; the worker may write a success line first. */
   statusFd: number | undefined;
 }

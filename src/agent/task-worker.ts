@@ -137,7 +137,7 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
     if (metadataSent) throw new Error('output metadata was already set');
     metadataSent = true;
     const json = JSON.stringify(record);
-    const md = task.metadata;
+    const md = task.metadataPipe;
     if (md.pollable && writeLine(md.fd, json)) {
       // The gateway reads up to the newline; the EOF that a Storlets reader waits for comes once
       // this turn is over (closing costs a socket), or with the output should the task end first.

@@ -24,8 +24,23 @@ afterEach(() => {
   }
 });
 
-function pump(from: number, to: number, bytes: number, idleMs: number): Promise<string | null> {
-  return new Promise((resolve) => native.pump(from, to, bytes, idleMs, resolve));
+function pump(from: number, to: number, bytes: number, idleMs: number, chunked = false): Promise<string | null> {
+  return new Promise((resolve) => native.pump(from, to, bytes, idleMs, resolve, chunked));
+}
+
+/** `body` through the pump from one pipe to another, to EOF: how it ended, and what came out. */
+async function pumpPipes(body: Buffer, chunked = false): Promise<{ ended: string | null; out: Buffer }> {
+  const [ar, aw] = pipe();
+  const [br, bw] = pipe();
+  const done = pump(ar, bw, -1, 5_000, chunked);
+  const out = readAll(br);
+  const writer = fs.createWriteStream('', { fd: aw, autoClose: false });
+  writer.end(body);
+  await once(writer, 'finish');
+  native.close(aw);
+  const ended = await done;
+  native.close(bw);
+  return { ended, out: await out };
 }
 
 async function readAll(fd: number): Promise<Buffer> {
@@ -71,18 +86,10 @@ describe('native.pump', () => {
   });
 
   it('moves to EOF when asked for -1 bytes', async () => {
-    const [ar, aw] = pipe();
-    const [br, bw] = pipe();
     const body = randomBytes(700_000);
-    const done = pump(ar, bw, -1, 5_000);
-    const out = readAll(br);
-    const writer = fs.createWriteStream('', { fd: aw, autoClose: false });
-    writer.end(body);
-    await once(writer, 'finish');
-    native.close(aw);
-    expect(await done).toBeNull();
-    native.close(bw);
-    expect((await out).equals(body)).toBe(true);
+    const { ended, out } = await pumpPipes(body);
+    expect(ended).toBeNull();
+    expect(out.equals(body)).toBe(true);
   });
 
   it('frames what it moves as HTTP/1.1 chunks, to a TCP socket whose reader is slow, and to a pipe', async () => {
@@ -123,7 +130,7 @@ describe('native.pump', () => {
       s.on('readable', () => {});
     });
     const [r, w] = pipe();
-    const pumped = new Promise((resolve) => native.pump(r, fd, -1, 10_000, resolve, true));
+    const pumped = pump(r, fd, -1, 10_000, true);
     const writer = fs.createWriteStream('', { fd: w, autoClose: false });
     writer.end(body);
     await once(writer, 'finish');
@@ -136,18 +143,10 @@ describe('native.pump', () => {
     server.close();
 
     // A pipe destination (no socket: plain writes of the framing).
-    const [ar, aw] = pipe();
-    const [br, bw] = pipe();
     const small = randomBytes(100_000);
-    const out = readAll(br);
-    const done = new Promise((resolve) => native.pump(ar, bw, -1, 5_000, resolve, true));
-    const wr = fs.createWriteStream('', { fd: aw, autoClose: false });
-    wr.end(small);
-    await once(wr, 'finish');
-    native.close(aw);
-    expect(await done).toBeNull();
-    native.close(bw);
-    expect(unchunk(await out).equals(small)).toBe(true);
+    const piped = await pumpPipes(small, true);
+    expect(piped.ended).toBeNull();
+    expect(unchunk(piped.out).equals(small)).toBe(true);
   });
 
   it('says ESHORT when the source ends first, ETIMEDOUT when it stays silent, and nothing once cancelled', async () => {
