@@ -190,6 +190,16 @@ for (const backend of ['process', 'docker'] as const) {
         expect(threads.size).toBeLessThanOrEqual(4); // the pool size: never a thread per call
       });
 
+      it('a thread that dies with no error of its own fails the call plainly; the daemon lives on', async () => {
+        const pidOf = async () => (await gw.invoke({ scope: 's1', storlet: 'misbehave.mjs', params: { mode: 'pid' }, input: Buffer.from('') })).metadata.pid;
+        const before = await pidOf();
+        // No OOM kill was reported: the gateway, asked to explain the death, has nothing to add.
+        await expect(gw.invoke({ scope: 's1', storlet: 'misbehave.mjs', params: { mode: 'exit-thread' }, input: Buffer.from('x') })).rejects.toThrow(
+          'storlet misbehave.mjs failed: storlet worker died before finishing the task',
+        );
+        expect(await pidOf()).toBe(before);
+      });
+
       it('reports module load errors', async () => {
         await expect(gw.invoke({ scope: 's1', storlet: 'bad-syntax.mjs', input: Buffer.from('') })).rejects.toThrow(
           /storlet bad-syntax.mjs could not start: cannot load storlet .*bad-syntax.mjs: (missing \) after argument list|Unexpected token)/,

@@ -328,6 +328,9 @@ export class StorletDaemon {
     if (!task.metadataSent && task.message.metadataPipe.slot === undefined) closeQuietly([task.metadataFd]);
     if (task.statusFd === undefined) return;
     if (task.watch !== undefined) native.unwatch(task.watch);
+    // A thread that died with no reason of its own (no error, no CANCEL) was most likely killed
+    // from outside, e.g. by the OOM killer under gVisor: 'died' lets the gateway ask the engine.
+    const died = !task.outcome && !task.cancelled && !task.worker?.failure;
     const outcome = task.outcome ?? {
       ok: false,
       message: task.cancelled
@@ -336,7 +339,7 @@ export class StorletDaemon {
     };
     // A JS worker wrote the success itself (and the gateway may have read it and gone).
     if (statusWritten(task)) closeQuietly([task.statusFd]);
-    else writeAndClose(task.statusFd, Buffer.from(JSON.stringify({ status: outcome.ok, message: outcome.message })));
+    else writeAndClose(task.statusFd, Buffer.from(JSON.stringify({ status: outcome.ok, message: outcome.message, ...(died ? { died } : {}) })));
   }
 
   /** Resolves true when the worker can take another task. */

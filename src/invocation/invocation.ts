@@ -12,6 +12,7 @@ import { FdType } from '../sbus/protocol.js';
 import { Teardown } from '../util/teardown.js';
 import type { InvocationLogs } from './invocation-log.js';
 import { OutputStream } from './output-stream.js';
+import { failureReason, parseStatus } from './task-outcome.js';
 
 /** The object: a stream, bytes, or an open file passed as its fd (zero copy; stays the caller's). */
 export type InvocationInput = Readable | Buffer | Uint8Array | { fd: number };
@@ -325,7 +326,7 @@ async function runTask(
       const outcome = status
         ? await withTimeout(status, spec.timeoutMs, `outcome of storlet ${spec.storlet}`).catch(() => undefined)
         : undefined;
-      const why = outcome?.message ?? (await spec.explainFailure?.()) ?? 'it ended without writing metadata or an outcome';
+      const why = (await failureReason(outcome, spec.explainFailure)) ?? 'it ended without writing metadata or an outcome';
       throw new SandletError('ESTORLET', `storlet ${spec.storlet} failed: ${why}`);
     }
   } catch (caught) {
@@ -421,12 +422,6 @@ function parseMetadata(raw: Buffer, storlet: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
   return out;
-}
-
-function parseStatus(raw: Buffer): { status: boolean; message: string } {
-  if (raw.length === 0) throw new Error('status pipe closed empty');
-  const v = JSON.parse(raw.toString('utf8')) as { status?: unknown; message?: unknown };
-  return { status: v.status === true, message: typeof v.message === 'string' ? v.message : '' };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

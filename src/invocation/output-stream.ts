@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { SandletError } from '../errors.js';
 import { formatMs } from '../sbus/fd-io.js';
 import { native } from '../sbus/native.js';
+import { failureReason, type TaskOutcome } from './task-outcome.js';
 
 export interface OutputStreamOptions {
   storlet: string;
@@ -10,7 +11,7 @@ export interface OutputStreamOptions {
   /** Longest the output may wait for a reader that wants no data (output_stall_timeout_ms). */
   readerStallMs: number;
   /** The task's outcome from the status pipe; undefined for agents that do not send one. */
-  status: Promise<{ status: boolean; message: string }> | undefined;
+  status: Promise<TaskOutcome> | undefined;
   /** Called when the storlet stalled or the reader gave up: the task should be cancelled. */
   onAbandon: () => void;
   /** Called when the storlet stayed silent while the reader wanted data (not when the reader stalled). */
@@ -146,17 +147,11 @@ export class OutputStream extends Readable {
   private async finish(): Promise<void> {
     if (this.opts.status) {
       this.arm();
-      let outcome: { status: boolean; message: string };
-      try {
-        outcome = await this.opts.status;
-      } catch {
-        const why = (await this.opts.explainFailure?.()) ?? 'its daemon ended without reporting the outcome';
-        if (!this.destroyed) this.destroy(new SandletError('ESTORLET', `storlet ${this.opts.storlet} failed after ${this.bytes} bytes of output: ${why}`));
-        return;
-      }
+      const outcome = await this.opts.status.catch(() => undefined);
       if (this.destroyed) return;
-      if (!outcome.status) {
-        this.destroy(new SandletError('ESTORLET', `storlet ${this.opts.storlet} failed after ${this.bytes} bytes of output: ${outcome.message}`));
+      if (!outcome?.status) {
+        const why = (await failureReason(outcome, this.opts.explainFailure)) ?? 'its daemon ended without reporting the outcome';
+        if (!this.destroyed) this.destroy(new SandletError('ESTORLET', `storlet ${this.opts.storlet} failed after ${this.bytes} bytes of output: ${why}`));
         return;
       }
     }
