@@ -263,6 +263,7 @@ export class StorletDaemon {
       else void worker.worker.terminate();
     } catch (err) {
       this.log.error({ task: task.id, err: (err as Error).message }, 'task could not run');
+      if (!task.cancelled) task.outcome ??= { ok: false, message: `storlet task could not run: ${(err as Error).message}` };
     } finally {
       closeQuietly(task.kept);
       closeUnowned(task);

@@ -18,6 +18,12 @@ beforeAll(async () => {
   const storlets = path.join(dir, 'st');
   fs.mkdirSync(storlets);
   for (const f of ['misbehave.mjs', 'bad-syntax.mjs', 'no-invoke.mjs']) fs.copyFileSync(path.join(FIXTURES, f), path.join(storlets, f));
+  // Loads in the daemon's first thread only: a second thread's load fails.
+  fs.writeFileSync(
+    path.join(storlets, 'once-only.mjs'),
+    "import fs from 'node:fs';\nconst marker = new URL('./once-only.loaded', import.meta.url);\nif (fs.existsSync(marker)) throw new Error('loaded twice');\nfs.writeFileSync(marker, '');\n" +
+      "export async function invoke({ inputs, output }) { output.setMetadata({}); for await (const c of inputs[0].stream) output.stream.write(c); output.stream.end(); }\n",
+  );
   for (const name of ['slow-load.mjs', 'slow-load-2.mjs']) {
     fs.writeFileSync(path.join(storlets, name), "await new Promise((r) => setTimeout(r, 1500));\nexport function invoke() {}\n");
   }
@@ -102,6 +108,38 @@ describe('daemon factory and storlet daemon', () => {
     t.input.end('now finish');
     expect(await output).toBe('ended early');
     expect(await status).toBe('{"status":true,"message":"done"}\n');
+  });
+
+  it("reports a thread that died with no error of its own as 'died', so the gateway may ask the sandbox why", async () => {
+    const t = await execute(path.join(dir, 'misbehave.mjs'), { mode: 'exit-thread' }, 'x');
+    expect(JSON.parse(await t.status)).toEqual({ status: false, message: 'storlet worker died before finishing the task', died: true });
+    const after = await execute(path.join(dir, 'misbehave.mjs'), {}, 'next');
+    expect(await after.output).toBe('next');
+  });
+
+  it('a task whose thread cannot load the module fails with the load error, not as a death', async () => {
+    expect((await start('once-only.mjs', 2)).status).toBe(true);
+    const pipe = path.join(dir, 'once-only.mjs');
+    // The first task holds the loaded thread (its input stays open); the second needs a new one.
+    const [inR, inW] = native.pipe();
+    const [outR, outW] = native.pipe();
+    const [mdR, mdW] = native.pipe();
+    const [stR, stW] = native.pipe();
+    const held = await new SBusClient(pipe).execute({}, [
+      { fd: inR, type: 'SBUS_FD_INPUT_OBJECT' },
+      { fd: outW, type: 'SBUS_FD_OUTPUT_OBJECT' },
+      { fd: mdW, type: 'SBUS_FD_OUTPUT_OBJECT_METADATA' },
+      { fd: stW, type: 'SANDLET_FD_TASK_STATUS' },
+    ]);
+    for (const fd of [inR, outW, mdW, stW]) native.close(fd);
+    expect(held.status).toBe(true);
+    const second = await execute(pipe, {}, 'x');
+    const status = JSON.parse(await second.status) as Record<string, unknown>;
+    expect(status).toMatchObject({ status: false, message: expect.stringMatching(/^storlet task could not run: cannot load storlet .*once-only\.mjs: loaded twice$/) });
+    expect(status.died).toBeUndefined();
+    native.close(inW);
+    expect(JSON.parse(await readAll(stR))).toEqual({ status: true, message: 'done' });
+    for (const fd of [outR, mdR]) native.close(fd);
   });
 
   it('escapes what a storlet logs: one line per call, no control character raw', async () => {
