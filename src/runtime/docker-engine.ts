@@ -40,9 +40,21 @@ export async function inspectImage(docker: DockerClient, ref: string): Promise<I
   }
 }
 
-/** Removes a container whatever its state; a missing one is fine. */
+/**
+ * Unpauses a paused container (a missing one is fine). Force-removing a paused container under
+ * runsc leaves its containerd shim running, a process nobody owns (seen with runsc 20221219 and
+ * Docker 20.10): a frozen sandbox is thawed before it is stopped or removed.
+ */
+export async function thawIfPaused(docker: DockerClient, idOrName: string): Promise<void> {
+  const container = docker.getContainer(idOrName);
+  const info = await container.inspect().catch(() => undefined);
+  if (info?.State?.Paused) await container.unpause().catch(() => {});
+}
+
+/** Removes a container whatever its state (a paused one thawed first); a missing one is fine. */
 export async function removeContainer(docker: DockerClient, idOrName: string): Promise<void> {
   try {
+    await thawIfPaused(docker, idOrName);
     await docker.getContainer(idOrName).remove({ force: true, v: true });
   } catch (err) {
     const code = (err as { statusCode?: number }).statusCode;

@@ -365,6 +365,8 @@ describe.skipIf(skipDocker)('docker sandbox lifecycle', () => {
       expect(await run(gw, 'frozen', 'after')).toBe('after');
       expect(gw.sandbox('frozen').describe().id).not.toBe(frozenId);
       await expect(docker.getContainer(frozenId).inspect()).rejects.toMatchObject({ statusCode: 404 });
+      // Nor its containerd shim: under runsc, removing it while paused would have left that behind.
+      await expect.poll(() => processesMentioning(frozenId), { timeout: 10_000 }).toEqual([]);
     } finally {
       await docker.getContainer(frozenId).unpause().catch(() => {});
     }
@@ -410,3 +412,17 @@ describe.skipIf(skipDocker)('docker sandbox lifecycle', () => {
     expect(gw.sandbox('ver').restarts).toHaveLength(1); // the daemon restarted, not the container
   });
 });
+
+/** Host processes whose command line holds `text` (a container id: its containerd shim names it). */
+function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmd.includes(text)) found.push(`${pid}: ${cmd.slice(0, 120)}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}

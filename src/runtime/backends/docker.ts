@@ -8,7 +8,7 @@ import { parseSize, type SandletConfig } from '../../config.js';
 import { SandletError, oneLine } from '../../errors.js';
 import { tenantImage } from '../../names.js';
 import { AGENT_VERSION, PROTOCOL_VERSION } from '../../version.js';
-import { containerLogTail, inspectImage, removeContainer, type DockerClient } from '../docker-engine.js';
+import { containerLogTail, inspectImage, removeContainer, thawIfPaused, type DockerClient } from '../docker-engine.js';
 import type { SandboxBackend, SandboxExit, SandboxHandle, SandboxStartSpec } from '../sandbox-backend.js';
 import type { SandboxRoots, ScopePaths } from '../scope-paths.js';
 
@@ -268,6 +268,7 @@ export class DockerBackend implements SandboxBackend {
       isAlive: () => !watched.exited,
       kill: async () => {
         try {
+          await thawIfPaused(this.docker, id); // a frozen agent cannot hear the stop
           await this.docker.getContainer(id).stop({ t: this.cfg.restart_linux_container_timeout });
         } catch {
           // already stopped or gone
