@@ -74,7 +74,7 @@ try {
   const rates = { direct: [], 'access point': [] };
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, u] of Object.entries(urls)) {
-      const got = await client.bulkGet(u.big);
+      const got = await client.get(u.big);
       if (got.bytes !== BIG) throw new Error(`${name}: got ${got.bytes} bytes of ${BIG} (status ${got.status})`);
       rates[name].push(BIG / (got.ms / 1e3) / 1e6);
     }

@@ -77,7 +77,7 @@ try {
   const rates = { direct: [], passthrough: [], identity: [] };
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, p] of Object.entries(paths)) {
-      const got = await client.bulkGet(obj(p.base, 'big'), p.headers);
+      const got = await client.get(obj(p.base, 'big'), p.headers);
       if (got.bytes !== BIG) throw new Error(`${name}: got ${got.bytes} bytes of ${BIG} (status ${got.status})`);
       rates[name].push(BIG / (got.ms / 1e3) / 1e6);
     }
