@@ -328,5 +328,16 @@ export async function sampleAll(s, quietMs = 3000) {
   await sleep(quietMs);
   await fillPools(s);
   await sleep(500); // the released workers' last messages and fd closes
-  return { server: sample(s.pid), agent: sample(agentPid(s)) };
+  // Then until two readings 200 ms apart agree on fds and threads (a loaded machine may still be
+  // closing something), for at most 10 s.
+  const read = () => ({ server: sample(s.pid), agent: sample(agentPid(s)) });
+  const key = (r) => `${r.server.fds}/${r.server.threads}/${r.agent.fds}/${r.agent.threads}`;
+  let last = read();
+  for (let i = 0; i < 50; i++) {
+    await sleep(200);
+    const now = read();
+    if (key(now) === key(last)) return now;
+    last = now;
+  }
+  return last;
 }

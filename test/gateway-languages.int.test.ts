@@ -18,7 +18,7 @@ import { SAMPLES_DIR } from '../src/package-root.js';
 import { collect } from './helpers/streams.js';
 import { docker, ENGINE_IMAGE, execIn, requireDocker, runId, skipDocker, TEST_RUNTIME } from './helpers/docker.js';
 import { FIXTURES, localStore } from './helpers/gateway.js';
-import { eventually } from './helpers/agent.js';
+import { eventually, settled } from './helpers/agent.js';
 import { childPids, isAlive, openFds } from './helpers/fs.js';
 
 const id = runId();
@@ -236,7 +236,8 @@ describe.each(backends)('python and exec storlets on the $backend backend', ({ b
     // In the sandbox: the same processes (agent, Python hosts and workers, none of a task's) with
     // the same fds and threads each; pids differ, as dirty workers are replaced.
     const inside = async () => (await sandboxProcs()).map((p) => `${p.cmd} ${p.state} fds=${p.fds} threads=${p.threads}`).sort();
-    const before = { gateway: openFds().length, sandbox: await inside() };
+    // Two equal readings: one process caught running (state R) must not become the baseline.
+    const before = { gateway: openFds().length, sandbox: await settled(inside) };
     for (let i = 0; i < 80; i++) await round(i);
     // At most as many: a Docker API keep-alive socket may close meanwhile, never may one leak.
     await eventually(() => expect(openFds().length).toBeLessThanOrEqual(before.gateway));

@@ -8,6 +8,7 @@ import { collect } from './helpers/streams.js';
 import { SBusClient } from '../src/sbus/client.js';
 import { childPids, isAlive, openFds, wallFds } from './helpers/fs.js';
 import { deploy, FIXTURES, testGateway } from './helpers/gateway.js';
+import { eventually, settled } from './helpers/agent.js';
 import { ENGINE_IMAGE, requireDocker, runId, skipDocker, TEST_RUNTIME } from './helpers/docker.js';
 
 const text = async (body: NodeJS.ReadableStream): Promise<string> => (await collect(body)).toString();
@@ -22,7 +23,8 @@ for (const backend of ['process', 'docker'] as const) {
       if (backend === 'docker') requireDocker();
       ({ gateway: gw, root, close } = testGateway({
         backend,
-        storlet_timeout_ms: 1500,
+        // Long enough for a fresh task thread on a loaded machine; tests of the timeout set their own.
+        storlet_timeout_ms: 10_000,
         storlet_log_max_bytes: 64 * 1024,
         ...(backend === 'docker' ? { container_prefix: `sltest-${runId()}-`, default_container_image_name: ENGINE_IMAGE, container_runtime: TEST_RUNTIME } : {}),
       }));
@@ -150,8 +152,8 @@ for (const backend of ['process', 'docker'] as const) {
       });
 
       it('a storlet that stalls mid-body errors the output after the timeout', async () => {
-        const r = await gw.invoke({ scope: 's1', storlet: 'misbehave.mjs', params: { mode: 'stall-after' }, input: Buffer.from('x'), timeoutMs: 500 });
-        await expect(collect(r.body)).rejects.toThrow('storlet misbehave.mjs stalled: no output for 500 ms; task cancelled');
+        const r = await gw.invoke({ scope: 's1', storlet: 'misbehave.mjs', params: { mode: 'stall-after' }, input: Buffer.from('x'), timeoutMs: 2000 });
+        await expect(collect(r.body)).rejects.toThrow('storlet misbehave.mjs stalled: no output for 2 s; task cancelled');
       });
 
       it('metadata longer than one pipe write (the daemon writes it) arrives whole', async () => {
@@ -259,7 +261,7 @@ describe('resources (process backend: its processes are ours to inspect)', () =>
   let gw: Gateway;
   let close: () => Promise<void>;
   beforeAll(() => {
-    ({ gateway: gw, close } = testGateway({ storlet_timeout_ms: 1500 }));
+    ({ gateway: gw, close } = testGateway({ storlet_timeout_ms: 10_000 }));
   });
   afterAll(async () => {
     await close();
@@ -285,14 +287,12 @@ describe('resources (process backend: its processes are ours to inspect)', () =>
     expect(childPids(agentPid)).toEqual([]);
     const counts = () => [gatewayFds().length, wallFds(agentPid).length];
     // The daemon closes a task's logger fd just after the gateway saw the task end: let it.
-    await new Promise((r) => setTimeout(r, 300));
-    const before = counts();
+    const before = await settled(counts);
     for (let i = 0; i < 2000; i += 4) {
       const sizes = await Promise.all([run(i), run(i + 1), run(i + 2), run(i + 3)]);
       expect(sizes).toEqual([1024, 1024, 1024, 1024]);
     }
-    await new Promise((r) => setTimeout(r, 200));
-    expect(counts()).toEqual(before);
+    await eventually(() => expect(counts()).toEqual(before));
   });
 
   it('failure paths leak no fds either', async () => {
@@ -301,22 +301,21 @@ describe('resources (process backend: its processes are ours to inspect)', () =>
     await text((await gw.invoke({ scope: 'fds2', storlet: 'identity.mjs', input: Buffer.from('warm') })).body);
     const agentPid = Number(gw.sandbox('fds2').describe().id);
     const counts = () => [gatewayFds().length, wallFds(agentPid).length];
-    await new Promise((r) => setTimeout(r, 300));
-    const before = counts();
+    const before = await settled(counts);
     for (let i = 0; i < 5; i++) {
       await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'fail-before' }, input: Buffer.from('x') }).catch(() => {});
       const after = await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'fail-after' }, input: Buffer.from('x') });
       await collect(after.body).catch(() => {});
-      await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'busy-loop' }, input: Buffer.from('x'), timeoutMs: 200 }).catch(() => {});
+      // The stall runs on a warm thread; the busy loop (whose thread goes) after it, as its failure is wanted anyway.
       const stall = await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'stall-after' }, input: Buffer.from('x'), timeoutMs: 600 });
       await collect(stall.body).catch(() => {});
+      await gw.invoke({ scope: 'fds2', storlet: 'misbehave.mjs', params: { mode: 'busy-loop' }, input: Buffer.from('x'), timeoutMs: 200 }).catch(() => {});
       const early = await gw.invoke({ scope: 'fds2', storlet: 'identity.mjs', input: Readable.from([Buffer.alloc(4 << 20)]) });
       early.body.destroy(); // the reader walks away
     }
-    await new Promise((r) => setTimeout(r, 1000));
     // Cancelled and failed tasks never take the agent down with them.
+    await eventually(() => expect(counts()).toEqual(before));
     expect(isAlive(agentPid)).toBe(true);
     expect(gw.sandbox('fds2').restarts).toHaveLength(1);
-    expect(counts()).toEqual(before);
   });
 });

@@ -247,7 +247,9 @@ export class Sandbox {
   private async settleLostConnection(): Promise<void> {
     const handle = this.handle;
     if (this._state !== 'running' || !handle || this.channel?.connected) return;
-    if (handle.isAlive()) await exitedWithin(handle, 2000);
+    // Generous: on a loaded host the engine's event can trail by seconds, and the reason it
+    // carries (an OOM kill) is what the operator needs.
+    if (handle.isAlive()) await exitedWithin(handle, 3000);
     if (this.handle === handle && this._state === 'running') this.noteDeath('its factory closed the control connection');
   }
 
@@ -309,7 +311,7 @@ export class Sandbox {
    */
   private async recoverLostFactory(why: string): Promise<void> {
     const handle = this.handle;
-    if (handle?.isAlive()) await exitedWithin(handle, 2000);
+    if (handle?.isAlive()) await exitedWithin(handle, 3000);
     this.log.warn({ why, exited: !handle?.isAlive() }, 'the factory no longer answers; restarting the sandbox');
     // Alive but deaf: a death all the same (doRestart's stop then removes it).
     if (handle?.isAlive() && this.handle === handle) this.noteDeath(`factory stopped answering: ${why}`);
@@ -320,7 +322,7 @@ export class Sandbox {
    * Why a task's daemon died without a word, when the sandbox knows: an OOM kill reported by the
    * engine within `waitMs` (its event may trail the pipes closing).
    */
-  explainDeath(memoryLimit: string, since: number, waitMs = 1000): Promise<string | undefined> {
+  explainDeath(memoryLimit: string, since: number, waitMs = 3000): Promise<string | undefined> {
     const handle = this.handle;
     const why = `it was killed: the sandbox ran out of memory (container_mem_limit ${memoryLimit})`;
     if (this.lastOomAt >= since) return Promise.resolve(why);

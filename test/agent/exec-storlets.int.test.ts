@@ -8,7 +8,7 @@ import { SAMPLES_DIR } from '../../src/package-root.js';
 import { SBusClient } from '../../src/sbus/client.js';
 import { native } from '../../src/sbus/native.js';
 import { FdType } from '../../src/sbus/protocol.js';
-import { eventually, processUsage, readAll, startFactory, startTask } from '../helpers/agent.js';
+import { eventually, processUsage, readAll, settled, startFactory, startTask } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
 import { childrenOf } from '../helpers/proc.js';
 
@@ -182,7 +182,7 @@ describe('exec storlets on the agent', () => {
 
   it('keeps fds, processes and threads flat over many invocations', async () => {
     for (let i = 0; i < 3; i++) await run('meta3.sh', {}, 'warm');
-    const before = processUsage(factory.child.pid!);
+    const before = await settled(() => processUsage(factory.child.pid!));
     for (let i = 0; i < 60; i++) await run(i % 6 === 0 ? 'fail-early.sh' : 'meta3.sh', {}, `n${i}`);
     await eventually(() => expect(processUsage(factory.child.pid!)).toEqual(before));
   });

@@ -4,7 +4,7 @@
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { eventually, processUsage } from '../helpers/agent.js';
+import { eventually, processUsage, settled } from '../helpers/agent.js';
 import { testGateway } from '../helpers/gateway.js';
 import { collect } from '../helpers/streams.js';
 
@@ -54,8 +54,7 @@ describe('a daemon behind the gateway under broken uploads and departed readers'
     await ok('aborts', 'warm');
     await fillPool('aborts');
     const pid = Number(gw.sandbox('aborts').describe().id);
-    await new Promise((r) => setTimeout(r, 300));
-    const before = processUsage(pid);
+    const before = await settled(() => processUsage(pid));
 
     for (let i = 0; i < 8; i++) {
       const err = await outcome(() => gw.invoke({ scope: 'aborts', storlet: 'misbehave.mjs', input: breakingInput() }));

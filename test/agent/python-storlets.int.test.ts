@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SBusClient } from '../../src/sbus/client.js';
 import { native } from '../../src/sbus/native.js';
 import { FdType } from '../../src/sbus/protocol.js';
-import { eventually, processUsage, readAll, startFactory, startTask } from '../helpers/agent.js';
+import { eventually, processUsage, readAll, settled, startFactory, startTask } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
 import { childrenOf } from '../helpers/proc.js';
 import { FIXTURES } from '../helpers/gateway.js';
@@ -201,7 +201,7 @@ describe('python storlets (Storlets API) on the agent', () => {
   it('keeps fds, processes and threads flat over many invocations', async () => {
     for (let i = 0; i < 5; i++) await run({ mode: 'identity' }, 'warm');
     const host = () => childrenOf(factory.child.pid!);
-    const before = { agent: processUsage(factory.child.pid!), children: host().length };
+    const before = await settled(() => ({ agent: processUsage(factory.child.pid!), children: host().length }));
     for (let i = 0; i < 100; i++) await run({ mode: i % 10 === 0 ? 'raise-early' : 'identity' }, `n${i}`);
     await eventually(() => expect({ agent: processUsage(factory.child.pid!), children: host().length }).toEqual(before));
   });

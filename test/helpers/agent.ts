@@ -57,6 +57,23 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 15_
 }
 
 /**
+ * A reading taken once two in a row, 100 ms apart, agree (compared as JSON): a baseline that a
+ * moment's activity (an fd about to close, a thread about to end) cannot skew.
+ */
+export async function settled<T>(read: () => T | Promise<T>, timeoutMs = 15_000): Promise<T> {
+  let last = JSON.stringify(await read());
+  return eventually(async () => {
+    await new Promise((r) => setTimeout(r, 100));
+    const value = await read();
+    const now = JSON.stringify(value);
+    const same = now === last;
+    last = now;
+    if (!same) throw new Error(`still changing: ${now}`);
+    return value;
+  }, timeoutMs);
+}
+
+/**
  * One task on a storlet daemon, with the pipes the gateway would make: the test drives the far
  * ends (input writer, output, metadata and status readers) as a gateway or a failing caller would.
  */

@@ -14,6 +14,7 @@ import { deploy, FIXTURES } from '../helpers/gateway.js';
 import { SAMPLES_DIR } from '../../src/package-root.js';
 import { docker, ENGINE_IMAGE, requireDocker, runId, skipDocker, TEST_RUNTIMES } from '../helpers/docker.js';
 import { openFds } from '../helpers/fs.js';
+import { eventually, settled } from '../helpers/agent.js';
 
 const text = async (body: NodeJS.ReadableStream): Promise<string> => (await collect(body)).toString();
 
@@ -121,13 +122,12 @@ describe.skipIf(skipDocker).each(TEST_RUNTIMES)('the wall around a scope (%s)', 
     const container = docker.getContainer(gw.sandbox('flat').describe().id!);
     const processes = async () => ((await container.top()).Processes ?? []).length;
     const gatewayFds = () => openFds().filter((e) => !e.includes('socket:')).length;
-    await new Promise((r) => setTimeout(r, 300));
-    const before = [gatewayFds(), await processes()];
+    const counts = async () => [gatewayFds(), await processes()];
+    const before = await settled(counts);
     for (let i = 0; i < 2000; i += 4) {
       expect(await Promise.all([run(i), run(i + 1), run(i + 2), run(i + 3)])).toEqual([512, 512, 512, 512]);
     }
-    await new Promise((r) => setTimeout(r, 300));
-    expect([gatewayFds(), await processes()]).toEqual(before);
+    await eventually(async () => expect(await counts()).toEqual(before));
     expect(gw.sandbox('flat').restarts).toHaveLength(1);
   });
 });

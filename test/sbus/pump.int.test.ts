@@ -82,7 +82,7 @@ describe('native.pump', () => {
     client.destroy();
     server.close();
     for (const f of opened.splice(0)) native.close(f);
-    await expect.poll(() => openFds().length).toBeLessThanOrEqual(before);
+    await expect.poll(() => openFds().length, { timeout: 10_000 }).toBeLessThanOrEqual(before);
   });
 
   it('moves to EOF when asked for -1 bytes', async () => {
