@@ -162,9 +162,15 @@ export async function bindListeners(config: ListenConfig, logger?: Logger): Prom
 function guardBody(req: http.IncomingMessage, res: http.ServerResponse, ms: number, stats: ConnectionStats, logger?: Logger): void {
   // A request that announces no body has none to wait for.
   if (req.complete || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)) return;
+  // Silence is the client's fault only while sandlet reads. When its consumer (a storlet) is slow,
+  // the body waits in the request's buffer and the socket is paused; once reading resumes, the
+  // client gets a whole period of it before the silence counts.
+  let weWereSlow = false;
   req.setTimeout(ms, () => {
     if (req.complete) return;
-    if (req.readableLength > 0) {
+    const slowNow = req.readableLength > 0 || req.socket.isPaused();
+    if (slowNow || weWereSlow) {
+      weWereSlow = slowNow;
       req.setTimeout(ms);
       return;
     }

@@ -6,7 +6,7 @@ import { call, json, metric, rawConnect, startTestServer, type TestServer } from
 
 const LATE_READER = `import { setTimeout as sleep } from 'node:timers/promises';
 export async function invoke({ inputs, output }) {
-  await sleep(1500); // reads nothing for longer than body_idle_timeout_ms
+  await sleep(3000); // reads nothing for three times body_idle_timeout_ms
   output.setMetadata({});
   for await (const c of inputs[0].stream) output.stream.write(c);
   output.stream.end();
@@ -22,7 +22,8 @@ function parsed(raw: string): { status: number; body: Record<string, unknown> } 
 describe('timeouts', () => {
   let s: TestServer;
   beforeAll(async () => {
-    s = await startTestServer({ header_timeout_ms: 300, body_idle_timeout_ms: 400, max_connections: 64 });
+    // Bounds a loaded machine's pauses do not reach, yet short enough to wait for.
+    s = await startTestServer({ header_timeout_ms: 1000, body_idle_timeout_ms: 1000, max_connections: 64 });
     await s.gateway.deploy(Buffer.from(LATE_READER), { kind: 'storlet', name: 'late-reader.mjs', language: 'js', main: 'late-reader.mjs', interfaceVersion: '1.0', objectMetadata: 'no' });
   });
   afterAll(async () => {
@@ -37,7 +38,7 @@ describe('timeouts', () => {
     for (const c of partial) {
       const r = parsed(c.received());
       expect(r.status).toBe(408);
-      expect(r.body).toEqual({ error: 'the request headers did not arrive within 300 ms (header_timeout_ms)', code: 'EHTTP' });
+      expect(r.body).toEqual({ error: 'the request headers did not arrive within 1000 ms (header_timeout_ms)', code: 'EHTTP' });
     }
     expect(await metric(s, 'sandlet_http_connections_timed_out_total{phase="headers"}')).toBe(before + 10);
     expect(await metric(s, 'sandlet_http_connections_open')).toBe(1); // the metrics call itself
