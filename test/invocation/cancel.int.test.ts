@@ -45,7 +45,7 @@ describe('cancellation by the caller (process backend, one task thread per daemo
   };
 
   beforeAll(() => {
-    ({ gateway: gw, root, close } = testGateway({ storlet_daemon_thread_pool_size: 1, output_stall_timeout_ms: 500 }));
+    ({ gateway: gw, root, close } = testGateway({ storlet_daemon_thread_pool_size: 1, output_stall_timeout_ms: 1500 }));
     const file = path.join(root, 'endless.mjs');
     fs.writeFileSync(file, ENDLESS);
     deploy(gw, file);
@@ -133,7 +133,7 @@ describe('cancellation by the caller (process backend, one task thread per daemo
       const r = await gw.invoke({ scope: 'c5', storlet: 'endless.mjs', input: Buffer.from(''), timeoutMs: 15_000 });
       const err = await errorOf(r.body); // never read: only the error is listened to
       expect(err).toMatchObject({ code: 'ETIMEDOUT' });
-      expect(err.message).toBe('the caller read no output of storlet endless.mjs for 500 ms (output_stall_timeout_ms); task cancelled');
+      expect(err.message).toBe('the caller read no output of storlet endless.mjs for 1.5 s (output_stall_timeout_ms); task cancelled');
       await cancelledTimes('c5', 'endless.mjs', i);
     }
     const other = await gw.invoke({ scope: 'c5', storlet: 'identity.mjs', input: Buffer.from('others are served'), timeoutMs: 15_000 });

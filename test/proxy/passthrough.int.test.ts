@@ -127,7 +127,7 @@ describe('passthrough against a failing upstream (hand-written stand-in for the 
     const got = a.text.length - a.text.indexOf('\r\n\r\n') - 4;
     expect(got).toBeGreaterThanOrEqual(PUMP_MIN_BYTES);
     expect(got).toBeLessThan(4 * PUMP_MIN_BYTES);
-    const slow = await door(upstreamUrl, { upstream_timeout_ms: 500 });
+    const slow = await door(upstreamUrl, { upstream_timeout_ms: 1500 });
     try {
       const b = await rawExchange(slow.door.url, 'GET /big-then-stalls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
       expect(b.text).toMatch(/^HTTP\/1.1 200/);
