@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -159,6 +160,30 @@ describe.skipIf(skipSwift)('Swift front door', () => {
       // not the object's).
       expect(res.headers.get('content-length')).toBe('13');
       expect(await res.text()).toBe('HELLO, SWIFT\n');
+    });
+
+    it('runs a Python storlet written for Storlets and an executable, deployed the Storlets way, on GET and PUT', async () => {
+      // As the Storlets docs deploy them: the language and the main (MODULE.Class for Python).
+      const deploy = async (file: string, language: string, main: string): Promise<void> => {
+        const name = path.basename(file);
+        fs.copyFileSync(file, path.join(work.dir, name));
+        await cli(SWIFT_USERS.admin, 'upload', 'storlet', name, ...registration(main).map((h) => h.replace('Language: js', `Language: ${language}`)));
+      };
+      await deploy(path.join(SAMPLES_DIR, 'uppercase.py'), 'python', 'uppercase.UpperStorlet');
+      await deploy(path.join(SAMPLES_DIR, 'gzip.sh'), 'exec', 'gzip.sh');
+      const out = path.join(work.dir, 'hello.py-upper');
+      await cli(SWIFT_USERS.admin, 'download', 'data', 'hello.txt', '-o', out, '--header', 'X-Run-Storlet: uppercase.py', '--ignore-checksum');
+      expect(fs.readFileSync(out, 'utf8')).toBe('HELLO, SWIFT\n');
+      const res = await api('/v1/AUTH_test/data/hello.txt', { headers: { 'X-Run-Storlet': 'uppercase.py' } });
+      expect(res.headers.get('x-object-meta-transformed-by')).toBe('uppercase.py');
+      expect(res.headers.get('x-object-meta-color')).toBe('blue'); // the storlet passed the object's metadata on
+      expect(await res.text()).toBe('HELLO, SWIFT\n');
+      const put = await api('/v1/AUTH_test/data/py-shout.txt', { method: 'PUT', body: 'from python\n', headers: { 'X-Run-Storlet': 'uppercase.py' } });
+      expect(put.status).toBe(201);
+      expect(await (await api('/v1/AUTH_test/data/py-shout.txt')).text()).toBe('FROM PYTHON\n');
+      const zipped = await api('/v1/AUTH_test/data/hello.txt', { headers: { 'X-Run-Storlet': 'gzip.sh' } });
+      expect(zipped.status).toBe(200);
+      expect(gunzipSync(Buffer.from(await zipped.arrayBuffer())).toString()).toBe('hello, swift\n');
     });
 
     it('hands parameters from the query and X-Storlet-Parameter-N, and a range; refuses reserved names and Range', async () => {
