@@ -319,10 +319,17 @@ describe.skipIf(skipDocker)('docker sandbox lifecycle', () => {
   };
   const run = async (gw: Gateway, scope: string, input = 'x') =>
     text((await gw.invoke({ scope, storlet: 'identity.mjs', input: Buffer.from(input) })).body);
-  /** Resolves when the container stops: the engine's own event, no polling. */
-  // Stopped or already removed (wait() on a removed container is a 404): either way, not running.
+  /**
+   * Resolves when the container stops: the engine's own event, no polling. One the gateway has
+   * stopped and removed already answers 404, which is stopped too.
+   */
   const stopped = (containerId: string) =>
-    expect.poll(() => docker.getContainer(containerId).inspect().then((i) => i.State.Running, () => false), { timeout: 30_000, interval: 100 }).toBe(false);
+    docker
+      .getContainer(containerId)
+      .wait()
+      .catch((err: { statusCode?: number }) => {
+        if (err.statusCode !== 404) throw err;
+      });
 
   beforeAll(async () => {
     requireDocker();
