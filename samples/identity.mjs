@@ -23,7 +23,9 @@ export default class Identity {
     // A plain copy loop: for a small object, pipeline()'s bookkeeping costs more than the copy.
     const out = output.stream;
     for await (const chunk of object.stream) {
-      if (!out.write(chunk) && !out.destroyed) await once(out, 'drain');
+      if (out.write(chunk)) continue;
+      if (out.destroyed) break; // its reader is gone: stop reading the object too
+      await once(out, 'drain');
     }
     out.end();
   }

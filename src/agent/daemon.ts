@@ -247,10 +247,12 @@ export class StorletDaemon {
     try {
       if (task.cancelled) return; // its fds are closed below, as every task's are
       if (this.opts.runtime) return await this.runExternal(this.opts.runtime, task);
-      const worker = this.idle.pop() ?? this.spawnWorker();
+      // Every pooled worker has loaded the module: it gets the task in this turn, before
+      // EXECUTE's reply is written. A fresh one loads first.
+      const pooled = this.idle.pop();
+      const worker = pooled ?? this.spawnWorker();
       task.worker = worker;
-      // A loaded worker gets the task in this turn, before EXECUTE's reply is written.
-      if (!worker.ready && !(await this.loaded(worker, task))) {
+      if (!pooled && !(await this.loaded(worker, task))) {
         // Cancelled while a fresh worker still loads the module: the task ends now.
         this.keepOnceLoaded(worker);
         return;

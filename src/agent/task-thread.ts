@@ -12,8 +12,6 @@ export class TaskWorker {
   private loaded: Promise<void> | undefined;
   private listeners = new Set<(msg: FromWorker) => void>();
   exited = false;
-  /** The module is loaded (load() resolved): a task may be posted at once. */
-  ready = false;
   /** Why the thread died on its own (e.g. its heap limit), if it did. */
   failure: string | undefined;
   readonly exit: Promise<void>;
@@ -46,10 +44,8 @@ export class TaskWorker {
     if (this.loaded) return this.loaded;
     this.loaded = new Promise((resolve, reject) => {
       const off = this.subscribe((msg) => {
-        if (msg.type === 'ready') {
-          this.ready = true;
-          resolve();
-        } else if (msg.type === 'load-error') reject(new Error(msg.message));
+        if (msg.type === 'ready') resolve();
+        else if (msg.type === 'load-error') reject(new Error(msg.message));
         else return;
         off();
       });

@@ -33,8 +33,11 @@ export function readSmallBody(body: Readable, headers: Record<string, string | s
     const short = (): SandletError => new SandletError('ESTORE', `the object store sent ${got} bytes of an object of ${len}`);
     body.once('error', reject);
     body.once('end', () => (got === len ? resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, got)) : reject(short())));
-    // A connection that closes with no 'end' (nor 'error') is a short object too; after 'end', a no-op.
-    body.once('close', () => reject(short()));
+    // A connection that closes with no 'end' (nor 'error') is a short object too. Every body
+    // closes after its 'end': no error is built then.
+    body.once('close', () => {
+      if (!body.readableEnded) reject(short());
+    });
   });
 }
 

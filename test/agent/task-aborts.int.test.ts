@@ -7,7 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SBusClient } from '../../src/sbus/client.js';
-import { eventually, processUsage, readAll, startFactory, startTask, type AgentTask } from '../helpers/agent.js';
+import { eventually, processUsage, readAll, settled, startFactory, startTask, type AgentTask } from '../helpers/agent.js';
 import { tempDir } from '../helpers/fs.js';
 import { FIXTURES } from '../helpers/gateway.js';
 
@@ -136,14 +136,7 @@ describe('agent under aborts, EPIPEs, CANCELs and timeouts', () => {
   /** The agent's fds and threads with the idle pool full, once two readings in a row agree. */
   const steady = async (): Promise<{ fds: number; threads: number }> => {
     await fillPool();
-    let last = processUsage(pid);
-    return eventually(() => {
-      const now = processUsage(pid);
-      const same = now.fds === last.fds && now.threads === last.threads;
-      last = now;
-      if (!same) throw new Error('still changing');
-      return now;
-    });
+    return settled(() => processUsage(pid));
   };
 
   /** With the idle pool full again, the counts come back to `before`. */

@@ -141,7 +141,7 @@ export function parseAmzDate(s: string): number {
 const UNSIGNED_HEADERS = new Set(['authorization', 'connection', 'expect', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'user-agent', 'x-amzn-trace-id']);
 
 /** `Date` → `YYYYMMDDTHHMMSSZ` */
-export function amzDateOf(d: Date): string {
+function amzDateOf(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 }
 

@@ -11,6 +11,7 @@ import type { Outcome } from '../metrics.js';
 import { boundaryOf, spoolDir, spoolMultipart } from '../multipart.js';
 import { parseByteRange } from '../../http/byte-range.js';
 import { metadataFromHeaders, metadataToHeaders } from '../../http/object-metadata.js';
+import { SMALL_BODY_BYTES } from '../../proxy/small-body.js';
 
 const PARAM_PREFIX = 'x-storlet-parameter-';
 /** Multipart bodies are spooled to disk: bounded. A single-part body streams and is not. */
@@ -59,7 +60,6 @@ function paramsOf(req: FastifyRequest): Record<string, string> {
   return params;
 }
 
-const SMALL_BODY_BYTES = 64 * 1024;
 
 async function readSmall(req: FastifyRequest, length: number): Promise<Buffer> {
   const raw = req.raw;
