@@ -169,6 +169,52 @@ describe('native.pump', () => {
     expect(called).toBe(false);
   });
 
+  it('from a TCP source: batches a fast body, never holds back a trickle, and leaves the socket readable by Node', async () => {
+    let server!: net.Socket;
+    const conn = await connection((s) => (server = s));
+    await expect.poll(() => server !== undefined).toBe(true);
+    // As the front door does: Node stops reading the socket, the pump reads it.
+    const handle = (conn.client as unknown as { _handle: { readStop(): number; readStart(): number } })._handle;
+    handle.readStop();
+    const [r, w] = pipe();
+    const got: Buffer[] = [];
+    let gotBytes = 0;
+    opened.splice(opened.indexOf(r), 1);
+    const reader = new net.Socket({ fd: r, readable: true, writable: false }); // closes r when destroyed
+    reader.on('data', (c) => {
+      got.push(c as Buffer);
+      gotBytes += c.length;
+    });
+    const body = randomBytes(3 * 1024 * 1024);
+    const pumped = pump(conn.fd, w, body.length, 10_000);
+    // A fast part, then a trickle far below the batch size: each bit must come through while
+    // the sender waits (a batch held until 256 KiB would never come).
+    server.write(body.subarray(0, 1024 * 1024));
+    await expect.poll(() => gotBytes, { timeout: 10_000 }).toBe(1024 * 1024);
+    for (let at = 1024 * 1024; at < 1024 * 1024 + 300; at += 100) {
+      server.write(body.subarray(at, at + 100));
+      await expect.poll(() => gotBytes, { timeout: 10_000 }).toBe(at + 100);
+    }
+    server.write(body.subarray(1024 * 1024 + 300));
+    expect(await pumped).toBeNull();
+    await expect.poll(() => gotBytes, { timeout: 10_000 }).toBe(body.length);
+    expect(Buffer.concat(got).equals(body)).toBe(true);
+
+    // A pump cancelled mid-body leaves the socket as Node had it: small reads wake Node again.
+    const cancelled = native.pump(conn.fd, w, 10 * 1024 * 1024, 0, () => {});
+    server.write(Buffer.alloc(1000, 1));
+    await expect.poll(() => gotBytes, { timeout: 10_000 }).toBe(body.length + 1000);
+    native.cancelPump(cancelled);
+    const after: Buffer[] = [];
+    conn.client.on('data', (c: Buffer) => after.push(c));
+    handle.readStart();
+    server.write('after');
+    await expect.poll(() => Buffer.concat(after).toString(), { timeout: 10_000 }).toBe('after');
+    reader.destroy();
+    conn.client.destroy();
+    conn.server.close();
+  });
+
   it('refuses bad arguments with a TypeError', () => {
     expect(() => native.pump(-1, 1, 10, 0, () => {})).toThrow(TypeError);
     expect(() => native.pump(0, 1, -2, 0, () => {})).toThrow(TypeError);
