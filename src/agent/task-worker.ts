@@ -150,14 +150,28 @@ async function runTask(makeInvoke: () => InvokeFn, task: TaskMessage): Promise<v
       post({ type: 'metadata', taskId: task.taskId, json });
     }
   };
+  // What the storlet writes in one turn of the loop (typically one per input chunk it was handed
+  // in that turn) leaves in one writev once the turn is over, rather than chunk by chunk.
+  let batching = false;
+  const batch = (): void => {
+    if (batching || !(out instanceof NonBlockingFdWritable)) return;
+    batching = true;
+    out.cork();
+    setImmediate(() => {
+      batching = false;
+      out.uncork();
+    });
+  };
   const output = new Writable({
     highWaterMark: 256 * 1024,
     write(chunk: Buffer, _enc, cb) {
       if (!metadataSent) sendMetadata({});
+      batch();
       afterWrite(out, out.write(chunk), cb);
     },
     writev(chunks, cb) {
       if (!metadataSent) sendMetadata({});
+      batch();
       let ok = true;
       for (const c of chunks) ok = out.write(c.chunk);
       afterWrite(out, ok, cb);

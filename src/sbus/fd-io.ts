@@ -82,22 +82,40 @@ export class NonBlockingFdWritable extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.sock) return this.viaSocket(chunk, cb);
-    let off = 0;
+    this.writeAll([chunk], cb);
+  }
+
+  /** What was written while corked goes in one writev: one wake-up of the reader, not one per chunk. */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    this.writeAll(
+      chunks.map((c) => c.chunk),
+      cb,
+    );
+  }
+
+  private writeAll(bufs: Buffer[], cb: (err?: Error | null) => void): void {
+    if (this.sock) return this.viaSocket(bufs, cb);
+    let at = 0; // bufs[at..] are still to go
     try {
-      while (off < chunk.length) off += fs.writeSync(this.fd, chunk, off, chunk.length - off);
+      while (at < bufs.length) {
+        let n = bufs.length - at === 1 ? fs.writeSync(this.fd, bufs[at]!) : fs.writevSync(this.fd, bufs.slice(at));
+        for (; at < bufs.length && n >= bufs[at]!.length; at++) n -= bufs[at]!.length;
+        if (n > 0) bufs[at] = bufs[at]!.subarray(n);
+      }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return cb(err as Error);
       this.claim();
       this.sock = new net.Socket({ fd: this.fd, readable: false, writable: true, allowHalfOpen: true });
       this.sock.on('error', (e) => this.destroy(e));
-      return this.viaSocket(off === 0 ? chunk : chunk.subarray(off), cb);
+      return this.viaSocket(bufs.slice(at), cb);
     }
     cb();
   }
 
-  private viaSocket(chunk: Buffer, cb: (err?: Error | null) => void): void {
-    afterWrite(this.sock!, this.sock!.write(chunk), cb);
+  private viaSocket(bufs: Buffer[], cb: (err?: Error | null) => void): void {
+    let accepted = true;
+    for (const b of bufs) accepted = this.sock!.write(b);
+    afterWrite(this.sock!, accepted, cb);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
