@@ -71,6 +71,41 @@ describe('readableFromNonBlockingFd', () => {
     expect(claimed).toBe(true);
     expect(got.equals(data)).toBe(true);
   });
+
+  it('hands on what the pipe holds in one chunk, not in 64 KiB reads, and holds back when its reader is slow', async () => {
+    const [r, w] = nonBlockingPipe(1 << 20);
+    native.tryWrite(w, Buffer.alloc(1000, 1)); // read at once; the rest comes by the socket
+    const stream = readableFromNonBlockingFd(r, () => {});
+    expect(native.tryWrite(w, Buffer.alloc(900 * 1024, 2))).toBe(900 * 1024);
+    const sizes: number[] = [];
+    const chunks: Buffer[] = [];
+    const data = Buffer.alloc(8 << 20);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7) % 253;
+    let sent = 0;
+    // The writer goes on while the reader dawdles: the pipe fills, and every byte still arrives.
+    const feed = (): void => {
+      while (sent < data.length) {
+        try {
+          sent += native.tryWrite(w, data.subarray(sent, sent + 100_000));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+          return void setTimeout(feed, 2);
+        }
+      }
+      native.close(w);
+    };
+    feed();
+    for await (const c of stream) {
+      sizes.push((c as Buffer).length);
+      chunks.push(c as Buffer);
+      if (sizes.length % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(sizes[0]).toBe(1000);
+    expect(sizes[1]).toBeGreaterThanOrEqual(900 * 1024); // one read of all the pipe held
+    const all = Buffer.concat(chunks);
+    expect(all.subarray(1000, 1000 + 900 * 1024).every((b) => b === 2)).toBe(true);
+    expect(all.subarray(1000 + 900 * 1024).equals(data)).toBe(true);
+  });
 });
 
 describe('NonBlockingFdWritable', () => {
@@ -112,6 +147,20 @@ describe('NonBlockingFdWritable', () => {
     out.end();
     expect((await read).equals(data)).toBe(true);
     expect(claimed).toBe(true);
+  });
+
+  it('writes corked chunks in one writev; one that half fits goes on by the socket, in order', async () => {
+    const [r, w] = nonBlockingPipe(64 * 1024);
+    const out = new NonBlockingFdWritable(w, () => {});
+    const data = Buffer.alloc(300 * 1024);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 3) % 247;
+    const read = readPipeToEnd(r, { maxBytes: 1 << 20, timeoutMs: 5000, what: 'output' });
+    out.cork();
+    // 50 KiB fits, the next 50 KiB only in part: the writev stops mid-chunk.
+    for (let off = 0; off < data.length; off += 50 * 1024) out.write(data.subarray(off, off + 50 * 1024));
+    out.uncork();
+    out.end();
+    expect((await read).equals(data)).toBe(true);
   });
 
   it('a reader that went away is an EPIPE error, not a crash', async () => {
