@@ -9,6 +9,8 @@ export interface SoakServer {
   stop: () => Promise<void>;
 }
 export interface Sample {
+  /** What each fd names (pipes and sockets by kind). */
+  open: string[];
   fds: number;
   threads: number;
   rssMiB: number;
@@ -24,4 +26,5 @@ export function runSoak(
 ): Promise<{ counts: Record<string, Record<string, number>>; unexpected: string[] }>;
 export function fillPools(s: SoakServer, poolSize?: number): Promise<void>;
 export function agentPid(s: SoakServer): number;
+export function newlyOpen(before: Sample, after: Sample): string[];
 export function sampleAll(s: SoakServer, quietMs?: number): Promise<{ server: Sample; agent: Sample }>;

@@ -290,9 +290,35 @@ async function fillPoolsOnce(s, poolSize) {
   return (await Promise.all(calls.map((c) => c.done))).filter(Boolean);
 }
 
+/** What the process's fds name, pipes and sockets by kind only (their numbers change from call to call). */
+function openFiles(pid) {
+  const out = [];
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      out.push(fs.readlinkSync(`/proc/${pid}/fd/${fd}`).replace(/^(\w+):\[\d+\]$/, '$1'));
+    } catch {
+      // closed while we looked
+    }
+  }
+  return out;
+}
+
+/** What `after` has open beyond `before` (from sampleAll), as `name × count`: where a leak lies. */
+export function newlyOpen(before, after) {
+  const left = new Map();
+  for (const f of before.open) left.set(f, (left.get(f) ?? 0) + 1);
+  const extra = new Map();
+  for (const f of after.open) {
+    if ((left.get(f) ?? 0) > 0) left.set(f, left.get(f) - 1);
+    else extra.set(f, (extra.get(f) ?? 0) + 1);
+  }
+  return [...extra].map(([f, n]) => `${f} × ${n}`);
+}
+
 function sample(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   return {
+    open: openFiles(pid),
     fds: fs.readdirSync(`/proc/${pid}/fd`).length,
     threads: fs.readdirSync(`/proc/${pid}/task`).length,
     rssMiB: +(Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) / 1024).toFixed(1),

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../dist/package-root.js';
-import { KINDS, runSoak, sampleAll, startSoakServer } from './soak-lib.js';
+import { KINDS, newlyOpen, runSoak, sampleAll, startSoakServer } from './soak-lib.js';
 
 const N = Number(process.env.SOAK_N ?? 5000);
 const BACKEND = process.env.SOAK_BACKEND ?? 'process';
@@ -66,6 +66,10 @@ try {
     console.log('\nprocess         measure   after warm-up     at the end        delta');
     for (const r of rows) {
       console.log(`  ${r.who.padEnd(14)}${r.what.padEnd(10)}${String(r.before).padStart(10)}${String(r.after ?? 'gone').padStart(18)}${String(r.delta ?? '-').padStart(13)}`);
+    }
+    for (const who of Object.keys(before)) {
+      const extra = after[who] ? newlyOpen(before[who], after[who]) : [];
+      if (extra.length) console.log(`  ${who}: open at the end, not after warm-up: ${extra.join(', ')}`);
     }
   }
   process.exitCode = unexpected.length ? 1 : 0;

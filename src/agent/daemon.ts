@@ -93,7 +93,7 @@ export class StorletDaemon {
       this.loading = undefined;
     }
     if (this.halted) {
-      await first.worker.terminate();
+      await first.retire();
       throw new Error('daemon was stopped while it started');
     }
     this.idle.push(first);
@@ -139,7 +139,7 @@ export class StorletDaemon {
     // Hosted in the factory, a daemon is gone only once its threads are: a cancelled task's
     // thread ends within the cancel grace.
     const idle = [...this.idle, ...this.settling, ...(this.loading ? [this.loading] : [])];
-    await Promise.all([...idle.map((w) => w.worker.terminate()), ...running.map((t) => t.worker?.exit)]);
+    await Promise.all([...idle.map((w) => w.retire()), ...running.map((t) => t.worker?.exit)]);
     this.idle.length = 0;
     this.onHalt();
   }
@@ -359,7 +359,7 @@ export class StorletDaemon {
         resolve(false);
       };
       const off = worker.subscribe((msg) => {
-        if (settled || msg.type === 'ready' || msg.type === 'load-error' || msg.taskId !== task.id) return;
+        if (settled || !('taskId' in msg) || msg.taskId !== task.id) return;
         if (msg.type === 'metadata' && !task.metadataSent) {
           task.metadataSent = true;
           // Closed here: its slot says so, or the pipes' cleanup would close it again.

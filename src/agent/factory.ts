@@ -144,7 +144,7 @@ export class DaemonFactory {
     if (this.halting) return;
     this.halting = true;
     await this.stopAll();
-    await this.spare?.worker.terminate();
+    await this.spare?.retire();
     this.spare = undefined;
     this.server.close();
     this.onHalt();

@@ -64,6 +64,8 @@ export type ToWorker =
   | { type: 'cancel'; taskId: string };
 
 export type FromWorker =
+  /** The thread's own script ran: its imports are loaded. */
+  | { type: 'booted' }
   | { type: 'ready' }
   | { type: 'load-error'; message: string }
   /** Metadata too long for one atomic line, or that the line could not carry: the daemon writes it. */

@@ -6,6 +6,8 @@ import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { MAX_TASK_FDS, type FromWorker, type WorkerInit } from './task-protocol.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('./task-worker.js', import.meta.url));
+/** Longest retire() waits for a module load to end before it ends the thread anyway. */
+const RETIRE_WAIT_MS = 5000;
 
 export class TaskWorker {
   readonly worker: Worker;
@@ -15,6 +17,8 @@ export class TaskWorker {
   /** Why the thread died on its own (e.g. its heap limit), if it did. */
   failure: string | undefined;
   readonly exit: Promise<void>;
+  /** Settles once the thread's own script ran, or it exited. */
+  private readonly booted: Promise<void>;
 
   /** Which task pipes this worker's sockets own (see WorkerInit). */
   readonly owned = new Int32Array(new SharedArrayBuffer(4 * (MAX_TASK_FDS + 1))); // + STATUS_CELL
@@ -37,6 +41,33 @@ export class TaskWorker {
         resolve();
       }),
     );
+    this.booted = new Promise((resolve) => {
+      const off = this.subscribe((msg) => {
+        if (msg.type !== 'booted') return;
+        off();
+        resolve();
+      });
+      void this.exit.then(resolve);
+    });
+  }
+
+  /**
+   * Ends the thread once no module is loading in it (its own script, or the storlet's): a thread
+   * ended while its module loader holds a file open leaks that fd in the process (seen in soaks:
+   * the worker script and a storlet module, open after daemons were stopped mid-load). A load
+   * still going after RETIRE_WAIT_MS is cut short all the same.
+   */
+  async retire(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      (this.loaded ?? this.booted).catch(() => {}),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, RETIRE_WAIT_MS);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+    await this.worker.terminate();
   }
 
   /** Loads the storlet module in the thread; resolves when it found invoke. Idempotent. */

@@ -250,3 +250,4 @@ async function load(modulePath: string, exportName: string | undefined): Promise
 port.once('message', (msg: ToWorker) => {
   if (msg.type === 'load') void load(msg.modulePath, msg.exportName);
 });
+post({ type: 'booted' });

@@ -24,9 +24,12 @@ beforeAll(async () => {
     "import fs from 'node:fs';\nconst marker = new URL('./once-only.loaded', import.meta.url);\nif (fs.existsSync(marker)) throw new Error('loaded twice');\nfs.writeFileSync(marker, '');\n" +
       "export async function invoke({ inputs, output }) { output.setMetadata({}); for await (const c of inputs[0].stream) output.stream.write(c); output.stream.end(); }\n",
   );
-  for (const name of ['slow-load.mjs', 'slow-load-2.mjs']) {
-    fs.writeFileSync(path.join(storlets, name), "await new Promise((r) => setTimeout(r, 1500));\nexport function invoke() {}\n");
-  }
+  fs.writeFileSync(path.join(storlets, 'slow-load.mjs'), "await new Promise((r) => setTimeout(r, 1500));\nexport function invoke() {}\n");
+  // Marks the end of its load: a thread stopped mid-load never gets there.
+  fs.writeFileSync(
+    path.join(storlets, 'slow-load-2.mjs'),
+    "import fs from 'node:fs';\nawait new Promise((r) => setTimeout(r, 1500));\nfs.writeFileSync(new URL('./slow-load-2.loaded', import.meta.url), '');\nexport function invoke() {}\n",
+  );
   factory = await startFactory(dir);
   client = new SBusClient(factory.pipe);
 });
@@ -69,6 +72,9 @@ describe('daemon factory and storlet daemon', () => {
     const starting = start('slow-load-2.mjs');
     // Datagrams reach the factory in order: the stop finds the daemon loading.
     expect(await client.stopDaemon('slow-load-2.mjs')).toEqual({ status: true, message: 'daemon slow-load-2.mjs stopped' });
+    // Its thread went once the load was over, not in the middle of it (where a file the module
+    // loader has open would stay open in the agent for good).
+    expect(fs.existsSync(path.join(dir, 'st', 'slow-load-2.loaded'))).toBe(true);
     expect(await starting).toEqual({ status: false, message: 'daemon was stopped while it started' });
     expect((await client.daemonStatus('slow-load-2.mjs')).status).toBe(false);
     expect(fs.existsSync(path.join(dir, 'slow-load-2.mjs'))).toBe(false);

@@ -3,7 +3,7 @@
 // agent where they were after warm-up, and every call ends the way its kind must.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../src/package-root.js';
-import { KINDS, runSoak, sampleAll, startSoakServer, type SoakServer } from '../../bench/soak-lib.js';
+import { KINDS, newlyOpen, runSoak, sampleAll, startSoakServer, type SoakServer } from '../../bench/soak-lib.js';
 import { tempDir } from '../helpers/fs.js';
 
 let s: SoakServer;
@@ -36,7 +36,9 @@ it('a mixed soak of successes, storlet errors, timeouts, aborted uploads and dow
   const after = await sampleAll(s);
   // Exact: the pools are full in both samples and nothing lazily created appears after warm-up
   // (measured flat over 5,000 calls by `npm run soak`).
-  expect({ fds: after.server.fds, threads: after.server.threads }).toEqual({ fds: before.server.fds, threads: before.server.threads });
-  expect({ fds: after.agent.fds, threads: after.agent.threads }).toEqual({ fds: before.agent.fds, threads: before.agent.threads });
+  // A failure names what stayed open: where the leak lies.
+  const opened = (who: 'server' | 'agent') => `${who}: open at the end, not before: ${newlyOpen(before[who], after[who]).join(', ') || 'nothing new'}`;
+  expect({ fds: after.server.fds, threads: after.server.threads }, opened('server')).toEqual({ fds: before.server.fds, threads: before.server.threads });
+  expect({ fds: after.agent.fds, threads: after.agent.threads }, opened('agent')).toEqual({ fds: before.agent.fds, threads: before.agent.threads });
   expect(s.stderr()).not.toMatch(/"level":(50|60)/); // no error or fatal line from the server
 }, 600_000);
