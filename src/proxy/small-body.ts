@@ -49,8 +49,10 @@ export interface OutputHead {
 }
 
 /**
- * Reads an output until it ends, passes SMALL_BODY_BYTES, or was held SMALL_OUTPUT_HOLD_MS. Not
- * ended, the stream is left paused after the chunks returned. Rejects with the stream's error.
+ * Reads an output until it ends, passes SMALL_BODY_BYTES, or was held SMALL_OUTPUT_HOLD_MS with
+ * at least one byte. Not ended, the stream is left paused after the chunks returned. Rejects with
+ * the stream's error. Nothing is committed before a first byte: a storlet that fails (or is
+ * cancelled) before any output gets an error status, not a 200 cut before its first byte.
  */
 export function readOutputHead(body: Readable): Promise<OutputHead> {
   return new Promise((resolve, reject) => {
@@ -69,16 +71,20 @@ export function readOutputHead(body: Readable): Promise<OutputHead> {
       }
       resolve(head);
     };
+    let held = false;
     const onData = (c: Buffer): void => {
       head.chunks.push(c);
       head.bytes += c.length;
-      if (head.bytes > SMALL_BODY_BYTES) settle(null);
+      if (held || head.bytes > SMALL_BODY_BYTES) settle(null);
     };
     const onEnd = (): void => {
       head.ended = true;
       settle(null);
     };
-    const timer = setTimeout(() => settle(null), SMALL_OUTPUT_HOLD_MS);
+    const timer = setTimeout(() => {
+      if (head.bytes > 0) settle(null);
+      else held = true;
+    }, SMALL_OUTPUT_HOLD_MS);
     body.on('data', onData);
     body.once('end', onEnd);
     body.once('error', settle);

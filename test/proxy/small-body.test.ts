@@ -50,6 +50,17 @@ describe('readOutputHead', () => {
     expect(Buffer.concat(await body.toArray()).toString()).toBe(' late');
   });
 
+  it('commits to nothing before a first byte: a late byte ends the hold, a failure before any rejects', async () => {
+    const late = new PassThrough();
+    setTimeout(() => late.write('first'), 120); // well past the hold time
+    const head = await readOutputHead(late);
+    expect(head).toMatchObject({ ended: false, bytes: 5 });
+    late.end();
+    const silent = new PassThrough();
+    setTimeout(() => silent.destroy(new Error('timed out before any output')), 120);
+    await expect(readOutputHead(silent)).rejects.toThrow('timed out before any output');
+  });
+
   it('rejects with the output failure, and a failure after it lets go is no unhandled error', async () => {
     const failing = new PassThrough();
     failing.write('x');

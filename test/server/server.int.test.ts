@@ -109,6 +109,27 @@ describe('POST /v1/invoke', () => {
     }
   });
 
+  it('answers a storlet that fails or stays silent after its metadata but before any output byte with an error status, not a cut 200', async () => {
+    const failed = await invoke('s1/misbehave.mjs?mode=meta-then-fail', { body: 'x' });
+    expect(failed.status).toBe(502);
+    expect(JSON.parse(failed.body.toString()).error).toMatch(/gave up before any output/);
+    const t = await startTestServer({ storlet_timeout_ms: 1500 });
+    try {
+      const r = await call(t, 'POST', '/v1/invoke/s1/misbehave.mjs?mode=meta-then-silence', { token: t.tokens.invoke, body: 'x' });
+      expect(r.status).toBe(504);
+      expect(JSON.parse(r.body.toString()).error).toMatch(/storlet misbehave\.mjs stalled: no output for 1\.5 s/);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('sends a small output that ends at once whole, with its Content-Length', async () => {
+    const r = await invoke('s1/identity.mjs', { body: 'whole' });
+    expect(r.status).toBe(200);
+    expect(r.headers['content-length']).toBe('5');
+    expect(r.headers['transfer-encoding']).toBeUndefined();
+  });
+
   it('a storlet failing after the body began breaks the response: never a clean short object', async () => {
     const r = await invoke('s1/misbehave.mjs?mode=fail-after', { body: 'x' });
     expect(r.status).toBe(200);

@@ -11,7 +11,7 @@ import type { Outcome } from '../metrics.js';
 import { boundaryOf, spoolDir, spoolMultipart } from '../multipart.js';
 import { parseByteRange } from '../../http/byte-range.js';
 import { metadataFromHeaders, metadataToHeaders } from '../../http/object-metadata.js';
-import { SMALL_BODY_BYTES } from '../../proxy/small-body.js';
+import { readOutputHead, SMALL_BODY_BYTES, type OutputHead } from '../../proxy/small-body.js';
 
 const PARAM_PREFIX = 'x-storlet-parameter-';
 /** Multipart bodies are spooled to disk: bounded. A single-part body streams and is not. */
@@ -141,7 +141,10 @@ export function registerInvoke(app: FastifyInstance, ctx: ServerContext): void {
         result.body.destroy();
         throw err;
       }
-      outcome = await stream(reply, headers, result.body, (n) => (bytesOut = n));
+      // Held until it ends or is under way (small-body.ts): a failure before any byte is an error status.
+      const head = await readOutputHead(result.body);
+      outcome = await stream(reply, headers, head, result.body, (n) => (bytesOut = n));
+      if (outcome === 'failed_midstream') ctx.logger.warn({ scope, storlet, bytes: bytesOut, err: oneLine(result.body.errored) }, 'invocation output failed mid-stream');
     } catch (err) {
       const e = ctx.toHttp(err);
       // The client left (or was closed for stalling): whatever error that caused, it is an abort.
@@ -161,16 +164,14 @@ export function registerInvoke(app: FastifyInstance, ctx: ServerContext): void {
 }
 
 /**
- * Streams the output with backpressure. A failure after the headers went out destroys the
- * connection: the client sees a broken response, never a clean short object.
+ * Sends the output: whole with its length when it ended while held, else its head and then the
+ * rest with backpressure. A failure after the headers went out destroys the connection: the client
+ * sees a broken response, never a clean short object.
  */
-function stream(reply: FastifyReply, headers: Record<string, string>, body: Readable, onBytes: (n: number) => void): Promise<Outcome> {
+function stream(reply: FastifyReply, headers: Record<string, string>, head: OutputHead, body: Readable, onBytes: (n: number) => void): Promise<Outcome> {
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(200, headers);
-  let bytes = 0;
-  // pipe() plus two listeners: lighter per call than pipeline() with a counting stage.
-  body.on('data', (c: Buffer) => (bytes += c.length));
+  let bytes = head.bytes;
   return new Promise((resolve) => {
     let settled = false;
     const done = (outcome: Outcome): void => {
@@ -179,15 +180,24 @@ function stream(reply: FastifyReply, headers: Record<string, string>, body: Read
       onBytes(bytes);
       resolve(outcome);
     };
-    body.once('error', () => {
-      res.destroy();
-      done('failed_midstream');
-    });
     res.once('finish', () => done('ok'));
     res.once('close', () => {
       if (res.writableFinished) return done('ok');
-      body.destroy(); // the client went away: stop the storlet's output
+      if (!head.ended) body.destroy(); // the client went away: stop the storlet's output
       done('aborted');
+    });
+    if (head.ended) {
+      res.writeHead(200, { ...headers, 'content-length': String(head.bytes) });
+      res.end(head.chunks.length === 1 ? head.chunks[0] : Buffer.concat(head.chunks, head.bytes));
+      return;
+    }
+    res.writeHead(200, headers);
+    for (const c of head.chunks) res.write(c);
+    // pipe() plus two listeners: lighter per call than pipeline() with a counting stage.
+    body.on('data', (c: Buffer) => (bytes += c.length));
+    body.once('error', () => {
+      res.destroy();
+      done('failed_midstream');
     });
     body.pipe(res);
   });
