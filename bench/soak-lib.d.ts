@@ -17,7 +17,7 @@ export interface Sample {
 }
 export const STORLET_TIMEOUT_MS: number;
 export const KINDS: Record<string, { weight: number; expect: string[] }>;
-export function startSoakServer(opts: { root: string; backend?: string; packageRoot: string; image?: string }): Promise<SoakServer>;
+export function startSoakServer(opts: { root: string; backend?: string; packageRoot: string; image?: string; logLevel?: string }): Promise<SoakServer>;
 export function runSoak(
   s: SoakServer,
   n: number,

@@ -44,13 +44,13 @@ function bin(packageRoot) {
 }
 
 /** Starts `sandlet serve` on a fresh root with the samples and misbehave.mjs deployed and an invoke token. */
-export async function startSoakServer({ root, backend = 'process', packageRoot, image }) {
+export async function startSoakServer({ root, backend = 'process', packageRoot, image, logLevel = 'warn' }) {
   const id = `${process.pid}-${Date.now().toString(36)}`;
   const config = path.join(root, 'sandlet.yaml');
   fs.writeFileSync(config, [
     `host_root: ${root}`,
     `storlet_timeout_ms: ${STORLET_TIMEOUT_MS}`,
-    'log_level: warn',
+    `log_level: ${logLevel}`,
     // Unique per run: soaks in other worktrees on the same engine must not collide.
     `container_prefix: sl-soak-${id}-`,
     ...(image ? [`default_container_image_name: ${image}`] : []),
@@ -68,7 +68,7 @@ export async function startSoakServer({ root, backend = 'process', packageRoot, 
   const token = cli(['token', 'create', '--role', 'invoke', '--note', 'soak']).trim().split(/\s+/).find((w) => w.startsWith('sl_'));
   if (!token) throw new Error('`sandlet token create` printed no token');
   const socket = path.join(root, 'api.sock');
-  const child = spawn(process.execPath, [bin(packageRoot), 'serve', '--config', config, '--backend', backend, '--listen-socket', socket, '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [bin(packageRoot), 'serve', '--config', config, '--backend', backend, '--listen-socket', socket, '--log-level', logLevel], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
@@ -113,7 +113,10 @@ function requestHead(s, storlet, { params = {}, length }) {
 /** A whole call: the status, and whether the body came complete and as expected. */
 function whole(s, storlet, body, { params, check } = {}) {
   return new Promise((resolve) => {
+    const started = performance.now();
+    let answered = 'no answer';
     const req = http.request(requestHead(s, storlet, { params, length: body.length }), (res) => {
+      answered = `answer ${res.statusCode}`;
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
@@ -125,7 +128,8 @@ function whole(s, storlet, body, { params, check } = {}) {
       });
       res.on('error', () => resolve(res.statusCode === 200 ? 'broken' : `${res.statusCode} broken`));
     });
-    req.on('error', (err) => resolve(`request error ${err.code ?? err.message}`));
+    // The code is the outcome; when and whether an answer came helps tell a refusal from a drop.
+    req.on('error', (err) => resolve({ outcome: `request error ${err.code ?? err.message}`, detail: `(${answered}, ${Math.round(performance.now() - started)} ms in)` }));
     req.end(body);
   });
 }

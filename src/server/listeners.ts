@@ -49,6 +49,7 @@ export async function bindListeners(config: ListenConfig, logger?: Logger): Prom
   const waiting: [http.IncomingMessage, http.ServerResponse][] = [];
 
   const onClientError = (err: NodeJS.ErrnoException, socket: net.Socket): void => {
+    logger?.debug({ code: err.code }, 'closing a connection the HTTP parser gave up on');
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     let status = 400;
     let message = `the request is not valid HTTP (${err.code ?? 'parse error'})`;
@@ -74,6 +75,7 @@ export async function bindListeners(config: ListenConfig, logger?: Logger): Prom
   const onConnection = (socket: net.Socket): void => {
     if (stats.open >= config.max_connections) {
       stats.refused++;
+      logger?.debug({ open: stats.open }, 'refusing a connection: max_connections are open');
       socket.destroy();
       return;
     }

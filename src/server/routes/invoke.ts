@@ -155,6 +155,7 @@ export function registerInvoke(app: FastifyInstance, ctx: ServerContext): void {
         return reply.code(e.status).send(e.body);
       }
     } finally {
+      if (outcome === 'aborted') ctx.logger.debug({ scope, storlet, bytesIn: bytesIn.bytes, bytesOut }, 'the client went away before its answer was complete');
       for (const fd of fds) fs.close(fd, () => {});
       ctx.metrics.finished(scope, storlet, outcome, (performance.now() - started) / 1000, bytesIn.bytes, bytesOut);
       ctx.inflight.leave();
