@@ -41,6 +41,10 @@ export class OutputStream extends Readable {
   /** Runs while the reader is paused because the caller takes no data: a storlet is held meanwhile. */
   private stallTimer: NodeJS.Timeout | undefined;
   private complete = false;
+  /** The reader met the pipe's end (or an error): no pump may take the fd after it. */
+  private eof = false;
+  /** handOff() stopped the reader for good: pumpTo() takes the rest. */
+  private handedOff = false;
   bytes = 0;
 
   constructor(fd: number, opts: OutputStreamOptions) {
@@ -57,8 +61,10 @@ export class OutputStream extends Readable {
           this.armStall();
         }
       } else if (code === null) {
+        this.eof = true;
         void this.finish();
       } else {
+        this.eof = true;
         this.destroy(new SandletError('ESTORLET', `reading the output of storlet ${opts.storlet} failed: ${code}`));
       }
     });
@@ -67,6 +73,7 @@ export class OutputStream extends Readable {
   }
 
   override _read(): void {
+    if (this.handedOff) return;
     this.disarmStall();
     native.resumeReader(this.reader);
     this.arm();
@@ -120,7 +127,9 @@ export class OutputStream extends Readable {
    * counts from the storlet or the client alike: idleTimeoutMs.
    */
   async pumpTo(fd: number, chunked: boolean): Promise<void> {
-    if (this.bytes > 0 || this.readableFlowing || this.destroyed) throw new Error('pumpTo() needs an output stream nothing has read');
+    if ((this.bytes > 0 && !this.handedOff) || this.readableLength > 0 || this.readableFlowing || this.destroyed) {
+      throw new Error('pumpTo() needs an output stream nothing has read, or one handed off');
+    }
     this.disarmStall();
     this.disarm();
     const [error, moved] = await new Promise<[string | null, number]>((resolve) => {
@@ -142,6 +151,23 @@ export class OutputStream extends Readable {
     }
     if (this.destroyed) throw this.errored ?? new SandletError('ESTORLET', `storlet ${this.opts.storlet} failed`);
     this.resume(); // nothing left to read: it ends, and closes
+  }
+
+  /**
+   * For a caller that read the output's first bytes as a stream (to send no head before them) and
+   * wants pumpTo() for the rest: stops the reader and returns what it read that nobody took yet,
+   * to be sent before the pump starts. Undefined when the reader already met the output's end (or
+   * failed): the rest then comes through the stream, as usual. Call it on a paused stream.
+   */
+  handOff(): Buffer[] | undefined {
+    native.pauseReader(this.reader);
+    this.disarm();
+    this.disarmStall();
+    if (this.eof || this.destroyed) return undefined;
+    this.handedOff = true;
+    const chunks: Buffer[] = [];
+    for (let c: Buffer | null; (c = this.read() as Buffer | null) !== null; ) chunks.push(c);
+    return chunks;
   }
 
   private async finish(): Promise<void> {

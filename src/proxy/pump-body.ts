@@ -20,7 +20,7 @@ import { native } from '../sbus/native.js';
 import type { ForwardOutcome } from './forward.js';
 import { endToEnd } from './hop-by-hop.js';
 import { clientGone, hasResponseBody, pipeBody, sendStream, sendText } from './relay.js';
-import { readOutputHead } from './small-body.js';
+import { readOutputHead, type OutputHead } from './small-body.js';
 import type { Upstream } from './upstream.js';
 
 /** Bodies at least this large are pumped; smaller ones are not worth giving up a kept-alive socket. */
@@ -161,40 +161,18 @@ async function pumpBody(
 }
 
 /**
- * Sends a storlet's output as the response body: with `large` (the input was large, so the output
- * likely is), pumped from the output pipe as HTTP/1.1 chunks when the response is chunked and the
- * client's socket is plain; else held while it is small and quick (small-body.ts), to leave in one
- * write with its Content-Length, then streamed. Resolves with how it ended; a failure after the
- * headers cuts the client's connection. A failure before them rejects: nothing was sent, and the
- * caller answers with an error.
+ * Sends a storlet's output as the response body. Nothing goes out before the output's first byte
+ * (small-body.ts: readOutputHead): a failure until then rejects, nothing was sent, and the caller
+ * answers with an error. An output that ends while held leaves in one write with its
+ * Content-Length. Else the head and the bytes read so far go out, then the rest: with `large`
+ * (the input was large, so the output likely is) pumped from the output pipe as HTTP/1.1 chunks
+ * when the response is chunked and the client's socket is plain, else streamed. Resolves with how
+ * it ended; a failure after the headers cuts the client's connection.
  */
 export async function sendOutput(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: Readable, large: boolean): Promise<'ok' | 'aborted' | 'failed_midstream'> {
-  if (!large) return sendHeld(res, status, headers, body);
-  const fd = plainFd(res.socket);
-  if (!(body instanceof OutputStream) || fd === undefined || headers['content-length'] !== undefined) return sendStream(res, status, headers, body);
-  res.writeHead(status, headers);
-  res.flushHeaders();
-  // Node frames the body in chunks for an HTTP/1.1 client; an HTTP/1.0 one gets a stream.
-  if ((res as { chunkedEncoding?: unknown }).chunkedEncoding !== true) return pipeBody(res, body);
-  // Its failures reach us through pumpTo(); no 'error' may go unheard.
-  body.on('error', () => {});
-  if (!(await flushed(res))) {
-    body.destroy();
-    return 'aborted';
-  }
-  try {
-    await body.pumpTo(fd, true);
-  } catch (err) {
-    res.destroy(); // the client sees a broken response, never a short one
-    body.destroy(); // no-op when it failed itself; else (the pump could not start) its task goes
-    return (err as { code?: string }).code === 'ECANCELLED' ? 'aborted' : 'failed_midstream';
-  }
-  res.end(); // the last chunk
-  return 'ok';
-}
-
-async function sendHeld(res: ServerResponse, status: number, headers: Record<string, string | string[]>, body: Readable): Promise<'ok' | 'aborted' | 'failed_midstream'> {
-  let head;
+  if (headers['content-length'] !== undefined) return sendStream(res, status, headers, body);
+  const fd = large && body instanceof OutputStream ? plainFd(res.socket) : undefined;
+  let head: OutputHead;
   try {
     head = await readOutputHead(body);
   } catch (err) {
@@ -207,8 +185,27 @@ async function sendHeld(res: ServerResponse, status: number, headers: Record<str
     return 'ok';
   }
   res.writeHead(status, headers);
+  // Node frames the body in chunks for an HTTP/1.1 client (an HTTP/1.0 one gets a stream): the
+  // pump can then go on framing the rest.
+  const rest = fd !== undefined && (res as { chunkedEncoding?: unknown }).chunkedEncoding === true ? (body as OutputStream).handOff() : undefined;
   for (const c of head.chunks) res.write(c);
-  return pipeBody(res, body);
+  if (rest === undefined) return pipeBody(res, body);
+  for (const c of rest) res.write(c);
+  // Its failures reach us through pumpTo(); no 'error' may go unheard.
+  body.on('error', () => {});
+  if (!(await flushed(res))) {
+    body.destroy();
+    return 'aborted';
+  }
+  try {
+    await (body as OutputStream).pumpTo(fd!, true);
+  } catch (err) {
+    res.destroy(); // the client sees a broken response, never a short one
+    body.destroy(); // no-op when it failed itself; else (the pump could not start) its task goes
+    return (err as { code?: string }).code === 'ECANCELLED' ? 'aborted' : 'failed_midstream';
+  }
+  res.end(); // the last chunk
+  return 'ok';
 }
 
 /** An upstream GET's answer as node:http gave it; `pumpable` when pipeInput() may move its body. */

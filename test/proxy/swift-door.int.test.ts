@@ -316,6 +316,10 @@ describe.skipIf(skipSwift)('Swift front door', () => {
       await ignored.arrayBuffer();
       const again = await api('/v1/AUTH_test/data/big.bin', { headers: { 'X-Run-Storlet': 'identity.mjs' } });
       expect(sha(await again.arrayBuffer())).toBe(sha(body));
+      // Metadata, then a failure before any output byte: no head went out yet, so it is a 502.
+      const failed = await api('/v1/AUTH_test/data/big.bin', { headers: { 'X-Run-Storlet': 'misbehave.mjs', 'X-Storlet-Parameter-1': 'mode:meta-then-fail' } });
+      expect(failed.status).toBe(502);
+      expect(await failed.text()).toMatch(/^Storlet misbehave\.mjs: .*gave up before any output\n$/);
       await expect.poll(pipes, { timeout: 10_000 }).toBeLessThanOrEqual(before);
     });
 
