@@ -20,7 +20,7 @@ import { native } from '../sbus/native.js';
 import type { ForwardOutcome } from './forward.js';
 import { endToEnd } from './hop-by-hop.js';
 import { clientGone, hasResponseBody, pipeBody, sendStream, sendText } from './relay.js';
-import { readOutputHead, type OutputHead } from './small-body.js';
+import { readOutputHead, sendWholeHead, type OutputHead } from './small-body.js';
 import type { Upstream } from './upstream.js';
 
 /** Bodies at least this large are pumped; smaller ones are not worth giving up a kept-alive socket. */
@@ -180,8 +180,7 @@ export async function sendOutput(res: ServerResponse, status: number, headers: R
     throw err;
   }
   if (head.ended) {
-    res.writeHead(status, { ...headers, 'content-length': String(head.bytes) });
-    res.end(head.chunks.length === 1 ? head.chunks[0] : Buffer.concat(head.chunks, head.bytes));
+    sendWholeHead(res, status, headers, head);
     return 'ok';
   }
   res.writeHead(status, headers);

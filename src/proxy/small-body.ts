@@ -1,6 +1,7 @@
 // Small bodies on the storlet path, kept whole in memory where that saves a round of streaming:
 // a small object is read before EXECUTE (the gateway then writes it into the input pipe, and the
 // storlet finds all of it waiting), and a small output leaves in one write with its length.
+import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { SandletError } from '../errors.js';
 
@@ -89,4 +90,10 @@ export function readOutputHead(body: Readable): Promise<OutputHead> {
     body.once('end', onEnd);
     body.once('error', settle);
   });
+}
+
+/** Sends an output that ended while held: in one write, with its Content-Length. */
+export function sendWholeHead(res: ServerResponse, status: number, headers: Record<string, string | string[]>, head: OutputHead): void {
+  res.writeHead(status, { ...headers, 'content-length': String(head.bytes) });
+  res.end(head.chunks.length === 1 ? head.chunks[0] : Buffer.concat(head.chunks, head.bytes));
 }

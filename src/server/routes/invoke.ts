@@ -11,7 +11,7 @@ import type { Outcome } from '../metrics.js';
 import { boundaryOf, spoolDir, spoolMultipart } from '../multipart.js';
 import { parseByteRange } from '../../http/byte-range.js';
 import { metadataFromHeaders, metadataToHeaders } from '../../http/object-metadata.js';
-import { readOutputHead, SMALL_BODY_BYTES, type OutputHead } from '../../proxy/small-body.js';
+import { readOutputHead, sendWholeHead, SMALL_BODY_BYTES, type OutputHead } from '../../proxy/small-body.js';
 
 const PARAM_PREFIX = 'x-storlet-parameter-';
 /** Multipart bodies are spooled to disk: bounded. A single-part body streams and is not. */
@@ -187,11 +187,7 @@ function stream(reply: FastifyReply, headers: Record<string, string>, head: Outp
       if (!head.ended) body.destroy(); // the client went away: stop the storlet's output
       done('aborted');
     });
-    if (head.ended) {
-      res.writeHead(200, { ...headers, 'content-length': String(head.bytes) });
-      res.end(head.chunks.length === 1 ? head.chunks[0] : Buffer.concat(head.chunks, head.bytes));
-      return;
-    }
+    if (head.ended) return sendWholeHead(res, 200, headers, head);
     res.writeHead(200, headers);
     for (const c of head.chunks) res.write(c);
     // pipe() plus two listeners: lighter per call than pipeline() with a counting stage.
