@@ -41,7 +41,7 @@ export class OutputStream extends Readable {
   /** Runs while the reader is paused because the caller takes no data: a storlet is held meanwhile. */
   private stallTimer: NodeJS.Timeout | undefined;
   private complete = false;
-  /** The reader met the pipe's end (or an error): no pump may take the fd after it. */
+  /** The reader met the pipe's end: no pump may take the fd after it (an error destroys the stream). */
   private eof = false;
   /** handOff() stopped the reader for good: pumpTo() takes the rest. */
   private handedOff = false;
@@ -64,7 +64,6 @@ export class OutputStream extends Readable {
         this.eof = true;
         void this.finish();
       } else {
-        this.eof = true;
         this.destroy(new SandletError('ESTORLET', `reading the output of storlet ${opts.storlet} failed: ${code}`));
       }
     });
@@ -160,10 +159,11 @@ export class OutputStream extends Readable {
    * failed): the rest then comes through the stream, as usual. Call it on a paused stream.
    */
   handOff(): Buffer[] | undefined {
+    // At the end, the stream goes on as usual: its timer bounds the wait for the task's outcome.
+    if (this.eof || this.destroyed) return undefined;
     native.pauseReader(this.reader);
     this.disarm();
     this.disarmStall();
-    if (this.eof || this.destroyed) return undefined;
     this.handedOff = true;
     const chunks: Buffer[] = [];
     for (let c: Buffer | null; (c = this.read() as Buffer | null) !== null; ) chunks.push(c);
