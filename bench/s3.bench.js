@@ -32,7 +32,7 @@ const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q 
 const ms = (v) => `${v.toFixed(3)} ms`;
 const upstreamKey = { accessKeyId: SWIFT_USERS.admin.user, secretAccessKey: SWIFT_USERS.admin.key };
 
-const swift = await startSwift();
+const swift = await startSwift({ logs: false });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-bench-'));
 const config = resolveConfig({
   host_root: root, backend: process.env.BENCH_BACKEND ?? 'process', log_level: 'warn', upstream: swift.url, proxy_listen: '127.0.0.1:0', cache_ttl: 60,

@@ -25,7 +25,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 const ms = (v) => `${v.toFixed(3)} ms`;
 
-const swift = await startSwift();
+const swift = await startSwift({ logs: false });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sl-bench-'));
 const config = resolveConfig({ host_root: root, backend: process.env.BENCH_BACKEND ?? 'process', log_level: 'warn', upstream: swift.url, proxy_listen: '127.0.0.1:0', cache_ttl: 60 });
 const gw = createGateway(config, { logger: pino({ level: 'warn' }) });

@@ -32,7 +32,15 @@ export function swiftUnavailable() {
 }
 
 
-async function freePort() {
+async function freePort(kind = 'tcp') {
+  if (kind === 'udp4') {
+    const sock = createSocket('udp4');
+    sock.bind(0, '127.0.0.1');
+    await once(sock, 'listening');
+    const { port } = sock.address();
+    sock.close();
+    return port;
+  }
   const srv = createServer();
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
@@ -81,21 +89,34 @@ pipeline = ${app}
 use = egg:swift#${app.replace('-server', '')}
 `;
 
-export async function startSwift() {
+/**
+ * Starts a local Swift. Its servers log over UDP to this process, which keeps the lines for
+ * settled(), count() and logs(). A benchmark passes `{ logs: false }`: the lines then go to a
+ * port nobody reads and the servers write no copy to stderr, so no log line reaches the event
+ * loop of the sandlet it measures (in production Swift logs to syslog, not into sandlet).
+ */
+export async function startSwift({ logs = true } = {}) {
   const why = swiftUnavailable();
   if (why) throw new Error(`cannot start a local Swift: ${why}`);
   const dir = mkdtempSync(path.join(tmpdir(), 'sl-swift-'));
   const children = [];
   const lines = [];
   const stderr = [];
-  const syslog = createSocket('udp4');
-  syslog.on('message', (msg) => {
-    lines.push(msg.toString().replace(/^<\d+>/, '').trimEnd());
-    if (lines.length > 20_000) lines.shift();
-  });
-  syslog.bind(0, '127.0.0.1');
-  await once(syslog, 'listening');
-  const logPort = syslog.address().port;
+  let syslog;
+  let logPort;
+  if (logs) {
+    syslog = createSocket('udp4');
+    syslog.on('message', (msg) => {
+      lines.push(msg.toString().replace(/^<\d+>/, '').trimEnd());
+      // Dropped in batches: shift() per line moves the whole array each time.
+      if (lines.length > 25_000) lines.splice(0, 5_000);
+    });
+    syslog.bind(0, '127.0.0.1');
+    await once(syslog, 'listening');
+    logPort = syslog.address().port;
+  } else {
+    logPort = await freePort('udp4');
+  }
 
   let stopping;
   const stop = () => (stopping ??= (async () => {
@@ -107,7 +128,7 @@ export async function startSwift() {
       await exited;
       clearTimeout(timer);
     }));
-    syslog.close();
+    syslog?.close();
     rmSync(dir, { recursive: true, force: true });
   })());
 
@@ -199,13 +220,15 @@ use = egg:swift#dlo
     const python = swiftPython();
     const conf = path.join(dir, 'swift.conf');
     for (const server of ['account-server', 'container-server', 'object-server', 'proxy-server']) {
-      spawnChild(python, [LAUNCHER, conf, path.join(dir, `${server}.conf`), server]);
+      spawnChild(python, [LAUNCHER, conf, path.join(dir, `${server}.conf`), server, logs ? 'verbose' : 'quiet']);
     }
     const url = `http://127.0.0.1:${proxyPort}`;
     await waitHealthy(url, children, stderr);
     // Requests the proxy logged, as `METHOD path` counts: settled() waits until every request made
     // before it has been logged (Swift logs over UDP, after answering).
+    const unlogged = () => new Error('this Swift was started with { logs: false }: its log lines are not kept');
     const settled = async () => {
+      if (!logs) throw unlogged();
       const marker = `sandlet-settled-${Math.random().toString(36).slice(2)}`;
       await (await fetch(`${url}/info?${marker}`)).arrayBuffer();
       const deadline = Date.now() + 10_000;
@@ -214,7 +237,10 @@ use = egg:swift#dlo
         await new Promise((r) => setTimeout(r, 20));
       }
     };
-    const count = (method, path) => lines.filter((l) => l.includes(` ${method} ${path} HTTP/1.`) || l.includes(` ${method} ${path}?`)).length;
+    const count = (method, path) => {
+      if (!logs) throw unlogged();
+      return lines.filter((l) => l.includes(` ${method} ${path} HTTP/1.`) || l.includes(` ${method} ${path}?`)).length;
+    };
     return { url, dir, logs: () => [...lines, ...stderr], settled, count, stop };
   } catch (err) {
     await stop();
