@@ -33,3 +33,24 @@ describe.skipIf(skipSwift)('test Swift', () => {
     expect(left).toBe('');
   });
 });
+
+// What the benchmarks start: no log line of Swift's reaches this process.
+describe.skipIf(skipSwift)('test Swift without its log lines', () => {
+  it('serves, says its lines are not kept, and leaves nothing behind', async () => {
+    requireSwift();
+    const swift = await startSwift({ logs: false });
+    try {
+      const token = await swiftToken(swift.url, SWIFT_USERS.admin);
+      const put = await fetch(`${swift.url}/v1/AUTH_test/quiet`, { method: 'PUT', headers: { 'X-Auth-Token': token } });
+      expect([201, 202]).toContain(put.status);
+      await expect(swift.settled()).rejects.toThrow(/logs: false/);
+      expect(() => swift.count('PUT', '/v1/AUTH_test/quiet')).toThrow(/logs: false/);
+    } finally {
+      await swift.stop();
+    }
+    expect(existsSync(swift.dir)).toBe(false);
+    let left = '';
+    try { left = execFileSync('pgrep', ['-f', swift.dir], { encoding: 'utf8' }); } catch { /* none */ }
+    expect(left).toBe('');
+  });
+});
