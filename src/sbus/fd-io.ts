@@ -8,7 +8,7 @@ import { closeQuietly } from './native.js';
 // they have data or room; regular files, which libuv cannot poll, use fs streams.
 // Task workers import this module, so they load the addon too (its state is per thread); they use
 // it only to close fds. Terminating such a worker, busy, idle or while it loads, is safe (tried
-// 300 times each on Node 18 and 20); the daemon aborts once seen were fds closed twice.
+// 300 times each on Node 18 and 20); the daemon aborts seen once came from fds closed twice.
 
 function isPollable(fd: number): boolean {
   const st = fs.fstatSync(fd);
@@ -196,7 +196,7 @@ export class NonBlockingFdWritable extends Writable {
 /**
  * Closes a task pipe from a worker thread, claimed first (see readableFromNonBlockingFd). A plain
  * close(2) through the addon: Node's fs.close warns of an fd the thread did not open, and a
- * socket made only to close the fd cost 40-170 µs per task (two per task).
+ * socket made only to close the fd cost 40-170 µs per close (two per task).
  */
 export function closeClaimed(fd: number, claim: () => void): void {
   claim();
