@@ -1,5 +1,8 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { NonBlockingFdWritable, readableFromNonBlockingFd } from '../../src/sbus/fd-io.js';
 import { closeQuietly, native } from '../../src/sbus/native.js';
@@ -192,5 +195,35 @@ describe('native fd helpers', () => {
     // Non-blocking now: an empty pipe says EAGAIN instead of blocking the thread.
     expect(() => fs.readSync(r, Buffer.alloc(1))).toThrow(/EAGAIN/);
     closeQuietly([r, w]);
+  });
+});
+
+// In a task thread, as the agent runs it: the built module (dist/), so the thread loads the addon
+// the way a daemon's threads do.
+describe('closeClaimed in a task thread', () => {
+  const fdIo = pathToFileURL(path.resolve('dist/sbus/fd-io.js')).href;
+
+  it('closes a pipe the thread did not open, with no warning; the thread then ends busy and the process lives on', async () => {
+    const [r, w] = nonBlockingPipe();
+    const read = readPipeToEnd(r, { maxBytes: 1024, timeoutMs: 5000, what: 'output' });
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      process.on('warning', (w) => parentPort.postMessage('warning: ' + w.message));
+      import(workerData.fdIo).then((m) => {
+        m.closeClaimed(workerData.fd, () => parentPort.postMessage('claimed'));
+        setTimeout(() => { parentPort.postMessage('closed'); for (;;) {} }, 50);
+      });`;
+    const worker = new Worker(code, { eval: true, workerData: { fd: w, fdIo } });
+    const said: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      worker.on('message', (m: string) => {
+        said.push(m);
+        if (m === 'closed') resolve();
+      });
+      worker.once('error', reject);
+    });
+    expect(said).toEqual(['claimed', 'closed']);
+    expect((await read).length).toBe(0); // EOF: the pipe's only write end, the process's, is gone
+    expect(await worker.terminate()).toBe(1);
   });
 });
