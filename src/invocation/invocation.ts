@@ -138,6 +138,14 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
     throw watch.error ? inputFailed(spec.storlet, watch.error) : callerGone(spec.storlet);
   }
   const remote: number[] = [];
+  // Closed once the EXECUTE is sent (the agent's copies are in flight), or however the call
+  // ends before that; once only: a number closed twice may by then name another fd.
+  let remoteClosed = false;
+  const closeRemote = (): void => {
+    if (remoteClosed) return;
+    remoteClosed = true;
+    closeQuietly(remote);
+  };
   const local: number[] = [];
   const inputs: PreparedInput[] = [];
   let outRead = -1;
@@ -200,7 +208,7 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
       ...extras.map((e) => ({ fd: e.remote, type: FdType.INPUT_OBJECT, storage: e.metadata })),
     ];
     if (sw >= 0) fds.push({ fd: sw, type: FdType.TASK_STATUS });
-    reply = await spec.client.execute(spec.params, fds);
+    reply = await spec.client.execute(spec.params, fds, undefined, closeRemote);
   } catch (err) {
     closeQuietly(local);
     unwatch();
@@ -209,7 +217,7 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
     throw err;
   } finally {
     // The agent holds its copies now (or never will): ours must go, or EOF never comes.
-    closeQuietly(remote);
+    closeRemote();
   }
 
   if (!reply.status || !reply.task_id) {

@@ -104,14 +104,18 @@ export class SBusClient {
     return this.request(Command.CANCEL, { taskId }, timeoutMs);
   }
 
-  /** EXECUTE with the invocation fds (input, output, metadata, logger, extras), in that order. */
-  execute(params: Record<string, string>, fds: OutgoingFd[], timeoutMs?: number): Promise<Reply> {
-    return this.request(Command.EXECUTE, { params, fds }, timeoutMs);
+  /**
+   * EXECUTE with the invocation fds (input, output, metadata, logger, extras), in that order.
+   * `onSent` runs once the datagram is sent (the peer's copies of the fds are in flight), before
+   * the reply is awaited: the caller's copies can go while the agent works, not after its reply.
+   */
+  execute(params: Record<string, string>, fds: OutgoingFd[], timeoutMs?: number, onSent?: () => void): Promise<Reply> {
+    return this.request(Command.EXECUTE, { params, fds, ...(onSent ? { onSent } : {}) }, timeoutMs);
   }
 
   async request(
     command: string,
-    opts: { params?: Record<string, unknown>; taskId?: string; fds?: OutgoingFd[] } = {},
+    opts: { params?: Record<string, unknown>; taskId?: string; fds?: OutgoingFd[]; onSent?: () => void } = {},
     timeoutMs = this.timeoutMs,
   ): Promise<Reply> {
     const deadline = Date.now() + timeoutMs;
@@ -146,6 +150,7 @@ export class SBusClient {
     }
     // The peer holds its own copy now; ours must go or we would never see EOF.
     closeQuietly([replyWrite]);
+    opts.onSent?.();
     let raw: Buffer;
     try {
       raw = await readPipeToEnd(replyRead, {

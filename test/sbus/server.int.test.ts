@@ -153,6 +153,29 @@ describe('SBus server and client', () => {
     slowServer.close();
   });
 
+  it("EXECUTE's onSent runs once the datagram is sent, before the reply is awaited", async () => {
+    // This handler answers only at its input's EOF, which comes once the client closed its copy
+    // of the write end: were onSent run after the reply, the call would wait out its timeout.
+    const eofFirst = new SBusServer(path.join(dir, 'eof_first'), { logger });
+    eofFirst.on('SBUS_CMD_EXECUTE', async (req) => {
+      const [input] = req.claimFds();
+      const got = await readPipeToEnd(input!.fd, { maxBytes: 64, timeoutMs: 5000, what: 'input' });
+      return { status: true, message: `read ${got.length} bytes`, task_id: 't2' };
+    });
+    eofFirst.listen();
+    const [r, w] = native.pipe();
+    native.tryWrite(w, Buffer.from('abc'));
+    let sent = 0;
+    const reply = await new SBusClient(path.join(dir, 'eof_first'), { timeoutMs: 3000 }).execute({}, [{ fd: r, type: 'SBUS_FD_INPUT_OBJECT' }], undefined, () => {
+      sent++;
+      native.close(w);
+    });
+    native.close(r);
+    expect(sent).toBe(1);
+    expect(reply).toEqual({ status: true, message: 'read 3 bytes', task_id: 't2' });
+    eofFirst.close();
+  });
+
   it('hands claimed fds to the handler and closes unclaimed ones', async () => {
     const before = openFds().length;
     const [r1, w1] = native.pipe();
