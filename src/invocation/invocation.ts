@@ -139,13 +139,8 @@ export async function invokeStorlet(spec: InvocationSpec): Promise<InvocationRes
   }
   const remote: number[] = [];
   // Closed once the EXECUTE is sent (the agent's copies are in flight), or however the call
-  // ends before that; once only: a number closed twice may by then name another fd.
-  let remoteClosed = false;
-  const closeRemote = (): void => {
-    if (remoteClosed) return;
-    remoteClosed = true;
-    closeQuietly(remote);
-  };
+  // ends before that; emptied as it is closed, for a number closed twice may name another fd.
+  const closeRemote = (): void => closeQuietly(remote.splice(0));
   const local: number[] = [];
   const inputs: PreparedInput[] = [];
   let outRead = -1;

@@ -110,7 +110,7 @@ export class SBusClient {
    * the reply is awaited: the caller's copies can go while the agent works, not after its reply.
    */
   execute(params: Record<string, string>, fds: OutgoingFd[], timeoutMs?: number, onSent?: () => void): Promise<Reply> {
-    return this.request(Command.EXECUTE, { params, fds, ...(onSent ? { onSent } : {}) }, timeoutMs);
+    return this.request(Command.EXECUTE, { params, fds, onSent }, timeoutMs);
   }
 
   async request(
