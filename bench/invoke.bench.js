@@ -3,13 +3,15 @@
 //     measured twice: the first 2,000 after the daemon started (JIT still compiling), then the
 //     next 2,000 (steady state, which the target is about)
 //   identity throughput on 1 GiB, beside `dd | cat | cat`                  target ≥ 70% of the raw pipe
+//     best of BENCH_ROUNDS (3) interleaved rounds each, the first round's figure printed beside
 //   SBus PING round trip (p50/p99 over 5,000)
 //   the same invocation and PING with the caller idle 5 ms between calls (p50 over 500 each), as
 //   a door's calls come: a process woken from idle costs more on a VM than one kept busy
 //   Python (Storlets API) identity, warm 1 KiB p50/p99                     target p50 ≤ 1 ms
 //   a Python daemon's start (START_DAEMON until it answers, p50 over 10)   target ≤ 100 ms
 //   throughput of the Python identity and of an exec `cat`, beside `dd | cat | cat`  target ≥ 70%
-// Options (env): BENCH_N (invocations), BENCH_GIB (GiB for throughput), BENCH_BACKEND (process |
+// Options (env): BENCH_N (invocations), BENCH_GIB (GiB for throughput), BENCH_ROUNDS (rounds of
+// the throughput runs), BENCH_BACKEND (process |
 // docker; default process), BENCH_JSON=1 (one JSON line).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,6 +24,7 @@ import { SAMPLES_DIR } from '../dist/package-root.js';
 
 const N = Number(process.env.BENCH_N ?? 2000);
 const GIB = Number(process.env.BENCH_GIB ?? 1);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TOTAL = GIB * 1024 * 1024 * 1024;
 const BACKEND = process.env.BENCH_BACKEND ?? 'process';
 
@@ -128,20 +131,16 @@ try {
   results.invoke_idle_p99_ms = quantile(idleInvoke, 0.99);
   results.ping_idle_p50_ms = quantile(idlePing, 0.5);
 
-  results.raw_pipe_MBps = rawPipeMBps();
-  const t = process.hrtime.bigint();
-  const r = await gw.invoke({ scope: 'bench', storlet: 'identity.mjs', input: zeros(TOTAL) });
-  const bytes = await drain(r.body);
-  const s = Number(process.hrtime.bigint() - t) / 1e9;
-  if (bytes !== TOTAL) throw new Error(`identity returned ${bytes} of ${TOTAL} bytes`);
-  results.identity_MBps = TOTAL / 1e6 / s;
-  results.throughput_ratio = results.identity_MBps / results.raw_pipe_MBps;
-
   // Python: the Storlets-API identity, warm (its daemon forks a child per task).
   for (let i = 0; i < 200; i++) await once('identity.py');
   const py = await measure('identity.py');
   results.python_invoke_p50_ms = quantile(py, 0.5);
   results.python_invoke_p99_ms = quantile(py, 0.99);
+  await once('cat.sh');
+
+  // 1 GiB through each storlet and through the raw pipe, ROUNDS times, interleaved; the best of
+  // each is compared (as bench:swift and bench:s3 do), the first beside it: a gateway's first
+  // bulk transfer still pays for compiling its bulk paths and growing its heap.
   const throughput = async (storlet) => {
     const t0 = process.hrtime.bigint();
     const out = await gw.invoke({ scope: 'bench', storlet, input: zeros(TOTAL) });
@@ -149,10 +148,19 @@ try {
     if (n !== TOTAL) throw new Error(`${storlet} returned ${n} of ${TOTAL} bytes`);
     return TOTAL / 1e6 / (Number(process.hrtime.bigint() - t0) / 1e9);
   };
-  results.python_identity_MBps = await throughput('identity.py');
+  const rates = { raw_pipe: [], identity: [], python_identity: [], exec_cat: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    rates.raw_pipe.push(rawPipeMBps());
+    rates.identity.push(await throughput('identity.mjs'));
+    rates.python_identity.push(await throughput('identity.py'));
+    rates.exec_cat.push(await throughput('cat.sh'));
+  }
+  for (const [k, v] of Object.entries(rates)) {
+    results[`${k}_MBps`] = Math.max(...v);
+    results[`${k}_first_MBps`] = v[0];
+  }
+  results.throughput_ratio = results.identity_MBps / results.raw_pipe_MBps;
   results.python_throughput_ratio = results.python_identity_MBps / results.raw_pipe_MBps;
-  await once('cat.sh');
-  results.exec_cat_MBps = await throughput('cat.sh');
   results.exec_throughput_ratio = results.exec_cat_MBps / results.raw_pipe_MBps;
 
   // A Python daemon's start: STOP_DAEMON, then START_DAEMON as the gateway sends it (the factory
@@ -187,11 +195,13 @@ if (process.env.BENCH_JSON) {
   console.log(`  … first ${N} after start    p50 ${f(results.invoke_early_p50_ms)}   p99 ${f(results.invoke_early_p99_ms)}   (JIT still warming up)`);
   console.log(`SBus PING round trip          p50 ${f(results.ping_p50_ms)}   p99 ${f(results.ping_p99_ms)}`);
   console.log(`  … one every 5 ms (idle between): invoke p50 ${f(results.invoke_idle_p50_ms)}  p99 ${f(results.invoke_idle_p99_ms)}   PING p50 ${f(results.ping_idle_p50_ms)}`);
-  console.log(`throughput, identity          ${results.identity_MBps.toFixed(0)} MB/s`);
-  console.log(`throughput, dd | cat | cat    ${results.raw_pipe_MBps.toFixed(0)} MB/s   (baseline, same run)`);
+  const first = (k) => `(first ${results[`${k}_first_MBps`].toFixed(0)})`;
+  console.log(`throughput, best of ${ROUNDS} rounds, interleaved:`);
+  console.log(`throughput, identity          ${results.identity_MBps.toFixed(0)} MB/s   ${first('identity')}`);
+  console.log(`throughput, dd | cat | cat    ${results.raw_pipe_MBps.toFixed(0)} MB/s   ${first('raw_pipe')}   (baseline, same run)`);
   console.log(`ratio                         ${(results.throughput_ratio * 100).toFixed(0)}%   target ≥ 70% ${ok(results.throughput_ratio >= 0.7)}`);
   console.log(`python warm invoke, 1 KiB     p50 ${f(results.python_invoke_p50_ms)}   p99 ${f(results.python_invoke_p99_ms)}   target p50 ≤ 1 ms ${ok(results.python_invoke_p50_ms <= 1)}`);
   console.log(`python daemon start           p50 ${f(results.python_daemon_start_p50_ms)}   max ${f(results.python_daemon_start_max_ms)}   target ≤ 100 ms ${ok(results.python_daemon_start_p50_ms <= 100)}`);
-  console.log(`throughput, python identity   ${results.python_identity_MBps.toFixed(0)} MB/s   ${(results.python_throughput_ratio * 100).toFixed(0)}%   target ≥ 70% ${ok(results.python_throughput_ratio >= 0.7)}`);
-  console.log(`throughput, exec cat          ${results.exec_cat_MBps.toFixed(0)} MB/s   ${(results.exec_throughput_ratio * 100).toFixed(0)}%   target ≥ 70% ${ok(results.exec_throughput_ratio >= 0.7)}`);
+  console.log(`throughput, python identity   ${results.python_identity_MBps.toFixed(0)} MB/s   ${first('python_identity')}   ${(results.python_throughput_ratio * 100).toFixed(0)}%   target ≥ 70% ${ok(results.python_throughput_ratio >= 0.7)}`);
+  console.log(`throughput, exec cat          ${results.exec_cat_MBps.toFixed(0)} MB/s   ${first('exec_cat')}   ${(results.exec_throughput_ratio * 100).toFixed(0)}%   target ≥ 70% ${ok(results.exec_throughput_ratio >= 0.7)}`);
 }

@@ -21,6 +21,7 @@ import { selectBackend } from './runtime/select-backend.js';
 import type { SandboxBackend } from './runtime/sandbox-backend.js';
 import { Sandbox } from './runtime/sandbox.js';
 import { ScopePaths } from './runtime/scope-paths.js';
+import { GATEWAY_KEPT_HEAP_BYTES, keepFreedHeap } from './util/keep-freed-heap.js';
 
 export interface InvokeRequest {
   scope: string;
@@ -87,6 +88,7 @@ export class Gateway {
   constructor(config: SandletConfig, opts: GatewayOptions = {}) {
     this.config = config;
     this.logger = opts.logger ?? createLogger(config.log_level);
+    keepFreedHeap(GATEWAY_KEPT_HEAP_BYTES);
     // `process` needs no probing; `auto` and `docker` are resolved by ready().
     this.backend = opts.backend ?? (config.backend === 'process' ? new ProcessBackend(this.logger) : undefined);
     this.store = openStore(config);

@@ -75,6 +75,11 @@ export interface NativeSbus {
   /** fstat's st_size. */
   fileSize(fd: number): number;
   close(fd: number): void;
+  /**
+   * glibc's M_TRIM_THRESHOLD and M_MMAP_THRESHOLD for the whole process (see util/keep-freed-heap.ts).
+   * Returns whether the C library took them: false off glibc.
+   */
+  keepFreedHeap(trimBytes: number, mmapBytes: number): boolean;
 }
 
 export interface ErrnoError extends Error {
