@@ -4,9 +4,9 @@
 // 4 and up (STORLET_EXTRA_INPUT_FDS, STORLET_EXTRA_INPUT_METADATA), and fd 3 for the output
 // metadata, which the program may write as a JSON object before its first output byte.
 //
-// The program's stdout reaches the output through this process (a relay in large chunks): its
-// metadata must be sent before the first output byte (the gateway reads nothing else until
-// then), and only here is that first byte seen. Each task runs in a process group of its own; a cancel, a timeout and the
+// The program's stdout reaches the output through this process: its metadata must be sent before
+// the first output byte (the gateway reads nothing else until then), and only here is that first
+// byte seen. The rest is moved by the addon's pump. Each task runs in a process group of its own; a cancel, a timeout and the
 // task's end kill the whole group.
 import { spawn, type StdioOptions } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
@@ -147,20 +147,38 @@ export class ExecRuntime implements StorletRuntime {
         return true;
       };
 
-      // The relay: the program's stdout to the output, pausing while the output is full. At the
-      // first output byte the metadata is settled; what fd 3 got in the same poll round is read
-      // first (setImmediate runs after every event of that round).
+      // The relay: the program's stdout to the output. At the first output byte the metadata is
+      // settled (what fd 3 got in the same poll round is read first: setImmediate runs after
+      // every event of that round); once that byte is out, the addon's pump moves the rest, with
+      // no JS per chunk (the relay through this process cost the agent about as much CPU as the
+      // program itself).
       let stdoutDone: () => void = () => {};
       const stdoutEnded = new Promise<void>((r) => (stdoutDone = r));
+      let pumpId: number | undefined;
+      const stopRelay = (): void => {
+        if (pumpId !== undefined) native.cancelPump(pumpId);
+        pumpId = undefined;
+        native.closeReader(reader);
+        stdoutDone();
+      };
       const relay = (chunk: Buffer): void => {
         if (!out.write(chunk)) {
           native.pauseReader(reader);
           out.once('drain', () => native.resumeReader(reader));
         }
       };
-      const stopRelay = (): void => {
-        native.closeReader(reader);
-        stdoutDone();
+      const handOff = (): void => {
+        try {
+          pumpId = native.pump(stdoutR, task.output, -1, 0, (err) => {
+            pumpId = undefined;
+            if (err !== null) killGroup(); // the output's reader went (EPIPE): nothing more can arrive
+            stdoutDone();
+          });
+        } catch {
+          native.resumeReader(reader); // no fd for the pump's dups: the relay goes on
+          return;
+        }
+        native.closeReader(reader); // the pump reads from its own dup
       };
       const reader = native.openReader(stdoutR, STDOUT_PIPE_BYTES, (err, chunk) => {
         if (!chunk) return stdoutDone();
@@ -173,8 +191,12 @@ export class ExecRuntime implements StorletRuntime {
             stopRelay();
             return;
           }
-          relay(chunk);
-          native.resumeReader(reader);
+          // Written (or failed: see out's 'error') before the pump may write after it.
+          out.write(chunk, (writeErr) => {
+            if (writeErr) return; // out's 'error' stops the relay
+            if (cancelled) stopRelay();
+            else handOff();
+          });
         });
       });
       native.resumeReader(reader);

@@ -31,6 +31,7 @@ const SCRIPTS: Record<string, string> = {
   'bad-meta-silent.sh': "#!/bin/sh\necho '[1]' >&3\n",
   'meta-silent.sh': `#!/bin/sh\necho '{"empty": "yes"}' >&3\n`,
   'big.sh': '#!/bin/sh\nhead -c 3000000 /dev/zero\n',
+  'endless.sh': '#!/bin/sh\necho $$ >&2\nexec yes\n',
 };
 
 beforeAll(async () => {
@@ -135,6 +136,30 @@ describe('exec storlets on the agent', () => {
     const r = await run('big.sh', {}, '');
     expect(r.output.length).toBe(3_000_000);
     expect(r.status.status).toBe(true);
+  });
+
+  it('kills the program when the output reader goes away mid-stream', async () => {
+    const log = path.join(dir, 'endless.log');
+    const logFd = fs.openSync(log, 'a');
+    const t = await startTask(path.join(dir, 'endless.sh'), {}, { logFd });
+    fs.closeSync(logFd);
+    t.input.end('');
+    const pid = await eventually(() => {
+      const found = fs.readFileSync(log, 'utf8').match(/INFO (\d+)/);
+      expect(found).not.toBeNull();
+      return Number(found![1]);
+    });
+    // Past the first chunk (at most 1 MiB, relayed by the agent itself): the rest comes by the pump.
+    const buf = Buffer.alloc(256 * 1024);
+    let got = 0;
+    while (got < 4 << 20) got += fs.readSync(t.outR, buf);
+    native.close(t.outR);
+    // Killed by the agent, or by the SIGPIPE of its stdout's reader going first: either way, stopped.
+    const status = JSON.parse(await readAll(t.stR)) as { status: boolean; message: string };
+    expect(status.status).toBe(false);
+    expect(status.message).toMatch(/^endless\.sh was killed by SIG(KILL|PIPE)/);
+    await eventually(() => expect(alive(pid)).toBe(false));
+    native.close(t.mdR);
   });
 
   it('CANCEL kills the whole process group, also a process that ignores SIGTERM', async () => {
