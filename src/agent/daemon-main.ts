@@ -6,7 +6,6 @@ import { StorletDaemon } from './daemon.js';
 import { createAgentLogger } from './log.js';
 import { parseMainSpec, resolveMainPath } from './main-spec.js';
 import { exitWithParent } from './parent-link.js';
-import { AGENT_KEPT_HEAP_BYTES, keepFreedHeap } from '../util/keep-freed-heap.js';
 
 export interface DaemonFlags {
   pipe?: string;
@@ -21,7 +20,6 @@ export interface DaemonFlags {
 export async function runDaemon(values: DaemonFlags): Promise<void> {
   const { pipe, storletPath, storletName, level, maxDatagramBytes, usage: USAGE } = values;
   if (!pipe || !storletPath || !storletName) throw new Error(`--pipe, --storlet-path and --storlet-name are required\n${USAGE}`);
-  keepFreedHeap(AGENT_KEPT_HEAP_BYTES);
   const logger = createAgentLogger(`sandlet-daemon:${storletName}`, level);
   let daemon: StorletDaemon;
   try {

@@ -3,7 +3,6 @@ import type { TaskWorker } from './task-thread.js';
 import { DaemonFactory } from './factory.js';
 import { createAgentLogger } from './log.js';
 import { exitWithParent } from './parent-link.js';
-import { AGENT_KEPT_HEAP_BYTES, keepFreedHeap } from '../util/keep-freed-heap.js';
 
 export function runFactory(opts: {
   pipe?: string;
@@ -12,7 +11,6 @@ export function runFactory(opts: {
   maxDatagramBytes?: number;
   spare: TaskWorker;
 }): void {
-  keepFreedHeap(AGENT_KEPT_HEAP_BYTES);
   const logger = createAgentLogger('sandlet-factory', opts.level);
   const factory = new DaemonFactory({ pipe: opts.pipe, connect: opts.connect, logger, logLevel: opts.level, maxDatagramBytes: opts.maxDatagramBytes, spare: opts.spare });
   factory.listen();
