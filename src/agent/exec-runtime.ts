@@ -6,8 +6,8 @@
 //
 // The program's stdout reaches the output through this process: its metadata must be sent before
 // the first output byte (the gateway reads nothing else until then), and only here is that first
-// byte seen. The rest is moved by the addon's pump. Each task runs in a process group of its own; a cancel, a timeout and the
-// task's end kill the whole group.
+// byte seen. The rest is moved by the addon's pump. Each task runs in a process group of its own;
+// a cancel, a timeout and the task's end kill the whole group.
 import { spawn, type StdioOptions } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { access } from 'node:fs/promises';
