@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -55,6 +56,22 @@ describe.skipIf(skipSwift)('sandlet serve --upstream (README: Storlets on Swift)
     expect(out).toContain(sample.toUpperCase());
     await sh(`swift upload data sample.txt -H 'X-Run-Storlet: uppercase.mjs' --ignore-checksum`);
     expect(await sh('swift download data sample.txt -o -')).toBe(sample.toUpperCase());
+  });
+
+  it('runs a storlet over segmented objects (SLO and DLO) that the swift CLI uploaded', async () => {
+    await sh(`swift upload storlet uppercase.mjs -H 'X-Object-Meta-Storlet-Language: js' -H 'X-Object-Meta-Storlet-Interface-Version: 1.0' -H 'X-Object-Meta-Storlet-Object-Metadata: no' -H 'X-Object-Meta-Storlet-Main: uppercase.mjs'`);
+    // 3 MiB and a bit, in 1 MiB segments: four segments, the last one short.
+    const text = Buffer.alloc(3 * 1024 * 1024 + 123);
+    for (let i = 0; i < text.length; i++) text[i] = 97 + (i % 26);
+    fs.writeFileSync(path.join(work.dir, 'big.txt'), text);
+    const md5 = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
+    const want = md5(text.toString('latin1').toUpperCase());
+    await sh(`swift upload data big.txt --use-slo --segment-size 1048576 --object-name slo.txt`);
+    await sh(`swift upload data big.txt --segment-size 1048576 --object-name dlo.txt`);
+    for (const name of ['slo.txt', 'dlo.txt']) {
+      expect(await sh(`swift download data ${name} -o - | md5sum`)).toContain(md5(text));
+      expect(await sh(`swift download data ${name} -o - --header 'X-Run-Storlet: uppercase.mjs' | md5sum`)).toContain(want);
+    }
   });
 
   it('stops on SIGTERM, leaving no listener behind', async () => {
