@@ -1,5 +1,5 @@
 // How much freed heap a process keeps for reuse rather than handing it back to the kernel at each
-// burst of frees (native/sbus.c, keepFreedHeap): the gateway sets it once, as it is made. Not the
+// burst of frees (native/sbus.c, keepFreedHeap): each gateway sets it as it is made. Not the
 // agent: kept per malloc arena (one per task thread, up to 16 here), 16 MiB each grew a soak's
 // agent by 88 MiB of a sandbox's 512 MiB, for a few percent of its CPU per GiB.
 import { native } from '../sbus/native.js';
@@ -14,16 +14,12 @@ export const GATEWAY_KEPT_HEAP_BYTES = 64 * 1024 * 1024;
 /** Larger allocations are mapped (and unmapped when freed) as glibc does by default. */
 const HEAP_ALLOCATION_MAX_BYTES = 4 * 1024 * 1024;
 
-let settled = false;
-
 /**
- * Applies `bytes` once per process: later calls change nothing. An operator's own malloc
- * settings (GLIBC_TUNABLES with glibc.malloc.*) win. Returns whether the setting took effect
- * (false off glibc).
+ * Sets glibc to keep `bytes` of freed heap, for the whole process (the same values each time it
+ * is called). An operator's own malloc settings (GLIBC_TUNABLES with glibc.malloc.*) win.
+ * Returns whether the setting took effect (false off glibc).
  */
-export function keepFreedHeap(bytes: number, env: NodeJS.ProcessEnv = process.env): boolean {
-  if (settled) return false;
-  settled = true;
-  if ((env.GLIBC_TUNABLES ?? '').includes('glibc.malloc.')) return false;
+export function keepFreedHeap(bytes: number): boolean {
+  if ((process.env.GLIBC_TUNABLES ?? '').includes('glibc.malloc.')) return false;
   return native.keepFreedHeap(bytes, HEAP_ALLOCATION_MAX_BYTES);
 }
