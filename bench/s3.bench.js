@@ -24,12 +24,11 @@ import { startFrontDoor } from '../dist/proxy/front-door.js';
 import { createAccessPoint } from '../dist/proxy/s3/access-points.js';
 import { createS3Key } from '../dist/proxy/s3/s3-keys.js';
 import { startSwift, SWIFT_USERS } from '../scripts/local-swift.mjs';
-import { startClientProcess } from './client-process-driver.js';
+import { startClientProcess, WARM_GETS } from './client-process-driver.js';
 
 // The SDK's notice that its 2027 releases need Node 22 (the lockfile pins one that runs on 20).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const N = Number(process.env.BENCH_N ?? 1000);
-const WARM = Number(process.env.BENCH_WARM ?? 2000);
 const BIG = Number(process.env.BENCH_BIG_MB ?? 1024) * 1024 * 1024;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
@@ -83,10 +82,7 @@ try {
       rates[name].push(BIG / (got.ms / 1e3) / 1e6);
     }
   }
-  // V8 is still optimizing sandlet's per-request code for the first thousand or two requests
-  // (node --trace-opt: 20 to 40 functions a second over the first 1,500): a gateway in service
-  // is past that, and the latency target is about it.
-  await client.series(targets('small'), WARM);
+  await client.series(targets('small'), WARM_GETS); // past V8's warm-up (client-process-driver.js)
   const series = await client.series(targets('small'), N);
   const times = Object.fromEntries(Object.keys(urls).map((name, k) => [name, series[k]]));
   const best = Object.fromEntries(Object.entries(rates).map(([name, v]) => [name, Math.max(...v)]));
@@ -99,7 +95,7 @@ try {
   if (process.env.BENCH_JSON) {
     process.stdout.write(`${JSON.stringify({ bigBytes: BIG, mbps: best, latency: lat })}\n`);
   } else {
-    console.log(`S3 access point (${gw.backendName} backend), ${(BIG / 2 ** 20).toFixed(0)} MiB GetObject x ${ROUNDS} (best), ${N} x 1 KiB GetObject after ${WARM} warm-up, interleaved`);
+    console.log(`S3 access point (${gw.backendName} backend), ${(BIG / 2 ** 20).toFixed(0)} MiB GetObject x ${ROUNDS} (best), ${N} x 1 KiB GetObject after ${WARM_GETS} warm-up, interleaved`);
     console.log(`  direct to the upstream s3api (baseline)  ${best.direct.toFixed(0)} MB/s   1 KiB p50 ${ms(lat.direct.p50)}  p99 ${ms(lat.direct.p99)}`);
     console.log(`  identity access point                    ${best['access point'].toFixed(0)} MB/s = ${pct.toFixed(0)} % (target ≥ 80 %)   p50 ${ms(lat['access point'].p50)} (+${ms(added)}, target ≤ 2 ms)  p99 ${ms(lat['access point'].p99)}`);
   }

@@ -18,10 +18,9 @@ import { resolveConfig } from '../dist/config.js';
 import { SAMPLES_DIR } from '../dist/package-root.js';
 import { startFrontDoor } from '../dist/proxy/front-door.js';
 import { startSwift, swiftToken, SWIFT_USERS } from '../scripts/local-swift.mjs';
-import { startClientProcess } from './client-process-driver.js';
+import { startClientProcess, WARM_GETS } from './client-process-driver.js';
 
 const N = Number(process.env.BENCH_N ?? 1000);
-const WARM = Number(process.env.BENCH_WARM ?? 2000);
 const BIG = Number(process.env.BENCH_BIG_MB ?? 1024) * 1024 * 1024;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
@@ -84,10 +83,7 @@ try {
       rates[name].push(BIG / (got.ms / 1e3) / 1e6);
     }
   }
-  // V8 is still optimizing sandlet's per-request code for the first thousand or two requests
-  // (node --trace-opt: 20 to 40 functions a second over the first 1,500): a gateway in service
-  // is past that, and the latency target is about it.
-  await client.series(targets('small'), WARM);
+  await client.series(targets('small'), WARM_GETS); // past V8's warm-up (client-process-driver.js)
   const series = await client.series(targets('small'), N);
   const times = Object.fromEntries(Object.keys(paths).map((name, k) => [name, series[k]]));
   const best = Object.fromEntries(Object.entries(rates).map(([k, v]) => [k, Math.max(...v)]));
@@ -100,7 +96,7 @@ try {
   if (process.env.BENCH_JSON) {
     process.stdout.write(`${JSON.stringify({ bigBytes: BIG, mbps: best, latency: lat })}\n`);
   } else {
-    console.log(`Swift front door (${gw.backendName} backend), ${(BIG / 2 ** 20).toFixed(0)} MiB GET x ${ROUNDS} (best), ${N} x 1 KiB GET after ${WARM} warm-up, interleaved`);
+    console.log(`Swift front door (${gw.backendName} backend), ${(BIG / 2 ** 20).toFixed(0)} MiB GET x ${ROUNDS} (best), ${N} x 1 KiB GET after ${WARM_GETS} warm-up, interleaved`);
     console.log(`  direct to Swift (baseline)  ${best.direct.toFixed(0)} MB/s   1 KiB p50 ${ms(lat.direct.p50)}  p99 ${ms(lat.direct.p99)}`);
     console.log(`  sandlet passthrough         ${best.passthrough.toFixed(0)} MB/s = ${pct('passthrough').toFixed(0)} % (target ≥ 90 %)   p50 ${ms(lat.passthrough.p50)} (+${ms(added('passthrough'))}, target ≤ 1 ms)  p99 ${ms(lat.passthrough.p99)}`);
     console.log(`  identity storlet            ${best.identity.toFixed(0)} MB/s = ${pct('identity').toFixed(0)} % (target ≥ 80 %)   p50 ${ms(lat.identity.p50)} (+${ms(added('identity'))}, target ≤ 2 ms)  p99 ${ms(lat.identity.p99)}`);
