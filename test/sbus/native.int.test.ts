@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -145,6 +146,31 @@ describe('native addon', () => {
     expect(events).toEqual(['abcd', 'ef', 'end:null:closed']);
     native.closeReader(reader); // after the end: a no-op
     native.cancelRead(reader); // an id of another kind of op, long over: a no-op too
+  });
+
+  it('openReader chunks keep their own bytes while later reads go on: 5 MiB kept whole read back as written', async () => {
+    const [r, w] = native.pipe();
+    const data = crypto.randomBytes(5 * 1024 * 1024 + 123); // crosses slabs and ends mid-slab
+    const chunks: Buffer[] = [];
+    const ended = new Promise<string | null>((resolve) => {
+      const reader = native.openReader(r, 64 * 1024, (code, chunk) => {
+        if (chunk) chunks.push(chunk); // kept, not consumed: a later read must not touch it
+        else resolve(code);
+      });
+      native.resumeReader(reader);
+    });
+    for (let off = 0; off < data.length; ) {
+      try {
+        off += native.tryWrite(w, data.subarray(off, off + 256 * 1024));
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'EAGAIN') throw err;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    native.close(w);
+    expect(await ended).toBeNull();
+    expect(chunks.every((c) => c.length <= 64 * 1024)).toBe(true);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
   });
 
   it('closeReader() stops the reads and closes the fd; nothing is called after', async () => {
