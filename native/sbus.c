@@ -790,7 +790,6 @@ typedef struct {
   const char *error_code;  // static strings only (errno names)
   char *buf;
   size_t len;  // bytes in buf that a read to EOF delivers
-  napi_ref slab;  // a stream's current slab (see stream_t), released with the op
 } op_t;
 
 
@@ -912,7 +911,6 @@ static void call_op(napi_env env, napi_ref callback, const char *error_code, con
 static void on_op_closed(uv_handle_t *handle) {
   op_t *op = (op_t *)handle->data;
   close(op->fd);
-  if (op->slab != NULL) napi_delete_reference(op->env, op->slab);
   free(op->buf);
   free(op);
 }
@@ -936,7 +934,6 @@ static void on_op_finished(uv_handle_t *handle) {
   int with_data = op->kind == OP_READ_TO_END && op->error_code == NULL;
   call_op(env, op->callback, op->error_code, with_data ? op->buf : NULL, op->len);
   napi_delete_reference(env, op->callback);
-  if (op->slab != NULL) napi_delete_reference(env, op->slab);
   free(op->buf);
   free(op);
 }
@@ -1097,72 +1094,13 @@ static void *alloc_with_buffer(napi_env env, size_t size, size_t buf_bytes, char
 
 // A pipe read as a stream: the output object on the gateway's side, without a net.Socket (and
 // its two stream states, handle wrap and listeners) per invocation. Owns the fd.
-// callback(null, slab, offset, n) per read (the bytes are slab[offset, offset + n)), then
-// callback(null, null) at EOF or callback(errnoName, null) on an error, each delivered only once
-// the fd is closed; after closeReader() from JS, nothing.
-// Reads land in slabs, each one Buffer that its chunks are views of: for a long output, one
-// ArrayBuffer per sixteen 64 KiB chunks, and no copy. (A Buffer per chunk made V8's concurrent
-// sweeping of array buffers fall behind a 1 GB/s stream on two busy cores; the external memory it
-// had yet to free then started a full GC every 30-40 ms, doubling the gateway's CPU.) The first
-// slab is small and each next one twice as large, so a small output costs no more than before.
-#define STREAM_SLAB_FIRST (16 * 1024)
-#define STREAM_SLAB_MAX (1024 * 1024)
-
+// callback(null, chunk) per read, then callback(null, null) at EOF or callback(errnoName, null)
+// on an error, each delivered only once the fd is closed; after closeReader() from JS, nothing.
 typedef struct {
   op_t op;
   int polling;
   size_t chunk;
-  char *slab_data;
-  size_t slab_size;
-  size_t slab_used;
 } stream_t;
-
-// Bytes the next read may take, in a new slab when the current one is (nearly) full; 0 with
-// ENOMEM when no slab could be made.
-static size_t stream_slab_room(stream_t *s) {
-  size_t room = s->slab_size - s->slab_used;
-  size_t least = s->chunk < STREAM_SLAB_FIRST ? s->chunk : STREAM_SLAB_FIRST;
-  if (s->op.slab == NULL || room < least) {
-    size_t size = s->op.slab == NULL ? STREAM_SLAB_FIRST : s->slab_size * 2;
-    if (size > STREAM_SLAB_MAX) size = STREAM_SLAB_MAX;
-    napi_env env = s->op.env;
-    napi_handle_scope scope;
-    if (napi_open_handle_scope(env, &scope) != napi_ok) return 0;
-    napi_value buf;
-    void *data = NULL;
-    napi_ref ref = NULL;
-    int ok = napi_create_buffer(env, size, &data, &buf) == napi_ok && napi_create_reference(env, buf, 1, &ref) == napi_ok;
-    napi_close_handle_scope(env, scope);
-    if (!ok) return 0;
-    if (s->op.slab != NULL) napi_delete_reference(env, s->op.slab);  // its chunks keep it while they live
-    s->op.slab = ref;
-    s->slab_data = data;
-    s->slab_size = size;
-    s->slab_used = 0;
-    room = size;
-  }
-  return room < s->chunk ? room : s->chunk;
-}
-
-static void call_stream(stream_t *s, size_t offset, size_t n) {
-  napi_env env = s->op.env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value argv[4];
-  napi_get_null(env, &argv[0]);
-  napi_get_reference_value(env, s->op.slab, &argv[1]);
-  napi_create_uint32(env, (uint32_t)offset, &argv[2]);
-  napi_create_uint32(env, (uint32_t)n, &argv[3]);
-  napi_value cb, recv, result;
-  napi_get_reference_value(env, s->op.callback, &cb);
-  napi_get_global(env, &recv);
-  if (napi_make_callback(env, registry(env)->async, recv, cb, 4, argv, &result) == napi_pending_exception) {
-    napi_value exc;
-    napi_get_and_clear_last_exception(env, &exc);
-    napi_fatal_exception(env, exc);
-  }
-  napi_close_handle_scope(env, scope);
-}
 
 static void on_stream_event(uv_poll_t *handle, int status, int events) {
   stream_t *s = (stream_t *)handle->data;
@@ -1170,16 +1108,9 @@ static void on_stream_event(uv_poll_t *handle, int status, int events) {
   (void)events;
   // A bounded number of reads per wake-up, so one fast writer cannot starve the loop.
   for (int round = 0; round < 16 && s->polling && !s->op.ended; round++) {
-    size_t room = stream_slab_room(s);
-    if (room == 0) {
-      op_finish(&s->op, "ENOMEM");
-      return;
-    }
-    ssize_t n = read(s->op.fd, s->slab_data + s->slab_used, room);
+    ssize_t n = read(s->op.fd, s->op.buf, s->chunk);
     if (n > 0) {
-      size_t offset = s->slab_used;
-      s->slab_used += (size_t)n;
-      call_stream(s, offset, (size_t)n);  // may pause or close it
+      call_op(s->op.env, s->op.callback, NULL, s->op.buf, (size_t)n);  // may pause or close it
       continue;
     }
     if (!op_read_again(&s->op, n)) return;
@@ -1223,9 +1154,9 @@ static napi_value OpenReader(napi_env env, napi_callback_info info) {
   const char *usage = "openReader(fd, chunkBytes, callback): bad arguments";
   if (!get_poll_args(env, info, usage, 0, &fd, &chunk, &callback)) return NULL;
   char *buf;
-  stream_t *s = alloc_with_buffer(env, sizeof *s, 1, &buf);  // reads go to slabs, not buf
+  stream_t *s = alloc_with_buffer(env, sizeof *s, chunk, &buf);
   if (s == NULL) return NULL;
-  s->chunk = chunk < STREAM_SLAB_MAX ? chunk : STREAM_SLAB_MAX;
+  s->chunk = chunk;
   s->op.buf = buf;
   napi_value id;
   s->op.kind = OP_STREAM;

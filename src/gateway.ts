@@ -22,6 +22,7 @@ import type { SandboxBackend } from './runtime/sandbox-backend.js';
 import { Sandbox } from './runtime/sandbox.js';
 import { ScopePaths } from './runtime/scope-paths.js';
 import { GATEWAY_KEPT_HEAP_BYTES, keepFreedHeap } from './util/keep-freed-heap.js';
+import { sweepArrayBuffersInline } from './util/sweep-array-buffers-inline.js';
 
 export interface InvokeRequest {
   scope: string;
@@ -89,6 +90,7 @@ export class Gateway {
     this.config = config;
     this.logger = opts.logger ?? createLogger(config.log_level);
     keepFreedHeap(GATEWAY_KEPT_HEAP_BYTES);
+    sweepArrayBuffersInline();
     // `process` needs no probing; `auto` and `docker` are resolved by ready().
     this.backend = opts.backend ?? (config.backend === 'process' ? new ProcessBackend(this.logger) : undefined);
     this.store = openStore(config);

@@ -93,19 +93,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const addonPath =
   process.env.SANDLET_NATIVE_ADDON ?? path.resolve(here, '..', '..', 'build', 'Release', 'sandlet_sbus.node');
 
-/** The addon's openReader calls back with (null, slab, offset, n): its reads land in shared slabs. */
-type RawOpenReader = (fd: number, chunkBytes: number, onData: (error: string | null, slab: Buffer | null, offset: number, n: number) => void) => number;
-
 function load(): NativeSbus {
   try {
-    const addon = createRequire(import.meta.url)(addonPath) as NativeSbus;
-    const openReader = addon.openReader as unknown as RawOpenReader;
-    return {
-      ...addon, // the addon's own properties are read-only
-      // A chunk is a view of its slab (no copy): it keeps the slab alive while it lives.
-      openReader: (fd, chunkBytes, onData) =>
-        openReader(fd, chunkBytes, (error, slab, offset, n) => onData(error, slab === null ? null : Buffer.from(slab.buffer, slab.byteOffset + offset, n))),
-    };
+    return createRequire(import.meta.url)(addonPath) as NativeSbus;
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw new Error(
