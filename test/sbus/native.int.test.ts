@@ -150,7 +150,7 @@ describe('native addon', () => {
 
   it('openReader chunks keep their own bytes while later reads go on: 5 MiB kept whole read back as written', async () => {
     const [r, w] = native.pipe();
-    const data = crypto.randomBytes(5 * 1024 * 1024 + 123); // crosses slabs and ends mid-slab
+    const data = crypto.randomBytes(5 * 1024 * 1024 + 123); // many full reads, the last one short
     const chunks: Buffer[] = [];
     const ended = new Promise<string | null>((resolve) => {
       const reader = native.openReader(r, 64 * 1024, (code, chunk) => {
