@@ -10,6 +10,34 @@ import { fileURLToPath } from 'node:url';
  */
 export const WARM_GETS = Number(process.env.BENCH_WARM ?? 2000);
 
+/**
+ * Timed large GETs per path (env BENCH_ROUNDS), interleaved; the best of each is compared. The
+ * rate of Swift's own GET moves ±10 % from one GET to the next on a VM whose cores Swift, the
+ * client and sandlet share, so every path gets the same number of tries.
+ */
+export const BIG_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+
+/**
+ * The best rate (MB/s) of each path over BIG_ROUNDS interleaved rounds of one GET per path, after
+ * one untimed GET per path: the first GET of a freshly written 1 GiB object ran at about half
+ * speed (250-285 MB/s) whichever path came first, and only that path would pay for it. (Swift's
+ * object server drops objects over 5 MiB from the page cache as it writes and reads them, so every
+ * GET reads the disk; on this VM only the first read is slow.) `paths`: name → { url, headers }.
+ */
+export async function bestRates(client, paths, bytes) {
+  const once = async (name, { url, headers }) => {
+    const got = await client.get(url, headers);
+    if (got.bytes !== bytes) throw new Error(`${name}: got ${got.bytes} bytes of ${bytes} (status ${got.status})`);
+    return bytes / (got.ms / 1e3) / 1e6;
+  };
+  for (const [name, p] of Object.entries(paths)) await once(name, p);
+  const rates = Object.fromEntries(Object.keys(paths).map((name) => [name, []]));
+  for (let r = 0; r < BIG_ROUNDS; r++) {
+    for (const [name, p] of Object.entries(paths)) rates[name].push(await once(name, p));
+  }
+  return Object.fromEntries(Object.entries(rates).map(([name, v]) => [name, Math.max(...v)]));
+}
+
 export function startClientProcess() {
   const child = fork(fileURLToPath(new URL('./client-process.js', import.meta.url)), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   let next = 0;
