@@ -59,7 +59,7 @@ const MIN_READ_BYTES = 64 * 1024;
 
 /**
  * A pipe read by a socket into slices of a slab (no copy), rather than into Node's 64 KiB
- * buffers: one read takes all that the pipe holds, so the gateway's batches (256 KiB) reach the
+ * buffers: one read takes all that the pipe holds, so the gateway's batches (up to 1 MiB) reach the
  * storlet as one chunk, not four, and each chunk costs the storlet one turn of its loop.
  */
 class PipeReadable extends Readable {
