@@ -1250,7 +1250,7 @@ static napi_value Unwatch(napi_env env, napi_callback_info info) {
 #define PUMP_BATCH_MS 20
 
 typedef struct {
-  op_t op;          // op.poll and op.fd: the source; op.buf: the buffer of the plain loop (made when first needed)
+  op_t op;          // op.poll and op.fd: the source; op.buf: the plain loop's buffer, made when needed
   uv_poll_t out;    // the destination
   int out_fd;
   uv_timer_t idle;
@@ -1315,8 +1315,8 @@ static void on_pump_handle_closed(uv_handle_t *handle) {
   free(p);
 }
 
-// Sets the source's low-water mark (PUMP_BATCH); 1 (the default) when batching is over. The socket outlives
-// the pump (the caller's fd), so the default is back before it ends.
+// Sets the source's low-water mark (PUMP_BATCH); 1 (the default) when batching is over. The
+// socket outlives the pump (the caller's fd), so the default is back before it ends.
 static void pump_set_lowat(pump_t *p, int64_t bytes) {
   int v = bytes > 1 ? (int)bytes : 1;
   if (v == p->lowat || (v == 1 && p->lowat == 0)) return;
