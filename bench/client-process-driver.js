@@ -21,8 +21,9 @@ export const BIG_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
  * The best rate (MB/s) of each path over BIG_ROUNDS interleaved rounds of one GET per path, after
  * one untimed GET per path: the first GET of a freshly written 1 GiB object ran at about half
  * speed (250-285 MB/s) whichever path came first, and only that path would pay for it. (Swift's
- * object server drops objects over 5 MiB from the page cache as it writes and reads them, so every
- * GET reads the disk; on this VM only the first read is slow.) `paths`: name → { url, headers }.
+ * object server drops objects over 5 MiB from the page cache as it writes and reads them, so
+ * every GET reads the disk; on the VMs measured, only the first read was slow.)
+ * `paths`: name → { url, headers }.
  */
 export async function bestRates(client, paths, bytes) {
   const once = async (name, { url, headers }) => {
