@@ -188,7 +188,7 @@ describe('native.pump', () => {
     const body = randomBytes(3 * 1024 * 1024);
     const pumped = pump(conn.fd, w, body.length, 10_000);
     // A fast part, then a trickle far below the batch size: each bit must come through while
-    // the sender waits (a batch held until 256 KiB would never come).
+    // the sender waits (a batch held until a whole one (1 MiB) came would never end).
     server.write(body.subarray(0, 1024 * 1024));
     await expect.poll(() => gotBytes, { timeout: 10_000 }).toBe(1024 * 1024);
     for (let at = 1024 * 1024; at < 1024 * 1024 + 300; at += 100) {
