@@ -1255,7 +1255,6 @@ typedef struct {
   int out_fd;
   uv_timer_t idle;
   uint64_t idle_ms;
-  size_t cap;
   size_t off;       // op.buf[off, op.len) is still to be written
   int64_t left;     // bytes still to read; -1: until EOF
   uint64_t moved;   // bytes read (and written, once the pump ended well)
@@ -1435,9 +1434,9 @@ static void pump_run(pump_t *p) {
       pump_done(p);
       return;
     }
-    size_t want = p->left < 0 || (uint64_t)p->left > p->cap ? p->cap : (size_t)p->left;
+    size_t want = p->left < 0 || p->left > PUMP_BATCH ? PUMP_BATCH : (size_t)p->left;
     size_t head = p->chunked ? PUMP_CHUNK_HEAD : 0;
-    if (p->sp_w < 0 && p->op.buf == NULL && (p->op.buf = malloc(head + p->cap + (p->chunked ? 2 : 0))) == NULL) {
+    if (p->sp_w < 0 && p->op.buf == NULL && (p->op.buf = malloc(head + PUMP_BATCH + (p->chunked ? 2 : 0))) == NULL) {
       pump_end(p, "ENOMEM");
       return;
     }
@@ -1551,7 +1550,6 @@ static napi_value Pump(napi_env env, napi_callback_info info) {
   }
   bool chunked = false;
   if (argc >= 6) napi_get_value_bool(env, argv[5], &chunked);
-  const size_t cap = PUMP_BATCH;
   pump_t *p = calloc(1, sizeof *p);
   if (p == NULL) {
     napi_throw_error(env, "ENOMEM", "out of memory");
@@ -1594,7 +1592,7 @@ static napi_value Pump(napi_env env, napi_callback_info info) {
   if (pipe2(sp, O_NONBLOCK | O_CLOEXEC) == 0) {
     p->sp_r = sp[0];
     p->sp_w = sp[1];
-    (void)fcntl(sp[1], F_SETPIPE_SZ, (int)cap);
+    (void)fcntl(sp[1], F_SETPIPE_SZ, PUMP_BATCH);
   }
   uv_timer_init(loop, &p->idle);
   p->op.poll.data = p;
@@ -1604,7 +1602,6 @@ static napi_value Pump(napi_env env, napi_callback_info info) {
   p->op.fd = in;
   p->op.kind = OP_PUMP;
   p->out_fd = out;
-  p->cap = cap;
   p->chunked = chunked;
   p->left = bytes;
   p->idle_ms = (uint64_t)idle_ms;

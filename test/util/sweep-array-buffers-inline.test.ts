@@ -14,6 +14,8 @@ describe('sweepArrayBuffersInline', () => {
   });
 
   it('sets the flag on the V8 of Node 20 and 22', () => {
-    expect(sweepArrayBuffersInline()).toBe(/^1[12]\./.test(process.versions.v8));
+    // Said in Node's terms, not by the module's own V8 pattern.
+    const major = Number(process.versions.node.split('.')[0]);
+    expect(sweepArrayBuffersInline()).toBe(major === 20 || major === 22);
   });
 });
